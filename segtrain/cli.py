@@ -1,0 +1,192 @@
+"""The Hydra app behind ``python train.py``: config -> objects -> trainer. The only module importing hydra."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import traceback
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+from segtrain.data import build_dataset
+from segtrain.engine import Trainer, TrainerConfig
+from segtrain.engine.records import write_json
+from segtrain.losses import build_loss
+from segtrain.metrics import SegMetrics
+from segtrain.models import build_model
+from segtrain.optim import build_optimizer, build_scheduler
+
+log = logging.getLogger("segtrain")
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = PROJECT_ROOT / "configs"
+
+
+def _default_data_dir() -> str:
+    """``<repo>/../shared/data`` where that exists (the real data sets beside a checkout), else ``<repo>/data``."""
+    shared = PROJECT_ROOT.parent / "shared" / "data"
+    return str(shared if shared.is_dir() else PROJECT_ROOT / "data")
+
+
+for _name, _fn in {"project_root": lambda: str(PROJECT_ROOT), "default_data_dir": _default_data_dir}.items():
+    if not OmegaConf.has_resolver(_name):
+        OmegaConf.register_new_resolver(_name, _fn)
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def _seed_worker(worker_id: int) -> None:
+    # torch seeds each worker from the loader's generator; NumPy and random follow it deterministically.
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def build_loaders(cfg: DictConfig) -> tuple[DataLoader, DataLoader]:
+    ds_cfg = _plain(cfg.dataset)
+    loader = ds_cfg.pop("loader", {}) or {}
+    name = ds_cfg.pop("name")
+    train_set = build_dataset(name, split="train", **ds_cfg)
+    val_set = build_dataset(name, split="val", **ds_cfg)
+    for split, ds in (("train", train_set), ("val", val_set)):
+        if len(ds) == 0:
+            raise ValueError(f"dataset '{name}' split '{split}' is empty")
+    batch_size = int(loader.get("batch_size", 8))
+    workers = int(loader.get("num_workers", 0))
+    cuda = torch.cuda.is_available() and cfg.trainer.device != "cpu"
+    common = {
+        "num_workers": workers,
+        "pin_memory": bool(loader.get("pin_memory", cuda)) and cuda,
+        "persistent_workers": bool(loader.get("persistent_workers", workers > 0)) and workers > 0,
+        "worker_init_fn": _seed_worker,
+    }
+    generator = torch.Generator().manual_seed(int(cfg.seed))
+    train = DataLoader(
+        train_set,
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=len(train_set) > batch_size,
+        generator=generator,
+        **common,
+    )
+    val = DataLoader(val_set, batch_size=int(loader.get("val_batch_size", batch_size)), shuffle=False, **common)
+    return train, val
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Cross-group consistency that no single group can check."""
+    ds, model = cfg.dataset, cfg.model
+    if int(model.classes) != int(ds.num_classes):
+        raise ValueError(
+            f"model.classes={model.classes} but dataset '{ds.name}' has num_classes={ds.num_classes} "
+            f"({'binary: one sigmoid output' if ds.mode == 'binary' else list(ds.class_names or [])}); "
+            "leave model.classes at ${dataset.num_classes} or make them equal"
+        )
+    if int(model.in_channels) != int(ds.in_channels):
+        raise ValueError(f"model.in_channels={model.in_channels} but dataset.in_channels={ds.in_channels}")
+    if cfg.loss.get("mode") not in (None, ds.mode):
+        raise ValueError(f"loss.mode={cfg.loss.mode} but dataset.mode={ds.mode}; they must agree")
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Build everything from ``cfg`` and train; returns the metrics.json content."""
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    check_config(cfg)
+    tcfg = _trainer_config(cfg)
+    seed_everything(int(cfg.seed), tcfg.deterministic)
+    train_loader, val_loader = build_loaders(cfg)
+    ds = train_loader.dataset
+    model_cfg = _plain(cfg.model)
+    model = build_model(model_cfg.pop("name"), **model_cfg)
+    loss_cfg = _plain(cfg.loss)
+    loss_fn = build_loss(**loss_cfg)
+    opt_cfg = _plain(cfg.optimizer)
+    optimizer = build_optimizer(opt_cfg.pop("name"), model.parameters(), **opt_cfg)
+    sched_cfg = _plain(cfg.scheduler)
+    sched_name = sched_cfg.pop("name")
+    metrics = SegMetrics(ds.num_classes, ds.mode, ds.ignore_index, ds.class_names)
+    run_info = {
+        "loss": cfg.loss.name,
+        "model": cfg.model.name,
+        "encoder": cfg.model.get("encoder_name"),
+        "dataset": cfg.dataset.name,
+        "seed": int(cfg.seed),
+    }
+    trainer = Trainer(
+        tcfg,
+        model,
+        loss_fn,
+        optimizer,
+        lambda opt, total: build_scheduler(sched_name, opt, total, **sched_cfg),
+        train_loader,
+        val_loader,
+        metrics,
+        run_dir,
+        run_info,
+        config_dict=OmegaConf.to_container(cfg, resolve=True),
+        tensorboard=bool(cfg.logger.get("tensorboard", True)),
+    )
+    return trainer.fit()
+
+
+def _trainer_config(cfg: DictConfig) -> TrainerConfig:
+    values = _plain(cfg.trainer)
+    try:
+        return TrainerConfig(**values)
+    except TypeError as err:
+        fields = list(TrainerConfig.__dataclass_fields__)
+        raise TypeError(f"bad trainer config ({err}); accepted keys: {', '.join(fields)}") from err
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Entry point; returns the best monitored value so Hydra sweepers (Optuna) can optimise it."""
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        result = train(cfg)
+    except Exception as err:
+        write_json(
+            run_dir / "metrics.json",
+            {
+                "status": "failed",
+                "error": f"{type(err).__name__}: {err}".splitlines()[0][:500],
+                "loss": cfg.loss.get("name"),
+                "model": cfg.model.get("name"),
+                "dataset": cfg.dataset.get("name"),
+                "seed": cfg.get("seed"),
+                "traceback": traceback.format_exc(limit=8),
+            },
+        )
+        raise
+    best = result.get("best", {}).get(cfg.trainer.monitor)
+    log.info(
+        "best %s = %s at epoch %s; run directory %s",
+        cfg.trainer.monitor,
+        best,
+        result.get("best", {}).get("epoch"),
+        run_dir,
+    )
+    return best
+
+
+if __name__ == "__main__":
+    main()

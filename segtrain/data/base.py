@@ -1,0 +1,56 @@
+"""The common part of every data set: its class description, checked once at construction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch.utils.data import Dataset
+
+from segtrain.registry import Registry
+
+DATASETS = Registry("dataset")
+MODES = ("multiclass", "binary", "multilabel")
+
+
+class SegDataset(Dataset):
+    """Base class: holds and validates ``mode``, ``num_classes``, ``class_names``, ``ignore_index``.
+
+    ``num_classes`` is the number of model output channels: 1 in binary mode (the foreground), C in
+    multiclass (background included) and multilabel modes. ``class_names`` has one name per channel.
+    """
+
+    def __init__(
+        self,
+        split: str,
+        mode: str,
+        num_classes: int,
+        class_names: Sequence[str] | None,
+        ignore_index: int | None,
+        in_channels: int,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"dataset.mode must be one of {MODES}, got {mode!r}")
+        if mode == "binary" and num_classes != 1:
+            raise ValueError(
+                f"dataset.mode=binary expects dataset.num_classes=1 (one sigmoid output), got {num_classes}"
+            )
+        if mode != "binary" and num_classes < 2 and mode == "multiclass":
+            raise ValueError(f"dataset.mode=multiclass expects dataset.num_classes >= 2, got {num_classes}")
+        if class_names is None:
+            class_names = [f"class_{i}" for i in range(num_classes)]
+        class_names = [str(c) for c in class_names]
+        if len(class_names) != num_classes:
+            raise ValueError(
+                f"dataset.class_names has {len(class_names)} names {class_names} but "
+                f"dataset.num_classes={num_classes}; give one name per model output channel"
+            )
+        if mode == "multilabel" and ignore_index is not None:
+            raise ValueError("dataset.ignore_index applies to multiclass and binary modes; set it to null")
+        if in_channels not in (1, 3) and not isinstance(in_channels, int):
+            raise ValueError(f"dataset.in_channels must be an int, got {in_channels!r}")
+        self.split = split
+        self.mode = mode
+        self.num_classes = int(num_classes)
+        self.class_names = class_names
+        self.ignore_index = ignore_index
+        self.in_channels = int(in_channels)

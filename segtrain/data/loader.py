@@ -1,0 +1,46 @@
+"""DataLoader construction with the data set config's loader settings and per-worker seeding."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from segtrain.data.transforms import seed_worker
+
+
+def build_loader(
+    dataset: Dataset,
+    batch_size: int,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+    persistent_workers: bool = False,
+    shuffle: bool = False,
+    drop_last: bool = False,
+    seed: int = 0,
+    prefetch_factor: int | None = None,
+) -> DataLoader:
+    """A DataLoader seeded by ``seed`` (shuffle order and each worker's augmentations).
+
+    ``pin_memory`` only takes effect when CUDA is available; ``persistent_workers`` and
+    ``prefetch_factor`` only with ``num_workers > 0`` (torch refuses them otherwise).
+    """
+    if batch_size < 1:
+        raise ValueError(f"dataset.loader.batch_size must be >= 1, got {batch_size}")
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    extra = {}
+    if num_workers > 0:
+        extra["persistent_workers"] = persistent_workers
+        if prefetch_factor is not None:
+            extra["prefetch_factor"] = prefetch_factor
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_last=drop_last,
+        num_workers=num_workers,
+        pin_memory=pin_memory and torch.cuda.is_available(),
+        worker_init_fn=seed_worker,
+        generator=generator,
+        **extra,
+    )

@@ -1,0 +1,139 @@
+"""albumentations 2.x pipelines declared in config, and deterministic per-worker seeding.
+
+A pipeline is a list of ``{name: <albumentations class>, **kwargs}``, applied jointly to image and mask.
+Masks are always resampled with nearest-neighbour interpolation (a linear blend of class 3 and class 5
+is not class 4), and the area a geometric transform adds (padding, rotation corners) is filled with
+the mask's void value (``ignore_index`` when the data set has one) unless ``fill_mask`` is given.
+Normalisation is not part of the pipeline: the data set scales by the image's bit depth and applies
+``normalize: {mean, std}`` afterwards, so 8- and 16-bit images share one pipeline.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+
+_NEAREST = (cv2.INTER_NEAREST, cv2.INTER_NEAREST_EXACT)
+# Transforms that would give a mask wrong values or a pipeline a different meaning.
+_REFUSED = {
+    "Normalize": "normalisation is configured under dataset.normalize: {mean, std}, not in the pipeline",
+    "ToTensorV2": "the data set converts to tensors itself",
+}
+
+
+def _transform_names() -> list[str]:
+    return sorted(
+        n for n, obj in vars(A).items() if inspect.isclass(obj) and issubclass(obj, A.BasicTransform)
+    )
+
+
+def _build_one(entry: Mapping[str, Any], mask_fill: float | None, index: int) -> A.BasicTransform:
+    if not isinstance(entry, Mapping) or "name" not in entry:
+        raise ValueError(
+            f"augment entry {index} is {entry!r}; expected a mapping with a 'name' key, e.g. "
+            "{name: HorizontalFlip, p: 0.5}"
+        )
+    kwargs = dict(entry)
+    name = kwargs.pop("name")
+    if name in _REFUSED:
+        raise ValueError(f"augment entry {index} ({name}) is not allowed: {_REFUSED[name]}.")
+    if name in ("Compose", "OneOf", "SomeOf", "Sequential", "OneOrOther"):
+        children = kwargs.pop("transforms", None)
+        if not isinstance(children, Sequence):
+            raise ValueError(f"augment entry {index} ({name}) needs a 'transforms' list.")
+        built = [_build_one(c, mask_fill, index) for c in children]
+        return getattr(A, name)(built, **kwargs)
+    cls = getattr(A, str(name), None)
+    if not (inspect.isclass(cls) and issubclass(cls, A.BasicTransform)):
+        close = difflib.get_close_matches(str(name), _transform_names(), n=4, cutoff=0.5)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(
+            f"augment entry {index}: unknown albumentations transform {name!r}.{hint} "
+            "Names are albumentations 2.x class names (e.g. RandomCrop, HorizontalFlip, PadIfNeeded)."
+        )
+    params = inspect.signature(cls).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(kwargs) - set(params))
+        if unknown:
+            raise ValueError(
+                f"augment entry {index} ({name}) got unknown argument(s) {unknown}; albumentations 2.x "
+                f"{name} accepts: {', '.join(p for p in params if p != 'self')}"
+            )
+    interp = kwargs.get("mask_interpolation")
+    if interp is not None and interp not in _NEAREST:
+        raise ValueError(
+            f"augment entry {index} ({name}) sets mask_interpolation={interp}; masks hold class indices "
+            "and must use nearest-neighbour interpolation (0)."
+        )
+    if "fill_mask" in params and "fill_mask" not in kwargs and mask_fill is not None:
+        kwargs["fill_mask"] = mask_fill
+    if "size" in kwargs and isinstance(kwargs["size"], list):
+        kwargs["size"] = tuple(kwargs["size"])
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"augment entry {index} ({name}) with arguments {kwargs}: {exc}") from exc
+
+
+def build_transforms(
+    spec: Sequence[Mapping[str, Any]] | None, mask_fill: float | None = 0, seed: int | None = None
+) -> A.Compose:
+    """Build an ``A.Compose`` from a list of ``{name, **kwargs}``; ``None`` or ``[]`` is the identity.
+
+    ``mask_fill`` is the mask value for pixels a transform invents (padding, rotated-in corners), used
+    where an entry sets no ``fill_mask``. Masks always use nearest-neighbour interpolation.
+    """
+    if spec is None:
+        spec = []
+    if isinstance(spec, Mapping) or isinstance(spec, str):
+        raise ValueError(
+            f"augment pipeline must be a list of {{name: ..., **kwargs}} entries, got {type(spec).__name__}"
+        )
+    transforms = [_build_one(entry, mask_fill, i) for i, entry in enumerate(spec)]
+    if seed is None:
+        seed = int(torch.initial_seed() % 2**32)
+    return A.Compose(transforms, mask_interpolation=cv2.INTER_NEAREST, seed=seed)
+
+
+def pipeline_for_split(augment: Mapping[str, Any] | None, split: str) -> list[Mapping[str, Any]]:
+    """Pick the pipeline of ``split`` from ``{train: [...], val: [...]}``; ``test`` falls back to ``val``."""
+    if augment is None:
+        return []
+    if not isinstance(augment, Mapping):
+        raise ValueError(
+            f"dataset.augment must be a mapping {{train: [...], val: [...]}}, got {type(augment).__name__}"
+        )
+    unknown = sorted(set(augment) - {"train", "val", "test"})
+    if unknown:
+        raise ValueError(f"dataset.augment has unknown split key(s) {unknown}; expected train, val, test")
+    if split in augment:
+        return list(augment[split] or [])
+    if split == "test":
+        return list(augment.get("val") or [])
+    return []
+
+
+def seed_worker(worker_id: int) -> None:
+    """``DataLoader(worker_init_fn=seed_worker)``: seed numpy, random and the augmentations per worker.
+
+    torch gives every worker ``base_seed + worker_id`` (base_seed from the loader's Generator), so a
+    run is reproducible and workers draw different crops. albumentations 2.x keeps its own generator
+    in each Compose, copied into every forked worker, so the data set's pipeline is reseeded too;
+    otherwise all workers would apply the same augmentations.
+    """
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+    info = torch.utils.data.get_worker_info()
+    dataset = getattr(info, "dataset", None)
+    reseed = getattr(dataset, "reseed", None)
+    if callable(reseed):
+        reseed(int(seed))

@@ -1,0 +1,431 @@
+"""The training loop: one file, one loop, the step in plain sight (nanoGPT's shape).
+
+    for each epoch:
+        for each batch: forward under autocast -> loss -> (scaled) backward -> clip -> step -> lr step
+        validate: confusion matrix on the device over the whole split -> Dice/IoU
+        record: history.csv, TensorBoard, metrics.json; checkpoints last.pt (+ best.pt)
+
+No callbacks or hooks: what happens at each step is written out below.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from segtrain.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from segtrain.engine.records import HistoryCSV, TensorBoard, overlay_grid, write_json
+from segtrain.metrics import EMPTY_CLASS_POLICY, SegMetrics
+
+log = logging.getLogger("segtrain")
+
+
+@dataclass
+class TrainerConfig:
+    """Everything that shapes the loop; mirrors ``configs/trainer/default.yaml``."""
+
+    max_epochs: int = 10
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto | 32 | 16-mixed | bf16-mixed
+    monitor: str = "val/dice"
+    monitor_mode: str = "max"  # max | min
+    grad_clip: float | None = None  # max L2 norm of all gradients
+    accumulate_grad_batches: int = 1
+    log_every_n_steps: int = 10
+    num_vis: int = 4  # validation images drawn with their overlays each epoch (0: none)
+    on_nan: str = "raise"  # raise | skip
+    max_nan_skips: int = 10  # consecutive skipped steps before giving up
+    early_stopping_patience: int | None = None  # epochs without improvement
+    resume: str | None = None  # null | auto | /path/to/checkpoint.pt
+    deterministic: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    progress_bar: bool = True
+    limit_train_batches: int | None = None
+    limit_val_batches: int | None = None
+    checkpoint: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.monitor_mode not in ("max", "min"):
+            raise ValueError(f"trainer.monitor_mode must be 'max' or 'min', got {self.monitor_mode!r}")
+        if self.precision not in ("auto", "32", "16-mixed", "bf16-mixed"):
+            raise ValueError(f"trainer.precision must be auto, 32, 16-mixed or bf16-mixed, got {self.precision!r}")
+        if self.on_nan not in ("raise", "skip"):
+            raise ValueError(f"trainer.on_nan must be 'raise' or 'skip', got {self.on_nan!r}")
+        if self.max_epochs < 1 or self.accumulate_grad_batches < 1:
+            raise ValueError("trainer.max_epochs and trainer.accumulate_grad_batches must be >= 1")
+
+
+class NonFiniteLossError(FloatingPointError):
+    pass
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"trainer.device={name} but CUDA is not available here; use trainer.device=auto or cpu")
+    return device
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """auto: bf16-mixed on GPUs that support it, fp16-mixed on older GPUs, fp32 on CPU."""
+    if name != "auto":
+        if name != "32" and device.type == "cpu" and name == "16-mixed":
+            raise ValueError("trainer.precision=16-mixed needs a GPU; on CPU use 32 or bf16-mixed")
+        return name
+    if device.type == "cuda":
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "32"
+
+
+class Trainer:
+    """Trains ``model`` with ``loss_fn`` and records everything under ``run_dir``.
+
+    ``make_scheduler(optimizer, total_steps)`` builds the per-step schedule once the number of
+    optimizer steps is known. ``run_info`` (loss, model, encoder, dataset, seed, ...) is copied into
+    metrics.json and the TensorBoard hparams entry.
+    """
+
+    def __init__(
+        self,
+        cfg: TrainerConfig,
+        model: nn.Module,
+        loss_fn: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        make_scheduler: Callable[[torch.optim.Optimizer, int], torch.optim.lr_scheduler.LRScheduler],
+        train_loader: DataLoader,
+        val_loader: DataLoader,
+        metrics: SegMetrics,
+        run_dir: str | Path,
+        run_info: dict[str, Any] | None = None,
+        config_dict: dict[str, Any] | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        tensorboard: bool = True,
+    ) -> None:
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        self.precision = resolve_precision(cfg.precision, self.device)
+        self.is_main = rank == 0
+        self.tensorboard = tensorboard
+        self.world_size = world_size
+        self.model = model.to(self.device)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.forward = torch.compile(self.model) if cfg.compile else self.model
+        self.loss_fn = loss_fn
+        self.optimizer = optimizer
+        self.train_loader = train_loader
+        self.val_loader = val_loader
+        self.steps_per_epoch = math.ceil(self._n_train_batches() / cfg.accumulate_grad_batches)
+        self.scheduler = make_scheduler(optimizer, self.steps_per_epoch * cfg.max_epochs)
+        self.metrics = metrics
+        self.metrics.device = self.device
+        self.metrics.reset()
+        self.run_dir = Path(run_dir)
+        self.run_info = dict(run_info or {})
+        self.config_dict = config_dict or {}
+        amp_dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(self.precision)
+        self.amp_dtype = amp_dtype
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "16-mixed")
+        self.epoch = 0  # epochs completed
+        self.step = 0  # optimizer steps taken
+        self.best: dict[str, Any] = {}
+        self.best_value: float | None = None
+        self.epochs_since_best = 0
+        self.nan_skips = 0
+        self.train_seconds = 0.0
+
+    # ------------------------------------------------------------------ helpers
+    def _n_train_batches(self) -> int:
+        n = len(self.train_loader)
+        return min(n, self.cfg.limit_train_batches) if self.cfg.limit_train_batches else n
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+    def _to_device(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        non_blocking = self.device.type == "cuda"
+        x = batch["image"].to(self.device, non_blocking=non_blocking)
+        if self.cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, batch["mask"].to(self.device, non_blocking=non_blocking)
+
+    def _improved(self, value: float) -> bool:
+        if math.isnan(value):
+            return False
+        if self.best_value is None:
+            return True
+        return value > self.best_value if self.cfg.monitor_mode == "max" else value < self.best_value
+
+    def _state(self) -> dict[str, Any]:
+        sampler = getattr(self.train_loader, "sampler", None)
+        generator = getattr(sampler, "generator", None) or getattr(self.train_loader, "generator", None)
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "best": self.best,
+            "best_value": self.best_value,
+            "epochs_since_best": self.epochs_since_best,
+            "train_seconds": self.train_seconds,
+            "rng": rng_state(),
+            "loader_rng": generator.get_state() if generator is not None else None,
+            "config": self.config_dict,
+            "run_info": self.run_info,
+        }
+
+    def resume_from(self, path: str | Path) -> None:
+        """Restore everything a checkpoint holds; the next epoch continues where it left off."""
+        state = load_checkpoint(path, map_location=self.device)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.best, self.best_value = dict(state["best"]), state["best_value"]
+        self.epochs_since_best = int(state.get("epochs_since_best", 0))
+        self.train_seconds = float(state.get("train_seconds", 0.0))
+        set_rng_state(state["rng"])
+        sampler = getattr(self.train_loader, "sampler", None)
+        generator = getattr(sampler, "generator", None) or getattr(self.train_loader, "generator", None)
+        if generator is not None and state.get("loader_rng") is not None:
+            generator.set_state(state["loader_rng"].cpu())
+        log.info("resumed from %s at epoch %d (step %d)", path, self.epoch, self.step)
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> dict[str, Any]:
+        cfg = self.cfg
+        main = self.is_main
+        ckpt_dir = self.run_dir / "checkpoints"
+        if cfg.resume:
+            path = ckpt_dir / "last.pt" if cfg.resume == "auto" else Path(cfg.resume)
+            if path.exists() or cfg.resume != "auto":
+                self.resume_from(path)
+        history = HistoryCSV(self.run_dir / "history.csv", resume=self.epoch > 0)
+        if main:
+            history.truncate_after(self.epoch) if self.epoch > 0 else history.path.unlink(missing_ok=True)
+        tb = TensorBoard(self.run_dir / "tb" if main and self.tensorboard else None)
+        metric_tags = [f"best/{cfg.monitor}", "best/val/dice", "best/val/iou"]
+        tb.hparams({**self.run_info, "precision": self.precision}, list(dict.fromkeys(metric_tags)))
+        log.info(
+            "device %s, precision %s, %d train batches/epoch, %d optimizer steps/epoch",
+            self.device,
+            self.precision,
+            self._n_train_batches(),
+            self.steps_per_epoch,
+        )
+        start = time.perf_counter()
+        status, result = "running", {}
+        try:
+            while self.epoch < cfg.max_epochs:
+                epoch_start = time.perf_counter()
+                train_loss, data_wait = self.train_epoch()
+                val = self.validate()
+                self.epoch += 1
+                seconds = time.perf_counter() - epoch_start
+                self.train_seconds += seconds
+                row = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"], "train/loss": train_loss}
+                row.update({f"val/{k}": v for k, v in val.items() if k != "vis"})
+                row.update({"seconds": round(seconds, 3), "data_wait": round(data_wait / seconds, 4)})
+                monitored = row.get(cfg.monitor)
+                if monitored is None:
+                    raise KeyError(f"trainer.monitor={cfg.monitor!r} is not a logged value; known: {sorted(row)}")
+                improved = self._improved(monitored)
+                if improved:
+                    self.best_value, self.epochs_since_best = monitored, 0
+                    self.best = {k: v for k, v in row.items() if k.startswith("val/") or k == "epoch"}
+                else:
+                    self.epochs_since_best += 1
+                if main:
+                    history.append(row)
+                    tb.scalars({k: v for k, v in row.items() if k != "epoch"}, self.epoch)
+                    tb.scalars(
+                        {f"best/{k}": self.best.get(k) for k in (cfg.monitor, "val/dice", "val/iou")}, self.epoch
+                    )
+                    if "vis" in val:
+                        tb.image("val/predictions", val["vis"], self.epoch)
+                    log.info(
+                        "epoch %d/%d  train/loss %.4f  val/loss %.4f  val/dice %.4f  val/iou %.4f%s  (%.1fs)",
+                        self.epoch,
+                        cfg.max_epochs,
+                        train_loss,
+                        row["val/loss"],
+                        row["val/dice"],
+                        row["val/iou"],
+                        "  *best*" if improved else "",
+                        seconds,
+                    )
+                    if cfg.checkpoint:
+                        state = self._state()
+                        save_checkpoint(state, ckpt_dir / "last.pt")
+                        if improved:
+                            save_checkpoint(state, ckpt_dir / "best.pt")
+                    result = self._summary(row, status, time.perf_counter() - start)
+                    write_json(self.run_dir / "metrics.json", result)
+                if cfg.early_stopping_patience and self.epochs_since_best >= cfg.early_stopping_patience:
+                    log.info("early stopping: %s did not improve for %d epochs", cfg.monitor, self.epochs_since_best)
+                    break
+            status = "completed"
+        finally:
+            tb.close()
+        if main and result:
+            result = self._summary(result["final"], status, time.perf_counter() - start)
+            write_json(self.run_dir / "metrics.json", result)
+        return result
+
+    def train_epoch(self) -> tuple[float, float]:
+        """One pass over the training data. Returns (mean loss, seconds spent waiting for data)."""
+        cfg, model = self.cfg, self.model
+        model.train()
+        sampler = getattr(self.train_loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(self.epoch)
+        if hasattr(self.loss_fn, "set_epoch"):
+            self.loss_fn.set_epoch(self.epoch, cfg.max_epochs)
+        n_batches = self._n_train_batches()
+        loss_sum = torch.zeros((), device=self.device)
+        counted = 0
+        data_wait = 0.0
+        bar = tqdm(
+            total=n_batches,
+            desc=f"epoch {self.epoch + 1}/{cfg.max_epochs}",
+            leave=False,
+            disable=not (cfg.progress_bar and self.is_main),
+            dynamic_ncols=True,
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        it = iter(self.train_loader)
+        for i in range(n_batches):
+            t0 = time.perf_counter()
+            batch = next(it)
+            x, y = self._to_device(batch)
+            data_wait += time.perf_counter() - t0
+            # forward + loss under autocast; the loss computes in float32 inside where it matters
+            with self._autocast():
+                logits = self.forward(x)
+                loss = self.loss_fn(logits, y)
+            # one host sync per step: a non-finite loss must stop or skip before it reaches the weights
+            if not torch.isfinite(loss):
+                self._non_finite(loss, batch, i)
+                continue
+            self.scaler.scale(loss / cfg.accumulate_grad_batches).backward()
+            loss_sum += loss.detach().float()
+            counted += 1
+            last_of_group = (i + 1) % cfg.accumulate_grad_batches == 0 or i + 1 == n_batches
+            if last_of_group:
+                if cfg.grad_clip:
+                    self.scaler.unscale_(self.optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.step += 1
+                self.nan_skips = 0
+            bar.update(1)
+            if (i + 1) % cfg.log_every_n_steps == 0 and self.is_main:
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+        bar.close()
+        return (loss_sum.item() / counted if counted else math.nan), data_wait
+
+    def _non_finite(self, loss: torch.Tensor, batch: dict, index: int) -> None:
+        ids = list(batch.get("id", []))[:16]
+        where = f"epoch {self.epoch + 1}, batch {index}, optimizer step {self.step}, samples {ids}"
+        if self.cfg.on_nan == "raise":
+            raise NonFiniteLossError(
+                f"non-finite loss ({loss.item()}) at {where}; no checkpoint was written for this epoch. "
+                "Lower the learning rate, enable trainer.grad_clip, or set trainer.on_nan=skip"
+            )
+        self.nan_skips += 1
+        self.optimizer.zero_grad(set_to_none=True)
+        log.warning("skipped a step with a non-finite loss at %s (%d in a row)", where, self.nan_skips)
+        if self.nan_skips >= self.cfg.max_nan_skips:
+            raise NonFiniteLossError(f"{self.nan_skips} non-finite losses in a row (last at {where}); giving up")
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, Any]:
+        """Loss and confusion-matrix metrics over the whole validation split (summed across ranks)."""
+        self.model.eval()
+        self.metrics.reset()
+        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        n = torch.zeros((), device=self.device, dtype=torch.float64)
+        vis = None
+        limit = self.cfg.limit_val_batches
+        for i, batch in enumerate(self.val_loader):
+            if limit and i >= limit:
+                break
+            x, y = self._to_device(batch)
+            with self._autocast():
+                logits = self.forward(x)
+                loss = self.loss_fn(logits, y)
+            loss_sum += loss.double() * x.shape[0]
+            n += x.shape[0]
+            self.metrics.update(logits, y)
+            if i == 0 and self.cfg.num_vis and self.is_main:
+                vis = self._overlays(x, y, logits)
+        self.metrics.sync()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            for t in (loss_sum, n):
+                torch.distributed.all_reduce(t)
+        out: dict[str, Any] = {"loss": (loss_sum / n.clamp(min=1)).item()}
+        out.update(self.metrics.compute())
+        if vis is not None:
+            out["vis"] = vis
+        return out
+
+    def _overlays(self, x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        k = min(self.cfg.num_vis, x.shape[0])
+        mode = self.metrics.mode
+        if mode == "multiclass":
+            pred, tgt = logits[:k].argmax(1), y[:k].long()
+        elif mode == "binary":
+            pred, tgt = (logits[:k, 0] > 0).long(), y[:k].reshape(k, *logits.shape[2:]).long()
+        else:  # multilabel: draw the highest-scoring positive channel
+            score = torch.where(logits[:k] > 0, logits[:k], torch.full_like(logits[:k], -torch.inf))
+            pred = torch.where((logits[:k] > 0).any(1), score.argmax(1) + 1, 0)
+            tgt = torch.where(y[:k].bool().any(1), y[:k].float().argmax(1) + 1, 0)
+        return overlay_grid(x[:k], tgt, pred)
+
+    def _summary(self, final_row: dict[str, Any], status: str, total_s: float) -> dict[str, Any]:
+        names = self.metrics.class_names
+        best = self.best
+        return {
+            "status": status,
+            "error": None,
+            **self.run_info,
+            "monitor": self.cfg.monitor,
+            "monitor_mode": self.cfg.monitor_mode,
+            "epochs_completed": self.epoch,
+            "max_epochs": self.cfg.max_epochs,
+            "best": {k: v for k, v in best.items() if k == "epoch" or k.count("/") == 1},
+            "final": {k: v for k, v in final_row.items() if k == "epoch" or k.count("/") == 1},
+            "per_class": {
+                "dice": {c: best.get(f"val/dice/{c}") for c in names},
+                "iou": {c: best.get(f"val/iou/{c}") for c in names},
+            },
+            "empty_class_policy": EMPTY_CLASS_POLICY,
+            "precision": self.precision,
+            "device": str(self.device),
+            "timing": {
+                "train_s": round(self.train_seconds, 2),
+                "total_s": round(total_s, 2),
+                "s_per_epoch": round(self.train_seconds / max(self.epoch, 1), 3),
+            },
+        }

@@ -1,0 +1,268 @@
+"""What every loss shares: modes, input checks, float32 probabilities and the soft TP / FP / FN step.
+
+Shapes (N images, C channels, S = H x W or D x H x W spatial dims):
+
+- ``multiclass``: logits N x C x S, target N x S integer class indices (softmax over C).
+- ``binary``: logits N x 1 x S, target N x S or N x 1 x S in {0, 1} (sigmoid).
+- ``multilabel``: logits N x C x S, target N x C x S in {0, 1} (sigmoid per channel).
+
+``ignore_index`` marks pixels that add nothing to a value or a gradient (multiclass and binary modes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+BINARY = "binary"
+MULTICLASS = "multiclass"
+MULTILABEL = "multilabel"
+MODES = (MULTICLASS, BINARY, MULTILABEL)
+SIGMOID_MODES = (BINARY, MULTILABEL)
+
+_SHAPES = {
+    MULTICLASS: "logits N x C x H x W (or N x C x D x H x W) and an integer target N x H x W",
+    BINARY: "logits N x 1 x H x W and a target N x H x W or N x 1 x H x W in {0, 1}",
+    MULTILABEL: "logits N x C x H x W and a target N x C x H x W in {0, 1}",
+}
+
+
+# --------------------------------------------------------------------------- argument checks
+
+
+def check_mode(mode: str, supported: Sequence[str] = MODES, loss: str = "this loss") -> str:
+    """Return ``mode`` if ``loss`` supports it, else raise a ValueError that lists what it supports."""
+    if mode not in MODES:
+        raise ValueError(f"Unknown mode {mode!r}; expected one of {', '.join(MODES)}.")
+    if mode not in supported:
+        raise ValueError(f"{loss} does not support mode {mode!r}; it supports {', '.join(supported)}.")
+    return mode
+
+
+def check_ignore_index(ignore_index: int | None, mode: str) -> int | None:
+    """``ignore_index`` must be an int or None; in multilabel mode it is not applied (warned once)."""
+    if ignore_index is None:
+        return None
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        raise ValueError(f"ignore_index must be an integer class index or None, got {ignore_index!r}.")
+    if mode == MULTILABEL:
+        warnings.warn(
+            "ignore_index is not applied in multilabel mode (targets there are per-channel 0/1 maps).",
+            stacklevel=3,
+        )
+        return None
+    return ignore_index
+
+
+def check_nonnegative(name: str, value: float, loss: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"{loss}: {name} must be a non-negative number, got {value!r}.")
+    return float(value)
+
+
+def check_class_vector(name: str, values: Sequence[float] | None, loss: str) -> Tensor | None:
+    """A per-class list of non-negative numbers as a float64 tensor (cast to the logits' dtype later)."""
+    if values is None:
+        return None
+    try:
+        tensor = torch.as_tensor(values, dtype=torch.float64).flatten()
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{loss}: {name} must be a list of numbers, got {values!r}.") from err
+    if tensor.numel() == 0 or not torch.isfinite(tensor).all() or (tensor < 0).any():
+        raise ValueError(
+            f"{loss}: {name} must be a non-empty list of finite non-negative numbers, got {values!r}."
+        )
+    return tensor
+
+
+def check_class_vector_length(name: str, vector: Tensor, num_classes: int, loss: str) -> None:
+    if vector.numel() != num_classes:
+        raise ValueError(
+            f"{loss}: {name} has {vector.numel()} entries but the logits have {num_classes} classes."
+        )
+
+
+# --------------------------------------------------------------------------- input checks
+
+
+def _shape_error(logits: Tensor, target: Tensor, mode: str) -> str:
+    shapes = f"Got logits {tuple(logits.shape)} and target {tuple(target.shape)}"
+    return f"{shapes}; {mode} mode expects {_SHAPES[mode]}."
+
+
+def check_inputs(logits: Tensor, target: Tensor, mode: str, ignore_index: int | None) -> Tensor:
+    """Validate shapes and target values; return the target in canonical shape.
+
+    multiclass: N x S (int64); binary: N x 1 x S; multilabel: N x C x S. Errors say what was expected.
+    """
+    expected = _SHAPES[mode]
+    if not isinstance(logits, Tensor) or not isinstance(target, Tensor):
+        raise ValueError(f"Expected tensors in {mode} mode: {expected}.")
+    if not logits.is_floating_point():
+        raise ValueError(f"Logits must be a floating tensor, got {logits.dtype}.")
+    if logits.ndim not in (4, 5):
+        raise ValueError(f"Got logits of shape {tuple(logits.shape)}; {mode} mode expects {expected}.")
+    n, c, *spatial = logits.shape
+    if mode == MULTICLASS:
+        if tuple(target.shape) != (n, *spatial):
+            raise ValueError(_shape_error(logits, target, mode))
+        if target.is_floating_point() or target.dtype == torch.bool:
+            raise ValueError(f"A multiclass target holds integer class indices, got dtype {target.dtype}.")
+        bad = (target < 0) | (target >= c)
+        if ignore_index is not None:
+            bad &= target != ignore_index
+        if bool(bad.any()):
+            value = int(target[bad][0])
+            ignore = f" and is not ignore_index={ignore_index}" if ignore_index is not None else ""
+            raise ValueError(
+                f"Target holds class {value}, which is outside [0, {c}) for {c}-channel logits{ignore}."
+            )
+        return target.long()
+    if mode == BINARY:
+        if c != 1:
+            raise ValueError(
+                f"Binary mode expects 1 channel but the logits {tuple(logits.shape)} have {c}; "
+                "use multiclass or multilabel mode for several channels."
+            )
+        if tuple(target.shape) == (n, *spatial):
+            target = target.unsqueeze(1)
+        if tuple(target.shape) != (n, 1, *spatial):
+            raise ValueError(_shape_error(logits, target, mode))
+    else:
+        if tuple(target.shape) != tuple(logits.shape):
+            raise ValueError(_shape_error(logits, target, mode))
+    bad = (target < 0) | (target > 1)
+    if ignore_index is not None:
+        bad &= target != ignore_index
+    if bool(bad.any()):
+        raise ValueError(f"A {mode} target holds values in [0, 1], got {target[bad].flatten()[0].item()}.")
+    return target
+
+
+# --------------------------------------------------------------------------- precision
+
+
+def compute_dtype(logits: Tensor) -> torch.dtype:
+    """float64 stays float64; float16 / bfloat16 / float32 are computed in float32."""
+    return torch.float64 if logits.dtype == torch.float64 else torch.float32
+
+
+@contextlib.contextmanager
+def full_precision(device: torch.device) -> Iterator[None]:
+    """Switch autocast off, so that sums are taken in float32 even inside a mixed-precision step."""
+    if device.type in ("cuda", "cpu", "xpu", "mps"):
+        with torch.autocast(device_type=device.type, enabled=False):
+            yield
+    else:
+        yield
+
+
+def probabilities(logits: Tensor, mode: str) -> Tensor:
+    """Softmax over channels (multiclass) or sigmoid (binary, multilabel), in float32 or float64."""
+    x = logits.to(compute_dtype(logits))
+    return x.softmax(1) if mode == MULTICLASS else x.sigmoid()
+
+
+def valid_mask(target: Tensor, ignore_index: int | None) -> Tensor | None:
+    """Boolean mask of pixels that count (same shape as the canonical target), or None for all."""
+    if ignore_index is None:
+        return None
+    return target != ignore_index
+
+
+def one_hot(target: Tensor, num_classes: int, valid: Tensor | None) -> Tensor:
+    """Boolean N x C x S one-hot of an N x S class map; ignored pixels get an all-False row."""
+    if valid is not None:
+        target = torch.where(valid, target, -1)
+    classes = torch.arange(num_classes, device=target.device).view(1, num_classes, *([1] * (target.ndim - 1)))
+    return target.unsqueeze(1) == classes
+
+
+def soft_counts(
+    logits: Tensor,
+    target: Tensor,
+    mode: str = MULTICLASS,
+    ignore_index: int | None = None,
+    batch: bool = True,
+    squared: bool = False,
+    *,
+    check: bool = True,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-class soft true positives, false positives and false negatives: the step every region loss shares.
+
+    With p the probabilities (softmax or sigmoid of the logits) and g the one-hot target,
+    ``tp = sum p g``, ``fp = sum p - tp``, ``fn = sum g - tp`` (``squared``: ``sum p^2`` and ``sum g^2`` in
+    place of ``sum p`` and ``sum g``, so ``2 tp + fp + fn = sum p^2 + sum g^2`` as MONAI's ``squared_pred``).
+    Sums run over the batch and space (``batch=True``: shape C) or over space only (N x C). Ignored pixels
+    are left out of every sum. Sums are float32 (float64 for float64 logits), also under autocast.
+    """
+    if check:
+        target = check_inputs(logits, target, mode, ignore_index)
+    elif mode == BINARY and target.ndim == logits.ndim - 1:
+        target = target.unsqueeze(1)
+    with full_precision(logits.device):
+        p = probabilities(logits, mode)
+        dims = (0, *range(2, p.ndim)) if batch else tuple(range(2, p.ndim))
+        valid = valid_mask(target, ignore_index)
+        if mode == MULTICLASS:
+            g = one_hot(target, p.shape[1], valid)
+            if valid is not None:
+                p = torch.where(valid.unsqueeze(1), p, 0.0)
+            tp = torch.where(g, p, 0.0).sum(dims)
+            sum_g = g.sum(dims).to(p.dtype)
+        else:
+            g = target.to(p.dtype)
+            if valid is not None:
+                p = torch.where(valid, p, 0.0)
+                g = torch.where(valid, g, 0.0)
+            tp = (p * g).sum(dims)
+            sum_g = (g * g if squared else g).sum(dims)
+        sum_p = (p * p if squared else p).sum(dims)
+        return tp, sum_p - tp, sum_g - tp
+
+
+# --------------------------------------------------------------------------- base class
+
+
+class SegmentationLoss(nn.Module):
+    """Base of every loss: checks the inputs once, switches autocast off, then calls ``compute``.
+
+    Subclasses set the metadata the docs and README table are generated from (``name``, ``modes``,
+    ``formula``, ``paper``) and implement ``compute(x, target)`` where ``x`` is float32/float64 logits and
+    ``target`` the canonical target of ``check_inputs``.
+    """
+
+    name: ClassVar[str] = ""
+    modes: ClassVar[tuple[str, ...]] = MODES
+    formula: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+
+    def __init__(self, *, mode: str = MULTICLASS, ignore_index: int | None = None) -> None:
+        super().__init__()
+        self.mode = check_mode(mode, self.modes, f"Loss '{self.name}'")
+        self.ignore_index = check_ignore_index(ignore_index, mode)
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        target = check_inputs(logits, target, self.mode, self.ignore_index)
+        with full_precision(logits.device):
+            return self.compute(logits.to(compute_dtype(logits)), target)
+
+    def compute(self, x: Tensor, target: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}, ignore_index={self.ignore_index}"
+
+
+def masked_mean(values: Tensor, valid: Tensor | None) -> Tensor:
+    """Mean over the elements where ``valid`` holds (all when None); 0 when nothing is valid."""
+    if valid is None:
+        return values.mean()
+    valid = valid.expand_as(values)
+    total = torch.where(valid, values, 0.0).sum()
+    return total / valid.sum().clamp_min(1).to(values.dtype)

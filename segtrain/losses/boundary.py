@@ -1,0 +1,125 @@
+"""Boundary loss (Kervadec et al., MIDL 2019 / MedIA 2021) and its Dice compound with a ramped weight."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.ndimage import distance_transform_edt
+from torch import Tensor
+
+from . import LOSSES
+from ._common import MODES, MULTICLASS, SegmentationLoss, check_nonnegative, one_hot, valid_mask
+from .compound import WeightedSumLoss
+
+
+def signed_distance(mask: np.ndarray) -> np.ndarray:
+    """Kervadec's level set of one binary mask: distance to the object outside it, minus (distance to the
+    background - 1) inside it; all zeros when the mask is empty or full (no boundary)."""
+    if not mask.any() or mask.all():
+        return np.zeros(mask.shape, dtype=np.float64)
+    outside = ~mask
+    return distance_transform_edt(outside) * outside - (distance_transform_edt(mask) - 1) * mask
+
+
+def signed_distance_maps(masks: Tensor) -> Tensor:
+    """N x K x S boolean masks -> N x K x S float64 signed distance maps, on the CPU, without gradient."""
+    array = masks.detach().cpu().numpy()
+    out = np.zeros(array.shape, dtype=np.float64)
+    for n in range(array.shape[0]):
+        for k in range(array.shape[1]):
+            out[n, k] = signed_distance(array[n, k])
+    return torch.from_numpy(out)
+
+
+def boundary_loss(prob: Tensor, distance: Tensor, valid: Tensor | None) -> Tensor:
+    """``mean_{pixels, classes} p_c(x) phi_c(x)``, phi the signed distance map of class c's target
+    (Kervadec et al. 2019): negative inside the object, so the loss falls as probability mass moves in."""
+    products = prob * distance.to(prob)
+    if valid is None:
+        return products.mean()
+    valid = valid.expand_as(products)
+    return torch.where(valid, products, 0.0).sum() / valid.sum().clamp_min(1).to(prob.dtype)
+
+
+@LOSSES.register("boundary")
+class BoundaryLoss(SegmentationLoss):
+    """Boundary loss (Kervadec et al., "Boundary loss for highly unbalanced segmentation", MIDL 2019).
+
+    ``mean over pixels and classes of p_c(x) phi_c(x)`` with ``phi_c`` the signed Euclidean distance map of
+    the target of class c (scipy's ``distance_transform_edt`` per image on the CPU, no gradient through it).
+    It can be negative. The paper pairs it with a region loss whose weight it gradually takes over: see
+    ``dice_boundary``.
+
+    Args:
+        include_background: keep channel 0 in multiclass mode (False, as the paper: foreground classes).
+    """
+
+    name = "boundary"
+    formula = "mean_{x,c} p_c(x) phi_c(x), phi_c the signed distance map of the target"
+    paper = "Kervadec et al. 2019"
+
+    def __init__(
+        self, *, mode: str = MULTICLASS, ignore_index: int | None = None, include_background: bool = False
+    ) -> None:
+        super().__init__(mode=mode, ignore_index=ignore_index)
+        self.include_background = bool(include_background)
+
+    def compute(self, x: Tensor, target: Tensor) -> Tensor:
+        valid = valid_mask(target, self.ignore_index)
+        if self.mode == MULTICLASS:
+            prob = x.softmax(1)
+            masks = one_hot(target, x.shape[1], valid)
+            valid = None if valid is None else valid.unsqueeze(1)
+        else:
+            prob = x.sigmoid()
+            masks = target > 0.5 if valid is None else (target > 0.5) & valid
+        if self.mode == MULTICLASS and not self.include_background and x.shape[1] > 1:
+            prob, masks = prob[:, 1:], masks[:, 1:]
+        return boundary_loss(prob, signed_distance_maps(masks).to(x.device), valid)
+
+
+@LOSSES.register("dice_boundary")
+class DiceBoundaryLoss(WeightedSumLoss):
+    """``dice + w_b(epoch) boundary``, the boundary weight ramped linearly over training (Kervadec et al.
+    2019 start the boundary term small and let it grow).
+
+    ``set_epoch(epoch, max_epochs)`` (called by the trainer at the start of each epoch, epochs counted
+    from 0) sets ``w_b = start + (end - start) * epoch / (max_epochs - 1)``, clipped to ``end``; before the
+    first call ``w_b = boundary_weight_start``.
+    """
+
+    name = "dice_boundary"
+    modes = MODES
+    formula = "Dice loss + w_b(epoch) boundary, w_b ramped linearly from start to end"
+    paper = "Kervadec et al. 2019"
+
+    def __init__(
+        self,
+        *,
+        mode: str = MULTICLASS,
+        ignore_index: int | None = None,
+        boundary_weight_start: float = 0.01,
+        boundary_weight_end: float = 1.0,
+        dice: Mapping[str, Any] | None = None,
+        boundary: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.boundary_weight_start = check_nonnegative("boundary_weight_start", boundary_weight_start, self.name)
+        self.boundary_weight_end = check_nonnegative("boundary_weight_end", boundary_weight_end, self.name)
+        super().__init__(
+            mode=mode,
+            ignore_index=ignore_index,
+            parts=[("dice", dice), ("boundary", boundary)],
+            weights=[1.0, self.boundary_weight_start],
+        )
+
+    def set_epoch(self, epoch: int, max_epochs: int) -> None:
+        if max_epochs < 1 or epoch < 0:
+            raise ValueError(f"dice_boundary: need 0 <= epoch and max_epochs >= 1, got {epoch} and {max_epochs}.")
+        progress = min(epoch / max(max_epochs - 1, 1), 1.0)
+        start, end = self.boundary_weight_start, self.boundary_weight_end
+        self.weights[1] = start + (end - start) * progress
+        super().set_epoch(epoch, max_epochs)
+

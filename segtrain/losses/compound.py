@@ -1,0 +1,185 @@
+"""Weighted sums of registered losses: bce_dice, ce_dice, focal_dice, and the generic ``combo``.
+
+Each part is built through the registry with the compound's ``mode`` and ``ignore_index``; its own
+keyword arguments sit under its name (``focal: {gamma: 2}``). The inputs are checked once, then every
+part computes on the same float32 logits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from torch import Tensor, nn
+
+from . import LOSSES
+from ._common import BINARY, MODES, MULTICLASS, SIGMOID_MODES, SegmentationLoss
+
+
+def check_weights(weights: Sequence[float], count: int, loss: str) -> list[float]:
+    if isinstance(weights, str | bytes) or len(weights) != count:
+        raise ValueError(f"{loss}: weights must be a list of {count} numbers, got {weights!r}.")
+    out = []
+    for w in weights:
+        if isinstance(w, bool) or not isinstance(w, int | float) or w < 0:
+            raise ValueError(f"{loss}: weights must be non-negative numbers, got {weights!r}.")
+        out.append(float(w))
+    return out
+
+
+def build_part(
+    loss: str, name: str, mode: str, ignore_index: int | None, kwargs: Mapping[str, Any] | None
+) -> Any:
+    """Build part ``name`` of compound ``loss`` through the registry, with the compound's mode."""
+    kwargs = dict(kwargs or {})
+    for key in ("mode", "ignore_index"):
+        if key in kwargs:
+            raise ValueError(f"{loss}: set {key} at the top of the loss config, not under its part {name!r}.")
+    part = LOSSES.build(name, mode=mode, ignore_index=ignore_index, **kwargs)
+    if not isinstance(part, SegmentationLoss):
+        raise ValueError(f"{loss}: part {name!r} is not a segtrain loss.")
+    return part
+
+
+class WeightedSumLoss(SegmentationLoss):
+    """``sum_i w_i L_i(logits, target)`` over registered parts.
+
+    ``set_epoch(epoch, max_epochs)`` is forwarded to the parts that have it.
+    """
+
+    def __init__(
+        self,
+        *,
+        mode: str,
+        ignore_index: int | None,
+        parts: Sequence[tuple[str, Mapping[str, Any] | None]],
+        weights: Sequence[float],
+    ) -> None:
+        super().__init__(mode=mode, ignore_index=ignore_index)
+        self.weights = check_weights(weights, len(parts), self.name)
+        self.parts = nn.ModuleList(
+            build_part(self.name, name, self.mode, self.ignore_index, kwargs) for name, kwargs in parts
+        )
+
+    def compute(self, x: Tensor, target: Tensor) -> Tensor:
+        values = [
+            weight * part.compute(x, target) for weight, part in zip(self.weights, self.parts, strict=True)
+        ]
+        total = values[0]
+        for value in values[1:]:
+            total = total + value
+        return total
+
+    def set_epoch(self, epoch: int, max_epochs: int) -> None:
+        for part in self.parts:
+            if hasattr(part, "set_epoch"):
+                part.set_epoch(epoch, max_epochs)
+
+
+@LOSSES.register("bce_dice")
+class BCEDiceLoss(WeightedSumLoss):
+    """``w_0 bce + w_1 dice``; with the defaults equals MONAI ``DiceCELoss(sigmoid=True, batch=True)``."""
+
+    name = "bce_dice"
+    modes = SIGMOID_MODES
+    formula = "w_0 BCE + w_1 Dice loss"
+    paper = "-"
+
+    def __init__(
+        self,
+        *,
+        mode: str = BINARY,
+        ignore_index: int | None = None,
+        weights: Sequence[float] = (1.0, 1.0),
+        bce: Mapping[str, Any] | None = None,
+        dice: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            mode=mode, ignore_index=ignore_index, parts=[("bce", bce), ("dice", dice)], weights=weights
+        )
+
+
+@LOSSES.register("ce_dice")
+class CEDiceLoss(WeightedSumLoss):
+    """``w_0 ce + w_1 dice``; with the defaults equals MONAI ``DiceCELoss(batch=True)`` (softmax, one-hot)."""
+
+    name = "ce_dice"
+    modes = MODES
+    formula = "w_0 CE + w_1 Dice loss"
+    paper = "-"
+
+    def __init__(
+        self,
+        *,
+        mode: str = MULTICLASS,
+        ignore_index: int | None = None,
+        weights: Sequence[float] = (1.0, 1.0),
+        ce: Mapping[str, Any] | None = None,
+        dice: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            mode=mode, ignore_index=ignore_index, parts=[("ce", ce), ("dice", dice)], weights=weights
+        )
+
+
+@LOSSES.register("focal_dice")
+class FocalDiceLoss(WeightedSumLoss):
+    """``w_0 focal + w_1 dice``.
+
+    Binary with alpha None equals MONAI ``DiceFocalLoss(sigmoid=True, batch=True)``.
+    """
+
+    name = "focal_dice"
+    modes = MODES
+    formula = "w_0 Focal + w_1 Dice loss"
+    paper = "-"
+
+    def __init__(
+        self,
+        *,
+        mode: str = MULTICLASS,
+        ignore_index: int | None = None,
+        weights: Sequence[float] = (1.0, 1.0),
+        focal: Mapping[str, Any] | None = None,
+        dice: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            mode=mode, ignore_index=ignore_index, parts=[("focal", focal), ("dice", dice)], weights=weights
+        )
+
+
+@LOSSES.register("combo")
+class ComboLoss(WeightedSumLoss):
+    """Any weighted sum of registered losses.
+
+    For example ``losses: [{name: ce, weight: 1.0}, {name: lovasz, weight: 0.5}]``.
+
+    Each entry is ``{name: <registered loss>, weight: <number, default 1>, **that loss's kwargs}``; ``mode``
+    and ``ignore_index`` are passed to every part.
+    """
+
+    name = "combo"
+    modes = MODES
+    formula = "sum_i w_i L_i over the listed losses"
+    paper = "-"
+
+    def __init__(
+        self,
+        *,
+        mode: str = MULTICLASS,
+        ignore_index: int | None = None,
+        losses: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        if isinstance(losses, str | bytes | Mapping) or not losses:
+            raise ValueError(
+                "combo: losses must be a non-empty list of entries "
+                f"{{name: <loss>, weight: <number>, ...kwargs}}, got {losses!r}."
+            )
+        parts, weights = [], []
+        for entry in losses:
+            if not isinstance(entry, Mapping) or "name" not in entry:
+                raise ValueError(f"combo: every entry of losses needs a 'name' key, got {entry!r}.")
+            kwargs = {k: v for k, v in entry.items() if k not in ("name", "weight")}
+            parts.append((entry["name"], kwargs))
+            weights.append(entry.get("weight", 1.0))
+        super().__init__(mode=mode, ignore_index=ignore_index, parts=parts, weights=weights)

@@ -1,0 +1,284 @@
+"""Pixel-wise (distribution) losses: ce, weighted_ce, bce, focal.
+
+Means divide by the number of non-ignored elements (pixels in multiclass, pixel x channel in the sigmoid
+modes, as torch's BCE); weighted means divide by the sum of the weights, as torch's cross-entropy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import LOSSES
+from ._common import (
+    BINARY,
+    MULTICLASS,
+    SIGMOID_MODES,
+    SegmentationLoss,
+    check_class_vector,
+    check_class_vector_length,
+    check_nonnegative,
+    masked_mean,
+    valid_mask,
+)
+
+
+def _weighted_mean(values: Tensor, weights: Tensor) -> Tensor:
+    """sum w l / sum w (ignored elements carry w = 0); 0 when every weight is 0."""
+    return values.sum() / weights.sum().clamp_min(torch.finfo(values.dtype).tiny)
+
+
+def cross_entropy(
+    x: Tensor,
+    target: Tensor,
+    ignore_index: int | None,
+    weight: Tensor | None = None,
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    """Multiclass cross-entropy ``sum_i w_{y_i} (-log softmax(x_i)_{y_i}) / sum_i w_{y_i}`` over kept pixels.
+
+    Equals ``torch.nn.functional.cross_entropy`` (also with ``weight`` and ``label_smoothing``), except that
+    a batch with every pixel ignored gives 0 instead of NaN.
+    """
+    losses = F.cross_entropy(
+        x,
+        target,
+        weight=weight,
+        ignore_index=-100 if ignore_index is None else ignore_index,
+        label_smoothing=label_smoothing,
+        reduction="none",
+    )
+    valid = valid_mask(target, ignore_index)
+    if weight is None:
+        count = target.numel() if valid is None else valid.sum()
+        return losses.sum() / torch.as_tensor(count, device=x.device).clamp_min(1).to(x.dtype)
+    picked = weight[target.clamp(0, weight.numel() - 1)]
+    if valid is not None:
+        picked = torch.where(valid, picked, 0.0)
+    return _weighted_mean(losses, picked)
+
+
+def binary_cross_entropy(
+    x: Tensor,
+    target: Tensor,
+    ignore_index: int | None,
+    pos_weight: Tensor | None = None,
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    """BCE with logits ``-[w_+ y log s(x) + (1 - y) log(1 - s(x))]``, mean over kept elements."""
+    valid = valid_mask(target, ignore_index)
+    y = target.to(x.dtype)
+    if valid is not None:
+        y = torch.where(valid, y, 0.0)
+    if label_smoothing:
+        y = y * (1 - label_smoothing) + label_smoothing / 2
+    if pos_weight is not None:
+        pos_weight = pos_weight.to(x).view(1, -1, *([1] * (x.ndim - 2)))
+    losses = F.binary_cross_entropy_with_logits(x, y, pos_weight=pos_weight, reduction="none")
+    return masked_mean(losses, valid)
+
+
+@LOSSES.register("ce")
+class CrossEntropyLoss(SegmentationLoss):
+    """Cross-entropy: softmax CE in multiclass mode, BCE with logits in binary and multilabel mode.
+
+    Args:
+        weight: per-class weights (multiclass), torch's weighted mean ``sum w_y l / sum w_y``.
+        label_smoothing: torch's label smoothing (sigmoid modes: targets y (1 - e) + e / 2).
+    """
+
+    name = "ce"
+    formula = "-log p_y (softmax CE; BCE with logits in binary/multilabel)"
+    paper = "-"
+
+    def __init__(
+        self,
+        *,
+        mode: str = MULTICLASS,
+        ignore_index: int | None = None,
+        weight: Sequence[float] | None = None,
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__(mode=mode, ignore_index=ignore_index)
+        self.label_smoothing = check_nonnegative("label_smoothing", label_smoothing, "ce")
+        if self.label_smoothing > 1:
+            raise ValueError(f"ce: label_smoothing must lie in [0, 1], got {label_smoothing}.")
+        if weight is not None and mode != MULTICLASS:
+            raise ValueError(
+                "ce: weight is a per-class weight for multiclass mode; use bce's pos_weight instead."
+            )
+        self.weight = check_class_vector("weight", weight, "ce")
+
+    def compute(self, x: Tensor, target: Tensor) -> Tensor:
+        if self.mode != MULTICLASS:
+            return binary_cross_entropy(x, target, self.ignore_index, label_smoothing=self.label_smoothing)
+        weight = None
+        if self.weight is not None:
+            check_class_vector_length("weight", self.weight, x.shape[1], "ce")
+            weight = self.weight.to(x)
+        return cross_entropy(x, target, self.ignore_index, weight, self.label_smoothing)
+
+
+def class_balance_weights(counts: Tensor) -> Tensor:
+    """``w_c = (F - f_c) / F`` with ``F = sum f``: rare classes weigh about 1, a dominant one about 0."""
+    total = counts.sum()
+    return (total - counts) / total.clamp_min(torch.finfo(counts.dtype).tiny)
+
+
+@LOSSES.register("weighted_ce")
+class WeightedCrossEntropyLoss(SegmentationLoss):
+    """Class-balanced cross-entropy, weights ``w_c = (N - N_c) / N`` (Ronneberger et al.'s balancing idea).
+
+    ``N_c`` are the batch's pixel counts per class (ignored pixels excluded), or ``frequencies`` (counts or
+    fractions of the data set) when given. When every present class weighs 0 (one class in the batch)
+    the loss falls back to plain CE. Binary mode treats the target as the two classes {0, 1}.
+    """
+
+    name = "weighted_ce"
+    modes = (MULTICLASS, BINARY)
+    formula = "sum w_y (-log p_y) / sum w_y, w_c = (N - N_c) / N from batch or data-set class counts"
+    paper = "-"
+
+    def __init__(
+        self,
+        *,
+        mode: str = MULTICLASS,
+        ignore_index: int | None = None,
+        frequencies: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__(mode=mode, ignore_index=ignore_index)
+        self.frequencies = check_class_vector("frequencies", frequencies, "weighted_ce")
+        if self.frequencies is not None and self.frequencies.sum() <= 0:
+            raise ValueError("weighted_ce: frequencies must not all be 0.")
+
+    def compute(self, x: Tensor, target: Tensor) -> Tensor:
+        num_classes = 2 if self.mode == BINARY else x.shape[1]
+        valid = valid_mask(target, self.ignore_index)
+        labels = target.long() if valid is None else torch.where(valid, target.long(), 0)
+        if self.frequencies is not None:
+            check_class_vector_length("frequencies", self.frequencies, num_classes, "weighted_ce")
+            weight = class_balance_weights(self.frequencies.to(x))
+        else:
+            kept = labels.flatten() if valid is None else labels[valid]
+            weight = class_balance_weights(torch.bincount(kept, minlength=num_classes).to(x.dtype))
+        picked = weight[labels]
+        if valid is not None:
+            picked = torch.where(valid, picked, 0.0)
+        if not bool(picked.sum() > 0):
+            picked = valid.to(x.dtype) if valid is not None else torch.ones_like(picked)
+        if self.mode == BINARY:
+            losses = F.binary_cross_entropy_with_logits(x, labels.to(x.dtype), reduction="none")
+        else:
+            losses = F.cross_entropy(x, labels, reduction="none")
+        return _weighted_mean(losses * picked, picked)
+
+
+@LOSSES.register("bce")
+class BCELoss(SegmentationLoss):
+    """Binary cross-entropy with logits (binary, multilabel), mean over every kept element.
+
+    Args:
+        pos_weight: weight of positives, a number or one per channel (torch's ``pos_weight``).
+    """
+
+    name = "bce"
+    modes = SIGMOID_MODES
+    formula = "-[w_+ y log s(x) + (1 - y) log(1 - s(x))]"
+    paper = "-"
+
+    def __init__(
+        self,
+        *,
+        mode: str = BINARY,
+        ignore_index: int | None = None,
+        pos_weight: float | Sequence[float] | None = None,
+    ) -> None:
+        super().__init__(mode=mode, ignore_index=ignore_index)
+        self.pos_weight = check_class_vector("pos_weight", pos_weight, "bce")
+
+    def compute(self, x: Tensor, target: Tensor) -> Tensor:
+        pos_weight = self.pos_weight
+        if pos_weight is not None and pos_weight.numel() != 1:
+            check_class_vector_length("pos_weight", pos_weight, x.shape[1], "bce")
+        return binary_cross_entropy(x, target, self.ignore_index, pos_weight)
+
+
+def focal_loss(
+    x: Tensor, target: Tensor, mode: str, ignore_index: int | None, gamma: float, alpha: float | Tensor | None
+) -> Tensor:
+    """Focal loss ``mean_x[-alpha_t (1 - p_t)^gamma log p_t]`` (Lin et al., ICCV 2017).
+
+    Sigmoid modes: per element, ``alpha_t = alpha`` on positives and ``1 - alpha`` on negatives (binary
+    alpha=0.25 is torchvision's ``sigmoid_focal_loss``). Multiclass: ``p_t`` the softmax probability of the
+    target class, ``alpha_t = alpha[y]`` (a per-class list, or None for 1).
+    """
+    valid = valid_mask(target, ignore_index)
+    if mode == MULTICLASS:
+        labels = target if valid is None else torch.where(valid, target, 0)
+        log_pt = x.log_softmax(1).gather(1, labels.unsqueeze(1)).squeeze(1)
+        ce = -log_pt
+        pt = log_pt.exp()
+        if alpha is not None:
+            ce = ce * alpha.to(x)[labels]
+    else:
+        y = target.to(x.dtype)
+        if valid is not None:
+            y = torch.where(valid, y, 0.0)
+        ce = F.binary_cross_entropy_with_logits(x, y, reduction="none")
+        p = x.sigmoid()
+        pt = p * y + (1 - p) * (1 - y)
+        if alpha is not None:
+            ce = ce * (alpha * y + (1 - alpha) * (1 - y))
+    # clamped so that gamma < 1 keeps a finite gradient where p_t == 1
+    losses = ce * (1 - pt).clamp_min(1e-30 if x.dtype == torch.float64 else 1e-20) ** gamma if gamma else ce
+    return masked_mean(losses, valid)
+
+
+@LOSSES.register("focal")
+class FocalLoss(SegmentationLoss):
+    """Focal loss (Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017).
+
+    ``mean over kept pixels of -alpha_t (1 - p_t)^gamma log p_t``.
+
+    Args:
+        gamma: focusing parameter (0 gives CE).
+        alpha: binary/multilabel: weight of positives (``1 - alpha`` on negatives), a float in [0, 1];
+            multiclass: None or a list of C per-class weights.
+    """
+
+    name = "focal"
+    formula = "mean -alpha_t (1 - p_t)^gamma log p_t"
+    paper = "Lin et al. 2017"
+
+    def __init__(
+        self,
+        *,
+        mode: str = MULTICLASS,
+        ignore_index: int | None = None,
+        gamma: float = 2.0,
+        alpha: float | Sequence[float] | None = None,
+    ) -> None:
+        super().__init__(mode=mode, ignore_index=ignore_index)
+        self.gamma = check_nonnegative("gamma", gamma, "focal")
+        self.alpha: float | Tensor | None
+        if alpha is None:
+            self.alpha = None
+        elif mode == MULTICLASS:
+            if isinstance(alpha, int | float):
+                raise ValueError(
+                    "focal: in multiclass mode alpha is None or a list of per-class weights, "
+                    f"got the number {alpha}."
+                )
+            self.alpha = check_class_vector("alpha", alpha, "focal")
+        else:
+            if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 <= alpha <= 1:
+                raise ValueError(f"focal: in {mode} mode alpha is None or a number in [0, 1], got {alpha!r}.")
+            self.alpha = float(alpha)
+
+    def compute(self, x: Tensor, target: Tensor) -> Tensor:
+        if isinstance(self.alpha, Tensor):
+            check_class_vector_length("alpha", self.alpha, x.shape[1], "focal")
+        return focal_loss(x, target, self.mode, self.ignore_index, self.gamma, self.alpha)

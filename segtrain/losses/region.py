@@ -1,0 +1,371 @@
+"""Region (overlap) losses: each a short formula on the per-class soft TP / FP / FN of ``soft_counts``.
+
+Conventions (MONAI's): ``batch=True`` sums over the batch and space, ``batch=False`` sums per image and
+then averages over images too; the mean runs over every kept class, including a class absent from the
+target (the smoothing term decides its value, so false positives on it are penalised);
+``include_background=False`` drops channel 0 (ignored with a single channel).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from . import LOSSES
+from ._common import (
+    MULTICLASS,
+    SegmentationLoss,
+    check_class_vector,
+    check_class_vector_length,
+    check_nonnegative,
+    soft_counts,
+    valid_mask,
+)
+
+
+def _ratio(num: Tensor, den: Tensor) -> Tensor:
+    # the clamp only matters for smooth=0 and an empty class, where it gives 0 instead of 0/0
+    return num / den.clamp_min(torch.finfo(den.dtype).tiny)
+
+
+def dice_score(tp: Tensor, fp: Tensor, fn: Tensor, smooth: float) -> Tensor:
+    """Soft Dice ``(2 TP + s) / (2 TP + FP + FN + s)`` (Milletari et al. 2016, V-Net)."""
+    return _ratio(2 * tp + smooth, 2 * tp + fp + fn + smooth)
+
+
+def iou_score(tp: Tensor, fp: Tensor, fn: Tensor, smooth: float) -> Tensor:
+    """Soft Jaccard ``(TP + s) / (TP + FP + FN + s)`` (Rahman & Wang 2016)."""
+    return _ratio(tp + smooth, tp + fp + fn + smooth)
+
+
+def tversky_index(tp: Tensor, fp: Tensor, fn: Tensor, smooth: float, alpha: float, beta: float) -> Tensor:
+    """Tversky index ``(TP + s) / (TP + alpha FP + beta FN + s)`` (Salehi et al. 2017)."""
+    return _ratio(tp + smooth, tp + alpha * fp + beta * fn + smooth)
+
+
+def overlap_loss(score: Tensor, log_loss: bool) -> Tensor:
+    """``1 - score`` per class, or ``-log(score)`` (score clamped at 1e-7, as smp's ``log_loss``)."""
+    return -score.clamp_min(1e-7).log() if log_loss else 1 - score
+
+
+def focal_tversky(ti: Tensor, gamma: float) -> Tensor:
+    """``(1 - TI_c)^gamma`` per class (Abraham & Khan 2019); the base is clamped so that gamma < 1 keeps
+    finite gradients."""
+    return (1 - ti).clamp_min(1e-12) ** gamma
+
+
+def generalized_dice(tp: Tensor, fp: Tensor, fn: Tensor, smooth: float) -> Tensor:
+    """Generalised Dice loss (Sudre et al. 2017), classes on the last dim, as MONAI's GeneralizedDiceLoss.
+
+    ``1 - (2 sum_c w_c TP_c + s) / (sum_c w_c (2 TP_c + FP_c + FN_c) + s)``, ``w_c = 1 / (sum g_c)^2``; the
+    weight of a class absent from the target (infinite) becomes the largest finite weight.
+    """
+    ground = (tp + fn).detach()
+    w = 1.0 / ground**2
+    infinite = torch.isinf(w)
+    w = torch.where(infinite, 0.0, w)
+    w = torch.where(infinite, w.amax(-1, keepdim=True), w)
+    numer = 2 * (w * tp).sum(-1) + smooth
+    denom = (w * (2 * tp + fp + fn)).sum(-1) + smooth
+    return 1 - _ratio(numer, denom)
+
+
+class _OverlapLoss(SegmentationLoss):
+    """Shared arguments and class selection of the TP / FP / FN losses."""
+
+    def __init__(
+        self,
+        *,
+        mode: str,
+        ignore_index: int | None,
+        smooth: float,
+        batch: bool,
+        include_background: bool,
+        squared: bool = False,
+    ) -> None:
+        super().__init__(mode=mode, ignore_index=ignore_index)
+        self.smooth = check_nonnegative("smooth", smooth, self.name)
+        self.batch = bool(batch)
+        self.include_background = bool(include_background)
+        self.squared = bool(squared)
+
+    def counts(self, x: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        tp, fp, fn = soft_counts(
+            x, target, self.mode, self.ignore_index, self.batch, self.squared, check=False
+        )
+        if not self.include_background and tp.shape[-1] > 1:
+            tp, fp, fn = tp[..., 1:], fp[..., 1:], fn[..., 1:]
+        return tp, fp, fn
+
+
+@LOSSES.register("dice")
+class DiceLoss(_OverlapLoss):
+    """Soft Dice loss (Milletari et al. 2016): mean over classes of ``1 - (2 TP + s) / (2 TP + FP + FN + s)``.
+
+    Equals MONAI ``DiceLoss(smooth_nr=s, smooth_dr=s, batch=batch)`` (also ``squared_pred``,
+    ``include_background`` and ``ignore_index``), and smp ``DiceLoss(smooth=s / 2)`` when every class is
+    present in the target.
+
+    Args:
+        smooth: s, added to numerator and denominator.
+        squared: ``sum p^2 + sum g^2`` in the denominator (V-Net's form, MONAI's ``squared_pred``).
+        batch: sum over the batch and space (True) or per image, then mean over images (False).
+        include_background: False drops channel 0.
+        log_loss: ``-log Dice_c`` in place of ``1 - Dice_c``.
+    """
+
+    name = "dice"
+    formula = "mean_c 1 - (2 sum pg + s) / (sum p + sum g + s)"
+    paper = "Milletari et al. 2016"
+
+    def __init__(
+        self,
+        *,
+        mode: str = MULTICLASS,
+        ignore_index: int | None = None,
+        smooth: float = 1e-5,
+        squared: bool = False,
+        batch: bool = True,
+        include_background: bool = True,
+        log_loss: bool = False,
+    ) -> None:
+        super().__init__(
+            mode=mode,
+            ignore_index=ignore_index,
+            smooth=smooth,
+            batch=batch,
+            include_background=include_background,
+            squared=squared,
+        )
+        self.log_loss = bool(log_loss)
+
+    def compute(self, x: Tensor, target: Tensor) -> Tensor:
+        return overlap_loss(dice_score(*self.counts(x, target), self.smooth), self.log_loss).mean()
+
+
+@LOSSES.register("iou", aliases=("jaccard",))
+class IoULoss(DiceLoss):
+    """Soft Jaccard / IoU loss: mean over classes of ``1 - (TP + s) / (TP + FP + FN + s)``.
+
+    Equals smp ``JaccardLoss(smooth=s)`` (when every class is present in the target) and MONAI
+    ``DiceLoss(jaccard=True, smooth_nr=smooth_dr=2 s)``. Arguments as dice.
+    """
+
+    name = "iou"
+    formula = "mean_c 1 - (sum pg + s) / (sum p + sum g - sum pg + s)"
+    paper = "Rahman & Wang 2016"
+
+    def compute(self, x: Tensor, target: Tensor) -> Tensor:
+        return overlap_loss(iou_score(*self.counts(x, target), self.smooth), self.log_loss).mean()
+
+
+@LOSSES.register("tversky")
+class TverskyLoss(_OverlapLoss):
+    """Tversky loss (Salehi et al. 2017): mean over classes of ``1 - (TP + s) / (TP + a FP + b FN + s)``.
+
+    alpha weighs false positives, beta false negatives (MONAI ``TverskyLoss(alpha, beta)``; smp
+    ``TverskyLoss(alpha, beta, smooth=s)``). alpha = beta = 0.5 is Dice, 1 and 1 is IoU.
+    """
+
+    name = "tversky"
+    formula = "mean_c 1 - (TP + s) / (TP + alpha FP + beta FN + s)"
+    paper = "Salehi et al. 2017"
+
+    def __init__(
+        self,
+        *,
+        mode: str = MULTICLASS,
+        ignore_index: int | None = None,
+        alpha: float = 0.5,
+        beta: float = 0.5,
+        smooth: float = 1e-5,
+        batch: bool = True,
+        include_background: bool = True,
+    ) -> None:
+        super().__init__(
+            mode=mode,
+            ignore_index=ignore_index,
+            smooth=smooth,
+            batch=batch,
+            include_background=include_background,
+        )
+        self.alpha = check_nonnegative("alpha", alpha, self.name)
+        self.beta = check_nonnegative("beta", beta, self.name)
+
+    def index(self, x: Tensor, target: Tensor) -> Tensor:
+        return tversky_index(*self.counts(x, target), self.smooth, self.alpha, self.beta)
+
+    def compute(self, x: Tensor, target: Tensor) -> Tensor:
+        return (1 - self.index(x, target)).mean()
+
+
+@LOSSES.register("focal_tversky")
+class FocalTverskyLoss(TverskyLoss):
+    """Focal Tversky loss (Abraham & Khan 2019): mean over classes of ``(1 - TI_c)^gamma``.
+
+    gamma applies per class as in the paper; smp's ``TverskyLoss(gamma=...)`` raises the class mean to
+    gamma instead, which agrees only with one class.
+    """
+
+    name = "focal_tversky"
+    formula = "mean_c (1 - TI_c)^gamma, TI the Tversky index"
+    paper = "Abraham & Khan 2019"
+
+    def __init__(
+        self,
+        *,
+        mode: str = MULTICLASS,
+        ignore_index: int | None = None,
+        alpha: float = 0.5,
+        beta: float = 0.5,
+        gamma: float = 0.75,
+        smooth: float = 1e-5,
+        batch: bool = True,
+        include_background: bool = True,
+    ) -> None:
+        super().__init__(
+            mode=mode,
+            ignore_index=ignore_index,
+            alpha=alpha,
+            beta=beta,
+            smooth=smooth,
+            batch=batch,
+            include_background=include_background,
+        )
+        self.gamma = check_nonnegative("gamma", gamma, self.name)
+
+    def compute(self, x: Tensor, target: Tensor) -> Tensor:
+        return focal_tversky(self.index(x, target), self.gamma).mean()
+
+
+@LOSSES.register("generalized_dice")
+class GeneralizedDiceLoss(_OverlapLoss):
+    """Generalised Dice loss (Sudre et al. 2017), class weights ``1 / (sum g_c)^2``.
+
+    Equals MONAI ``GeneralizedDiceLoss(smooth_nr=s, smooth_dr=s, batch=batch)``.
+    """
+
+    name = "generalized_dice"
+    formula = "1 - 2 sum_c w_c TP_c / sum_c w_c (sum p_c + sum g_c), w_c = 1 / (sum g_c)^2"
+    paper = "Sudre et al. 2017"
+
+    def __init__(
+        self,
+        *,
+        mode: str = MULTICLASS,
+        ignore_index: int | None = None,
+        smooth: float = 1e-5,
+        batch: bool = True,
+    ) -> None:
+        super().__init__(
+            mode=mode, ignore_index=ignore_index, smooth=smooth, batch=batch, include_background=True
+        )
+
+    def compute(self, x: Tensor, target: Tensor) -> Tensor:
+        return generalized_dice(*self.counts(x, target), self.smooth).mean()
+
+
+@LOSSES.register("log_cosh_dice")
+class LogCoshDiceLoss(DiceLoss):
+    """Log-cosh Dice loss (Jadon 2020): ``log(cosh(L))`` with L the dice loss (after its class mean)."""
+
+    name = "log_cosh_dice"
+    formula = "log(cosh(L_dice))"
+    paper = "Jadon 2020"
+
+    def compute(self, x: Tensor, target: Tensor) -> Tensor:
+        return log_cosh(super().compute(x, target))
+
+
+def log_cosh(value: Tensor) -> Tensor:
+    """``log(cosh(v))`` computed as ``|v| + log1p(exp(-2|v|)) - log 2`` (no overflow)."""
+    v = value.abs()
+    return v + torch.log1p(torch.exp(-2 * v)) - torch.log(torch.tensor(2.0, dtype=v.dtype, device=v.device))
+
+
+EXP_LOG_EPS = 1e-6
+
+
+def exp_log_loss(
+    x: Tensor,
+    target: Tensor,
+    ignore_index: int | None,
+    dice: Tensor,
+    frequencies: Tensor,
+    w_dice: float,
+    w_cross: float,
+    gamma_dice: float,
+    gamma_cross: float,
+) -> Tensor:
+    """Exponential logarithmic loss (Wong et al. 2018, MICCAI).
+
+    ``w_dice E_c[(-ln Dice_c)^gamma_dice] + w_cross E_x[w_l (-ln p_l)^gamma_cross]``, l the pixel's label,
+    ``w_l = (sum_k f_k / f_l)^0.5``. Both ``-ln`` are clamped at 1e-6 so the gradients stay finite.
+    """
+    dice_term = (-dice.clamp_min(torch.finfo(dice.dtype).tiny).log()).clamp_min(EXP_LOG_EPS) ** gamma_dice
+    valid = valid_mask(target, ignore_index)
+    labels = target if valid is None else torch.where(valid, target, 0)
+    weights = torch.where(frequencies > 0, (frequencies.sum() / frequencies.clamp_min(1e-30)).sqrt(), 0.0)
+    nll = -x.log_softmax(1).gather(1, labels.unsqueeze(1)).squeeze(1)
+    cross = weights[labels] * nll.clamp_min(EXP_LOG_EPS) ** gamma_cross
+    if valid is None:
+        cross_term = cross.mean()
+    else:
+        cross_term = torch.where(valid, cross, 0.0).sum() / valid.sum().clamp_min(1).to(x.dtype)
+    return w_dice * dice_term.mean() + w_cross * cross_term
+
+
+@LOSSES.register("exp_log")
+class ExpLogLoss(SegmentationLoss):
+    """Exponential logarithmic loss (Wong et al., MICCAI 2018), multiclass only.
+
+    Dice_c uses dice's defaults (smooth 1e-5, sums over the batch); ``f`` are the batch's non-ignored
+    pixel counts per class, or ``frequencies`` (data-set counts or fractions) when given.
+    """
+
+    name = "exp_log"
+    modes = (MULTICLASS,)
+    formula = "w_d E_c[(-ln Dice_c)^g_d] + w_c E_x[w_l (-ln p_l)^g_c], w_l = (sum_k f_k / f_l)^0.5"
+    paper = "Wong et al. 2018"
+
+    def __init__(
+        self,
+        *,
+        mode: str = MULTICLASS,
+        ignore_index: int | None = None,
+        w_dice: float = 0.8,
+        w_cross: float = 0.2,
+        gamma_dice: float = 0.3,
+        gamma_cross: float = 0.3,
+        frequencies: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__(mode=mode, ignore_index=ignore_index)
+        self.w_dice = check_nonnegative("w_dice", w_dice, self.name)
+        self.w_cross = check_nonnegative("w_cross", w_cross, self.name)
+        self.gamma_dice = check_nonnegative("gamma_dice", gamma_dice, self.name)
+        self.gamma_cross = check_nonnegative("gamma_cross", gamma_cross, self.name)
+        self.frequencies = check_class_vector("frequencies", frequencies, self.name)
+        self.smooth = 1e-5
+
+    def compute(self, x: Tensor, target: Tensor) -> Tensor:
+        num_classes = x.shape[1]
+        tp, fp, fn = soft_counts(x, target, self.mode, self.ignore_index, batch=True, check=False)
+        if self.frequencies is not None:
+            check_class_vector_length("frequencies", self.frequencies, num_classes, self.name)
+            freq = self.frequencies.to(x)
+        else:
+            kept = target.flatten() if self.ignore_index is None else target[target != self.ignore_index]
+            freq = torch.bincount(kept, minlength=num_classes).to(x.dtype)
+        return exp_log_loss(
+            x,
+            target,
+            self.ignore_index,
+            dice_score(tp, fp, fn, self.smooth),
+            freq,
+            self.w_dice,
+            self.w_cross,
+            self.gamma_dice,
+            self.gamma_cross,
+        )
