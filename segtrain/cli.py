@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -16,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from segtrain.data import build_dataset
+from segtrain.data import build_dataset, build_loader, dataset_class_frequencies
 from segtrain.engine import Trainer, TrainerConfig
 from segtrain.engine.records import write_json
 from segtrain.losses import build_loss
@@ -50,13 +51,6 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def _seed_worker(worker_id: int) -> None:
-    # torch seeds each worker from the loader's generator; NumPy and random follow it deterministically.
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
-
-
 def _plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
@@ -70,25 +64,13 @@ def build_loaders(cfg: DictConfig) -> tuple[DataLoader, DataLoader]:
     for split, ds in (("train", train_set), ("val", val_set)):
         if len(ds) == 0:
             raise ValueError(f"dataset '{name}' split '{split}' is empty")
-    batch_size = int(loader.get("batch_size", 8))
-    workers = int(loader.get("num_workers", 0))
-    cuda = torch.cuda.is_available() and cfg.trainer.device != "cpu"
-    common = {
-        "num_workers": workers,
-        "pin_memory": bool(loader.get("pin_memory", cuda)) and cuda,
-        "persistent_workers": bool(loader.get("persistent_workers", workers > 0)) and workers > 0,
-        "worker_init_fn": _seed_worker,
-    }
-    generator = torch.Generator().manual_seed(int(cfg.seed))
-    train = DataLoader(
-        train_set,
-        batch_size=batch_size,
-        shuffle=True,
-        drop_last=len(train_set) > batch_size,
-        generator=generator,
-        **common,
+    batch_size = int(loader.pop("batch_size", 8))
+    val_batch_size = int(loader.pop("val_batch_size", batch_size))
+    seed = int(cfg.seed)
+    train = build_loader(
+        train_set, batch_size, shuffle=True, drop_last=len(train_set) > batch_size, seed=seed, **loader
     )
-    val = DataLoader(val_set, batch_size=int(loader.get("val_batch_size", batch_size)), shuffle=False, **common)
+    val = build_loader(val_set, val_batch_size, shuffle=False, seed=seed, **loader)
     return train, val
 
 
@@ -118,6 +100,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     model_cfg = _plain(cfg.model)
     model = build_model(model_cfg.pop("name"), **model_cfg)
     loss_cfg = _plain(cfg.loss)
+    if loss_cfg.get("frequencies") == "dataset":  # class weights from the training split's pixel counts
+        loss_cfg["frequencies"] = dataset_class_frequencies(ds)
+        log.info("loss frequencies from the training split: %s", loss_cfg["frequencies"])
     loss_fn = build_loss(**loss_cfg)
     opt_cfg = _plain(cfg.optimizer)
     optimizer = build_optimizer(opt_cfg.pop("name"), model.parameters(), **opt_cfg)
@@ -157,10 +142,34 @@ def _trainer_config(cfg: DictConfig) -> TrainerConfig:
         raise TypeError(f"bad trainer config ({err}); accepted keys: {', '.join(fields)}") from err
 
 
+def _completed_result(run_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
+    """metrics.json of a finished job of the same configuration in ``run_dir`` (re-running a sweep into
+    its own directory skips the jobs that completed; unfinished ones resume from last.pt)."""
+    path = run_dir / "metrics.json"
+    if not cfg.trainer.get("skip_completed", True) or not path.exists():
+        return None
+    try:
+        previous = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    same = (
+        previous.get("status") == "completed"
+        and previous.get("max_epochs") == cfg.trainer.max_epochs
+        and previous.get("loss") == cfg.loss.name
+        and previous.get("model") == cfg.model.name
+        and previous.get("seed") == cfg.seed
+    )
+    return previous if same else None
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Entry point; returns the best monitored value so Hydra sweepers (Optuna) can optimise it."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    done = _completed_result(run_dir, cfg)
+    if done is not None:
+        log.info("%s says this job already completed; skipping it", run_dir / "metrics.json")
+        return done.get("best", {}).get(cfg.trainer.monitor)
     try:
         result = train(cfg)
     except Exception as err:

@@ -43,18 +43,14 @@ def make_batch(
     return logits, target
 
 
-def probs_onehot(
-    x: Tensor, target: Tensor, mode: str, ignore_index: int | None
-) -> tuple[Tensor, Tensor, Tensor]:
+def probs_onehot(x: Tensor, target: Tensor, mode: str, ignore_index: int | None) -> tuple[Tensor, Tensor, Tensor]:
     """p and g as N x C x S float64, and the valid mask N x 1 x S (1 kept, 0 ignored)."""
     x = x.double()
     if mode == "binary" and target.ndim == x.ndim - 1:
         target = target.unsqueeze(1)
     if mode == "multiclass":
         valid = (
-            torch.ones_like(target, dtype=torch.float64)
-            if ignore_index is None
-            else (target != ignore_index).double()
+            torch.ones_like(target, dtype=torch.float64) if ignore_index is None else (target != ignore_index).double()
         )
         labels = torch.where(valid.bool(), target, 0)
         g = torch.stack([(labels == c).double() for c in range(x.shape[1])], 1) * valid.unsqueeze(1)
@@ -130,11 +126,7 @@ def ref_focal(x, target, mode, ignore_index, gamma=2.0, alpha=None):
     p, g, valid = probs_onehot(x, target, mode, ignore_index)
     if mode == "multiclass":
         pt = (x.double().softmax(1) * g).sum(1, keepdim=True)
-        a = (
-            1.0
-            if alpha is None
-            else (torch.tensor(alpha, dtype=torch.float64).view(1, -1, 1, 1) * g).sum(1, True)
-        )
+        a = 1.0 if alpha is None else (torch.tensor(alpha, dtype=torch.float64).view(1, -1, 1, 1) * g).sum(1, True)
         losses = -a * (1 - pt) ** gamma * torch.log(pt.clamp_min(1e-300))
         losses = torch.where(valid.bool(), losses, 0.0)
         return losses.sum() / valid.sum()
@@ -171,12 +163,8 @@ def tversky_index(x, target, mode, ignore_index, alpha, beta, smooth, batch, inc
     return (tp + smooth) / (tp + alpha * fp + beta * fn + smooth)
 
 
-def ref_tversky(
-    x, target, mode, ignore_index, alpha=0.5, beta=0.5, smooth=1e-5, batch=True, include_background=True
-):
-    return (
-        1 - tversky_index(x, target, mode, ignore_index, alpha, beta, smooth, batch, include_background)
-    ).mean()
+def ref_tversky(x, target, mode, ignore_index, alpha=0.5, beta=0.5, smooth=1e-5, batch=True, include_background=True):
+    return (1 - tversky_index(x, target, mode, ignore_index, alpha, beta, smooth, batch, include_background)).mean()
 
 
 def ref_focal_tversky(x, target, mode, ignore_index, alpha=0.5, beta=0.5, gamma=0.75, smooth=1e-5, batch=True,
@@ -211,11 +199,7 @@ def ref_exp_log(x, target, mode, ignore_index, w_dice=0.8, w_cross=0.2, gamma_di
     tp, fp, fn = counts(p, g, True)
     dice = (2 * tp + 1e-5) / (2 * tp + fp + fn + 1e-5)
     dice_term = ((-dice.log()).clamp_min(eps) ** gamma_dice).mean()
-    f = (
-        g.sum([0, *range(2, g.ndim)])
-        if frequencies is None
-        else torch.tensor(frequencies, dtype=torch.float64)
-    )
+    f = g.sum([0, *range(2, g.ndim)]) if frequencies is None else torch.tensor(frequencies, dtype=torch.float64)
     w = torch.where(f > 0, (f.sum() / f.clamp_min(1e-30)) ** 0.5, 0.0)
     logp = x.double().log_softmax(1)
     nll = -(g * logp).sum(1, keepdim=True)
@@ -385,9 +369,7 @@ def test_loss_matches_float64_reference_in_value_and_gradient(case: tuple) -> No
     got32, grad32 = value_and_grad(loss_fn, logits.float(), target)
     assert got32.dtype == torch.float32
     torch.testing.assert_close(got32.double(), want, rtol=1e-5, atol=1e-7)
-    torch.testing.assert_close(
-        grad32.double(), want_grad, rtol=1e-4, atol=1e-4 * want_grad.abs().max().item()
-    )
+    torch.testing.assert_close(grad32.double(), want_grad, rtol=1e-4, atol=1e-4 * want_grad.abs().max().item())
 
 
 COMPOUNDS = [
@@ -419,9 +401,7 @@ COMPOUNDS = [
                 {"name": "focal", "gamma": 3},
             ]
         },
-        lambda x, t, m, i: (
-            0.5 * ref_ce(x, t, m, i) + ref_dice(x, t, m, i, smooth=1.0) + ref_focal(x, t, m, i, 3.0)
-        ),
+        lambda x, t, m, i: 0.5 * ref_ce(x, t, m, i) + ref_dice(x, t, m, i, smooth=1.0) + ref_focal(x, t, m, i, 3.0),
     ),
 ]
 
@@ -430,9 +410,7 @@ COMPOUNDS = [
 def test_compound_loss_is_the_weighted_sum_of_its_parts(case: tuple) -> None:
     name, mode, ignore_index, kwargs, ref = case
     logits, target = make_batch(mode, ignore_index=ignore_index)
-    got, got_grad = value_and_grad(
-        build_loss(name, mode=mode, ignore_index=ignore_index, **kwargs), logits, target
-    )
+    got, got_grad = value_and_grad(build_loss(name, mode=mode, ignore_index=ignore_index, **kwargs), logits, target)
     want, want_grad = value_and_grad(lambda x, t: ref(x, t, mode, ignore_index), logits, target)
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(got_grad, want_grad, rtol=1e-8, atol=1e-12)
@@ -476,9 +454,7 @@ def default_kwargs(name: str) -> dict:
 
 @pytest.mark.parametrize("name", available_losses())
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
-def test_value_is_float32_for_low_precision_logits_and_float64_for_float64(
-    name: str, dtype: torch.dtype
-) -> None:
+def test_value_is_float32_for_low_precision_logits_and_float64_for_float64(name: str, dtype: torch.dtype) -> None:
     mode = supported_mode(name)
     logits, target = make_batch(mode, dtype=dtype)
     logits.requires_grad_(True)
@@ -570,9 +546,7 @@ def test_unknown_mode_is_refused() -> None:
         build_loss("dice", mode="multi-class")
 
 
-@pytest.mark.parametrize(
-    ("name", "mode"), [("bce", MC), ("exp_log", BI), ("bce_dice", MC), ("weighted_ce", ML)]
-)
+@pytest.mark.parametrize(("name", "mode"), [("bce", MC), ("exp_log", BI), ("bce_dice", MC), ("weighted_ce", ML)])
 def test_loss_refuses_a_mode_it_does_not_support(name: str, mode: str) -> None:
     with pytest.raises(ValueError, match="does not support mode"):
         build_loss(name, mode=mode)
@@ -647,3 +621,63 @@ def test_per_class_vector_of_the_wrong_length_is_refused() -> None:
     logits, target = make_batch(MC)
     with pytest.raises(ValueError, match="2 entries but the logits have 3 classes"):
         build_loss("ce", weight=[1.0, 2.0])(logits, target)
+
+
+# --------------------------------------------------------------------------- boundary
+
+
+def ref_signed_distance(mask: Tensor) -> Tensor:
+    """Brute force: outside the object the distance to the nearest object pixel; inside, minus (the
+    distance to the nearest background pixel - 1); zeros when there is no boundary."""
+    if not mask.any() or mask.all():
+        return torch.zeros(mask.shape, dtype=torch.float64)
+    coords = torch.stack(torch.meshgrid(*[torch.arange(s) for s in mask.shape], indexing="ij"), -1).double()
+    flat = coords.reshape(-1, mask.ndim)
+    dist = torch.cdist(flat, flat)
+    inside = mask.flatten()
+    to_object = dist[:, inside].min(1).values
+    to_background = dist[:, ~inside].min(1).values
+    out = torch.where(inside, -(to_background - 1), to_object)
+    return out.reshape(mask.shape)
+
+
+@pytest.mark.parametrize(
+    ("mode", "ignore_index", "include_background"),
+    [(MC, None, False), (MC, 255, True), (BI, 255, False), (ML, None, False)],
+)
+def test_boundary_loss_matches_brute_force_signed_distances(mode, ignore_index, include_background) -> None:
+    logits, target = make_batch(mode, ignore_index=ignore_index, seed=5)
+    loss_fn = build_loss("boundary", mode=mode, ignore_index=ignore_index, include_background=include_background)
+    got, got_grad = value_and_grad(loss_fn, logits, target)
+
+    def ref(x, t):
+        p, g, valid = probs_onehot(x, t, mode, ignore_index)
+        if mode == MC and not include_background:
+            p, g = p[:, 1:], g[:, 1:]
+        phi = torch.stack(
+            [torch.stack([ref_signed_distance(g[n, k] > 0) for k in range(g.shape[1])]) for n in range(g.shape[0])]
+        )
+        valid = valid.expand_as(p)
+        return (p * phi * valid).sum() / valid.sum()
+
+    want, want_grad = value_and_grad(ref, logits, target)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(got_grad, want_grad, rtol=1e-8, atol=1e-12)
+
+
+def test_dice_boundary_ramps_the_boundary_weight_linearly_over_epochs() -> None:
+    loss_fn = build_loss("dice_boundary", boundary_weight_start=0.0, boundary_weight_end=1.0)
+    logits, target = make_batch(MC, seed=6)
+    dice = build_loss("dice")(logits, target)
+    boundary = build_loss("boundary")(logits, target)
+    torch.testing.assert_close(loss_fn(logits, target), dice)
+    for epoch, weight in [(0, 0.0), (2, 0.5), (4, 1.0), (9, 1.0)]:
+        loss_fn.set_epoch(epoch, 5)
+        assert loss_fn.weights[1] == pytest.approx(weight)
+        torch.testing.assert_close(loss_fn(logits, target), dice + weight * boundary)
+
+
+def test_combo_forwards_set_epoch_to_its_parts() -> None:
+    loss_fn = build_loss("combo", losses=[{"name": "ce"}, {"name": "dice_boundary", "boundary_weight_start": 0.1}])
+    loss_fn.set_epoch(3, 4)
+    assert loss_fn.parts[1].weights[1] == pytest.approx(1.0)

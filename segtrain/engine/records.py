@@ -123,12 +123,13 @@ def overlay_grid(images: torch.Tensor, targets: torch.Tensor, preds: torch.Tenso
 class TensorBoard:
     """Thin wrapper over SummaryWriter; a no-op when disabled (non-zero ranks, logger=none)."""
 
-    def __init__(self, log_dir: Path | None) -> None:
+    def __init__(self, log_dir: Path | None, purge_step: int | None = None) -> None:
         self.writer = None
         if log_dir is not None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(log_dir))
+            # purge_step drops events a killed run logged after its last checkpoint
+            self.writer = SummaryWriter(str(log_dir), purge_step=purge_step)
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         if self.writer:

@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ class TrainerConfig:
     limit_train_batches: int | None = None
     limit_val_batches: int | None = None
     checkpoint: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
+    skip_completed: bool = True  # read by the CLI: re-running a finished job is a no-op
 
     def __post_init__(self) -> None:
         if self.monitor_mode not in ("max", "min"):
@@ -194,6 +194,11 @@ class Trainer:
     def resume_from(self, path: str | Path) -> None:
         """Restore everything a checkpoint holds; the next epoch continues where it left off."""
         state = load_checkpoint(path, map_location=self.device)
+        theirs, ours = state.get("run_info", {}), self.run_info
+        clash = {k: (theirs.get(k), ours.get(k)) for k in ("loss", "model", "encoder", "dataset") if k in theirs}
+        clash = {k: v for k, v in clash.items() if v[0] != v[1]}
+        if clash:
+            raise ValueError(f"cannot resume from {path}: it was trained with other settings {clash} (theirs, ours)")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -221,7 +226,7 @@ class Trainer:
         history = HistoryCSV(self.run_dir / "history.csv", resume=self.epoch > 0)
         if main:
             history.truncate_after(self.epoch) if self.epoch > 0 else history.path.unlink(missing_ok=True)
-        tb = TensorBoard(self.run_dir / "tb" if main and self.tensorboard else None)
+        tb = TensorBoard(self.run_dir / "tb" if main and self.tensorboard else None, purge_step=self.epoch + 1)
         metric_tags = [f"best/{cfg.monitor}", "best/val/dice", "best/val/iou"]
         tb.hparams({**self.run_info, "precision": self.precision}, list(dict.fromkeys(metric_tags)))
         log.info(

@@ -74,20 +74,26 @@ def check_class_vector(name: str, values: Sequence[float] | None, loss: str) -> 
     except (TypeError, ValueError, RuntimeError) as err:
         raise ValueError(f"{loss}: {name} must be a list of numbers, got {values!r}.") from err
     if tensor.numel() == 0 or not torch.isfinite(tensor).all() or (tensor < 0).any():
-        raise ValueError(
-            f"{loss}: {name} must be a non-empty list of finite non-negative numbers, got {values!r}."
-        )
+        raise ValueError(f"{loss}: {name} must be a non-empty list of finite non-negative numbers, got {values!r}.")
     return tensor
 
 
 def check_class_vector_length(name: str, vector: Tensor, num_classes: int, loss: str) -> None:
     if vector.numel() != num_classes:
-        raise ValueError(
-            f"{loss}: {name} has {vector.numel()} entries but the logits have {num_classes} classes."
-        )
+        raise ValueError(f"{loss}: {name} has {vector.numel()} entries but the logits have {num_classes} classes.")
 
 
 # --------------------------------------------------------------------------- input checks
+
+
+def _within(target: Tensor, low: float, high: float) -> bool:
+    """One pass and one sync: do all values lie in [low, high]? (the common case, checked first)"""
+    if target.numel() == 0:
+        return True
+    if target.dtype == torch.bool:
+        return True
+    lo, hi = torch.aminmax(target)
+    return bool((lo >= low) & (hi <= high))
 
 
 def _shape_error(logits: Tensor, target: Tensor, mode: str) -> str:
@@ -113,15 +119,15 @@ def check_inputs(logits: Tensor, target: Tensor, mode: str, ignore_index: int | 
             raise ValueError(_shape_error(logits, target, mode))
         if target.is_floating_point() or target.dtype == torch.bool:
             raise ValueError(f"A multiclass target holds integer class indices, got dtype {target.dtype}.")
+        if _within(target, 0, c - 1):
+            return target.long()
         bad = (target < 0) | (target >= c)
         if ignore_index is not None:
             bad &= target != ignore_index
         if bool(bad.any()):
             value = int(target[bad][0])
             ignore = f" and is not ignore_index={ignore_index}" if ignore_index is not None else ""
-            raise ValueError(
-                f"Target holds class {value}, which is outside [0, {c}) for {c}-channel logits{ignore}."
-            )
+            raise ValueError(f"Target holds class {value}, which is outside [0, {c}) for {c}-channel logits{ignore}.")
         return target.long()
     if mode == BINARY:
         if c != 1:
@@ -136,6 +142,8 @@ def check_inputs(logits: Tensor, target: Tensor, mode: str, ignore_index: int | 
     else:
         if tuple(target.shape) != tuple(logits.shape):
             raise ValueError(_shape_error(logits, target, mode))
+    if _within(target, 0, 1):
+        return target
     bad = (target < 0) | (target > 1)
     if ignore_index is not None:
         bad &= target != ignore_index
@@ -210,11 +218,7 @@ def soft_counts(
         dims = (0, *range(2, p.ndim)) if batch else tuple(range(2, p.ndim))
         valid = valid_mask(target, ignore_index)
         if mode == MULTICLASS:
-            g = one_hot(target, p.shape[1], valid)
-            if valid is not None:
-                p = torch.where(valid.unsqueeze(1), p, 0.0)
-            tp = torch.where(g, p, 0.0).sum(dims)
-            sum_g = g.sum(dims).to(p.dtype)
+            return _multiclass_counts(p, target, valid, batch, squared)
         else:
             g = target.to(p.dtype)
             if valid is not None:
@@ -224,6 +228,45 @@ def soft_counts(
             sum_g = (g * g if squared else g).sum(dims)
         sum_p = (p * p if squared else p).sum(dims)
         return tp, sum_p - tp, sum_g - tp
+
+
+def _multiclass_counts(
+    p: Tensor, target: Tensor, valid: Tensor | None, batch: bool, squared: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """soft_counts for a class-index target without a one-hot tensor: TP gathers each pixel's probability
+    of its own class and adds it into that class's bin, the target counts come from a bincount, so only
+    ``sum p`` reads all N x C x S probabilities."""
+    n, c = p.shape[:2]
+    probs = p.reshape(n, c, -1)
+    labels = target.reshape(n, -1)
+    if valid is not None:
+        keep = valid.reshape(n, -1)
+        labels = torch.where(keep, labels, 0)
+    # bins: class (batch sums) or image x class (per image)
+    bins = labels if batch else labels + c * torch.arange(n, device=labels.device).unsqueeze(1)
+    size = c if batch else n * c
+    p_y = probs.gather(1, labels.unsqueeze(1)).squeeze(1)
+    kept_bins = bins if valid is None else bins[keep]
+    sum_g = torch.bincount(kept_bins.flatten(), minlength=size).to(p.dtype)
+    if valid is not None:
+        p_y = torch.where(keep, p_y, 0.0)
+    if p.is_cuda and torch.are_deterministic_algorithms_enabled():
+        # index_add uses atomics on CUDA; the one-hot form keeps deterministic runs deterministic
+        onehot = one_hot(labels.view(n, *target.shape[1:]), c, valid).reshape(n, c, -1)
+        tp = torch.where(onehot, probs, 0.0).sum(2)
+        tp = tp.sum(0) if batch else tp.reshape(-1)
+    else:
+        tp = p_y.new_zeros(size).index_add(0, bins.flatten(), p_y.flatten())
+    if squared:
+        probs = probs * probs
+    if valid is None:
+        sum_p = probs.sum(2)
+    else:
+        sum_p = torch.einsum("ncs,ns->nc", probs, keep.to(p.dtype))
+    sum_p = sum_p.sum(0) if batch else sum_p.reshape(-1)
+    if not batch:
+        tp, sum_p, sum_g = tp.view(n, c), sum_p.view(n, c), sum_g.view(n, c)
+    return tp, sum_p - tp, sum_g - tp
 
 
 # --------------------------------------------------------------------------- base class

@@ -122,4 +122,3 @@ class DiceBoundaryLoss(WeightedSumLoss):
         start, end = self.boundary_weight_start, self.boundary_weight_end
         self.weights[1] = start + (end - start) * progress
         super().set_epoch(epoch, max_epochs)
-

@@ -27,9 +27,7 @@ def check_weights(weights: Sequence[float], count: int, loss: str) -> list[float
     return out
 
 
-def build_part(
-    loss: str, name: str, mode: str, ignore_index: int | None, kwargs: Mapping[str, Any] | None
-) -> Any:
+def build_part(loss: str, name: str, mode: str, ignore_index: int | None, kwargs: Mapping[str, Any] | None) -> Any:
     """Build part ``name`` of compound ``loss`` through the registry, with the compound's mode."""
     kwargs = dict(kwargs or {})
     for key in ("mode", "ignore_index"):
@@ -62,9 +60,7 @@ class WeightedSumLoss(SegmentationLoss):
         )
 
     def compute(self, x: Tensor, target: Tensor) -> Tensor:
-        values = [
-            weight * part.compute(x, target) for weight, part in zip(self.weights, self.parts, strict=True)
-        ]
+        values = [weight * part.compute(x, target) for weight, part in zip(self.weights, self.parts, strict=True)]
         total = values[0]
         for value in values[1:]:
             total = total + value
@@ -94,9 +90,7 @@ class BCEDiceLoss(WeightedSumLoss):
         bce: Mapping[str, Any] | None = None,
         dice: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(
-            mode=mode, ignore_index=ignore_index, parts=[("bce", bce), ("dice", dice)], weights=weights
-        )
+        super().__init__(mode=mode, ignore_index=ignore_index, parts=[("bce", bce), ("dice", dice)], weights=weights)
 
 
 @LOSSES.register("ce_dice")
@@ -117,9 +111,7 @@ class CEDiceLoss(WeightedSumLoss):
         ce: Mapping[str, Any] | None = None,
         dice: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(
-            mode=mode, ignore_index=ignore_index, parts=[("ce", ce), ("dice", dice)], weights=weights
-        )
+        super().__init__(mode=mode, ignore_index=ignore_index, parts=[("ce", ce), ("dice", dice)], weights=weights)
 
 
 @LOSSES.register("focal_dice")

@@ -43,18 +43,16 @@ def cross_entropy(
     Equals ``torch.nn.functional.cross_entropy`` (also with ``weight`` and ``label_smoothing``), except that
     a batch with every pixel ignored gives 0 instead of NaN.
     """
+    ignore = -100 if ignore_index is None else ignore_index
+    if weight is None:
+        total = F.cross_entropy(x, target, ignore_index=ignore, label_smoothing=label_smoothing, reduction="sum")
+        if ignore_index is None:
+            return total / max(target.numel(), 1)
+        return total / (target != ignore_index).sum().clamp_min(1).to(x.dtype)
     losses = F.cross_entropy(
-        x,
-        target,
-        weight=weight,
-        ignore_index=-100 if ignore_index is None else ignore_index,
-        label_smoothing=label_smoothing,
-        reduction="none",
+        x, target, weight=weight, ignore_index=ignore, label_smoothing=label_smoothing, reduction="none"
     )
     valid = valid_mask(target, ignore_index)
-    if weight is None:
-        count = target.numel() if valid is None else valid.sum()
-        return losses.sum() / torch.as_tensor(count, device=x.device).clamp_min(1).to(x.dtype)
     picked = weight[target.clamp(0, weight.numel() - 1)]
     if valid is not None:
         picked = torch.where(valid, picked, 0.0)
@@ -77,6 +75,8 @@ def binary_cross_entropy(
         y = y * (1 - label_smoothing) + label_smoothing / 2
     if pos_weight is not None:
         pos_weight = pos_weight.to(x).view(1, -1, *([1] * (x.ndim - 2)))
+    if valid is None:
+        return F.binary_cross_entropy_with_logits(x, y, pos_weight=pos_weight)
     losses = F.binary_cross_entropy_with_logits(x, y, pos_weight=pos_weight, reduction="none")
     return masked_mean(losses, valid)
 
@@ -107,9 +107,7 @@ class CrossEntropyLoss(SegmentationLoss):
         if self.label_smoothing > 1:
             raise ValueError(f"ce: label_smoothing must lie in [0, 1], got {label_smoothing}.")
         if weight is not None and mode != MULTICLASS:
-            raise ValueError(
-                "ce: weight is a per-class weight for multiclass mode; use bce's pos_weight instead."
-            )
+            raise ValueError("ce: weight is a per-class weight for multiclass mode; use bce's pos_weight instead.")
         self.weight = check_class_vector("weight", weight, "ce")
 
     def compute(self, x: Tensor, target: Tensor) -> Tensor:
@@ -269,8 +267,7 @@ class FocalLoss(SegmentationLoss):
         elif mode == MULTICLASS:
             if isinstance(alpha, int | float):
                 raise ValueError(
-                    "focal: in multiclass mode alpha is None or a list of per-class weights, "
-                    f"got the number {alpha}."
+                    f"focal: in multiclass mode alpha is None or a list of per-class weights, got the number {alpha}."
                 )
             self.alpha = check_class_vector("alpha", alpha, "focal")
         else:

@@ -92,9 +92,7 @@ class _OverlapLoss(SegmentationLoss):
         self.squared = bool(squared)
 
     def counts(self, x: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        tp, fp, fn = soft_counts(
-            x, target, self.mode, self.ignore_index, self.batch, self.squared, check=False
-        )
+        tp, fp, fn = soft_counts(x, target, self.mode, self.ignore_index, self.batch, self.squared, check=False)
         if not self.include_background and tp.shape[-1] > 1:
             tp, fp, fn = tp[..., 1:], fp[..., 1:], fn[..., 1:]
         return tp, fp, fn
@@ -259,9 +257,7 @@ class GeneralizedDiceLoss(_OverlapLoss):
         smooth: float = 1e-5,
         batch: bool = True,
     ) -> None:
-        super().__init__(
-            mode=mode, ignore_index=ignore_index, smooth=smooth, batch=batch, include_background=True
-        )
+        super().__init__(mode=mode, ignore_index=ignore_index, smooth=smooth, batch=batch, include_background=True)
 
     def compute(self, x: Tensor, target: Tensor) -> Tensor:
         return generalized_dice(*self.counts(x, target), self.smooth).mean()

@@ -1,0 +1,134 @@
+"""Time forward + backward of every segtrain loss next to its public counterpart (MONAI, smp, torchvision).
+
+    python scripts/bench_losses.py [--quick] [--device cpu|cuda] [--repeats 5] [--only dice,lovasz]
+
+Prints one markdown table per shape: median milliseconds after a warm-up, the ratio to the public
+implementation (< 1 is faster) and to plain cross-entropy. Shapes: multiclass 8 x 21 x 256 x 256,
+binary 16 x 1 x 512 x 512, 3-D multiclass 2 x 4 x 64 x 64 x 64 (``--quick``: small ones).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from segtrain.losses import LOSSES, available_losses, build_loss
+
+FULL = {"multiclass": (8, 21, 256, 256), "binary": (16, 1, 512, 512), "multiclass 3-D": (2, 4, 64, 64, 64)}
+QUICK = {"multiclass": (2, 5, 64, 64), "binary": (4, 1, 128, 128), "multiclass 3-D": (1, 3, 16, 16, 16)}
+
+
+def public_counterpart(name: str, mode: str) -> tuple[str, Callable] | None:
+    """The public function DESIGN.md maps ``name`` to in ``mode``, taking (logits, segtrain target)."""
+    try:
+        from monai import losses as monai
+        from segmentation_models_pytorch import losses as smp
+        from torchvision.ops import sigmoid_focal_loss
+    except ImportError:
+        return None
+    mc = mode == "multiclass"
+    act = {"softmax": True, "to_onehot_y": True} if mc else {"sigmoid": True}
+
+    def chan(t: torch.Tensor) -> torch.Tensor:
+        return t.unsqueeze(1) if mc else t.unsqueeze(1).float()
+
+    def monai_fn(loss: torch.nn.Module) -> Callable:
+        return lambda x, t: loss(x, chan(t))
+
+    table: dict[str, tuple[str, Callable]] = {
+        "ce": (
+            "torch",
+            (lambda x, t: F.cross_entropy(x, t))
+            if mc
+            else (lambda x, t: F.binary_cross_entropy_with_logits(x, chan(t))),
+        ),
+        "bce": ("torch", lambda x, t: F.binary_cross_entropy_with_logits(x, chan(t))),
+        "dice": ("MONAI", monai_fn(monai.DiceLoss(batch=True, **act))),
+        "iou": ("smp", smp.JaccardLoss(mode)),
+        "tversky": ("MONAI", monai_fn(monai.TverskyLoss(batch=True, **act))),
+        "generalized_dice": ("MONAI", monai_fn(monai.GeneralizedDiceLoss(batch=True, **act))),
+        "lovasz": ("smp", smp.LovaszLoss(mode)),
+        "ce_dice": ("MONAI", monai_fn(monai.DiceCELoss(batch=True, **act))),
+        "bce_dice": ("MONAI", monai_fn(monai.DiceCELoss(batch=True, **act))),
+        "focal_dice": ("MONAI", monai_fn(monai.DiceFocalLoss(batch=True, **act))),
+    }
+    if mc:
+        table["focal"] = ("MONAI", monai_fn(monai.FocalLoss(use_softmax=True, to_onehot_y=True)))
+    else:
+        table["focal"] = ("torchvision", lambda x, t: sigmoid_focal_loss(x, chan(t), reduction="mean"))
+    return table.get(name)
+
+
+def time_ms(fn: Callable, logits: torch.Tensor, target: torch.Tensor, repeats: int) -> float:
+    """Median wall time of forward + backward after one warm-up call."""
+    times = []
+    for i in range(repeats + 1):
+        x = logits.detach().requires_grad_(True)
+        if logits.device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn(x, target).backward()
+        if logits.device.type == "cuda":
+            torch.cuda.synchronize()
+        if i:
+            times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def bench_shape(label: str, shape: tuple[int, ...], device: str, repeats: int, only: set[str] | None) -> str:
+    mode = "binary" if shape[1] == 1 else "multiclass"
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(shape, generator=gen).to(device)
+    n, c, *spatial = shape
+    high = 2 if mode == "binary" else c
+    target = torch.randint(0, high, (n, *spatial), generator=gen).to(device)
+    plain_ce = time_ms(public_counterpart("ce", mode)[1], logits, target, repeats)
+    rows = [
+        f"### {label} {' x '.join(map(str, shape))} ({device})",
+        "",
+        "| loss | segtrain ms | public | public ms | segtrain / public | segtrain / plain CE |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
+    for name in available_losses():
+        cls = LOSSES.get(name)
+        if name == "jaccard" or mode not in cls.modes or (only and name not in only):
+            continue
+        kwargs = {"losses": [{"name": "ce"}, {"name": "dice"}]} if name == "combo" else {}
+        ours = time_ms(build_loss(name, mode=mode, **kwargs), logits, target, repeats)
+        public = public_counterpart(name, mode)
+        if public is None:
+            cells = ["-", "-", "-"]
+        else:
+            theirs = time_ms(public[1], logits, target, repeats)
+            cells = [public[0], f"{theirs:.1f}", f"{ours / theirs:.2f}"]
+        rows.append(f"| {name} | {ours:.1f} | {' | '.join(cells)} | {ours / plain_ce:.2f} |")
+    rows.append(f"\nplain CE (torch.nn.functional): {plain_ce:.1f} ms\n")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small shapes (seconds on a CPU)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats after one warm-up")
+    parser.add_argument("--only", default="", help="comma-separated loss names")
+    parser.add_argument("--shapes", default="", help="comma-separated subset of: multiclass, binary, 3d")
+    args = parser.parse_args()
+    shapes = QUICK if args.quick else FULL
+    wanted = {s.strip() for s in args.shapes.split(",") if s.strip()}
+    only = {s.strip() for s in args.only.split(",") if s.strip()} or None
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, repeats {args.repeats}\n")
+    for label, shape in shapes.items():
+        key = "3d" if "3-D" in label else label
+        if wanted and key not in wanted:
+            continue
+        print(bench_shape(label, shape, args.device, args.repeats, only), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Every registry and its config group stay in step: each registered name has a YAML file and each
+YAML file builds (the loss group is checked in test_loss_configs.py, models in test_models.py)."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from segtrain.cli import CONFIG_DIR
+from segtrain.data import available_datasets, build_dataset
+from segtrain.optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler
+
+GROUPS = Path(CONFIG_DIR)
+
+
+def compose_train(overrides: list[str]):
+    with initialize_config_dir(str(GROUPS), version_base="1.3"):
+        return compose("train", overrides=overrides, return_hydra_config=True)
+
+
+def yaml_names(group: str) -> list[str]:
+    return sorted(p.stem for p in (GROUPS / group).glob("*.yaml"))
+
+
+def test_every_optimizer_and_scheduler_has_a_config_and_back():
+    assert yaml_names("optimizer") == OPTIMIZERS.names()
+    assert yaml_names("scheduler") == SCHEDULERS.names()
+
+
+@pytest.mark.parametrize("name", yaml_names("optimizer"))
+def test_optimizer_configs_build(name):
+    cfg = compose_train([f"optimizer={name}"])
+    kw = dict(cfg.optimizer)
+    opt = build_optimizer(kw.pop("name"), [torch.nn.Parameter(torch.zeros(2))], **kw)
+    assert opt.param_groups[0]["lr"] == cfg.optimizer.lr
+
+
+@pytest.mark.parametrize("name", yaml_names("scheduler"))
+def test_scheduler_configs_build_and_keep_the_lr_positive(name):
+    cfg = compose_train([f"scheduler={name}"])
+    kw = dict(cfg.scheduler)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+    sched = build_scheduler(kw.pop("name"), opt, total_steps=200, **kw)
+    lrs = []
+    for _ in range(200):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert all(lr >= 0 for lr in lrs) and max(lrs) <= 0.1 + 1e-12
+
+
+def test_poly_schedule_follows_its_formula():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=1.0)
+    sched = build_scheduler("poly", opt, total_steps=10, power=0.9)
+    for t in range(1, 10):
+        opt.step()
+        sched.step()
+        assert opt.param_groups[0]["lr"] == pytest.approx((1 - t / 10) ** 0.9)
+
+
+def test_every_dataset_config_names_a_registered_dataset():
+    for name in yaml_names("dataset"):
+        cfg = compose_train([f"dataset={name}"])
+        assert cfg.dataset.name in available_datasets(), name
+
+
+def test_synthetic_dataset_configs_build():
+    for name in ("shapes", "shapes_binary"):
+        kw = OmegaConf.to_container(compose_train([f"dataset={name}"]).dataset, resolve=True)
+        kw.pop("loader")
+        ds = build_dataset(kw.pop("name"), split="val", **kw)
+        assert len(ds) > 0 and ds[0]["image"].shape[0] == 3
+
+
+@pytest.mark.parametrize("model", yaml_names("model"))
+def test_model_configs_follow_the_dataset(model):
+    cfg = compose_train([f"model={model}", "dataset=shapes_binary"])
+    assert cfg.model.classes == 1 and cfg.model.in_channels == 3
+    assert cfg.model.encoder_weights is None
