@@ -6,6 +6,8 @@ import json
 import logging
 import os
 import random
+import sys
+import tempfile
 import traceback
 from pathlib import Path
 from typing import Any
@@ -15,10 +17,11 @@ import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from segtrain.data import build_dataset, build_loader, dataset_class_frequencies
 from segtrain.engine import Trainer, TrainerConfig
+from segtrain.engine.distributed import ShardSampler, broadcast_object, init_distributed
 from segtrain.engine.records import write_json
 from segtrain.losses import build_loss
 from segtrain.metrics import SegMetrics
@@ -55,7 +58,8 @@ def _plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
 
-def build_loaders(cfg: DictConfig) -> tuple[DataLoader, DataLoader]:
+def build_loaders(cfg: DictConfig, rank: int = 0, world_size: int = 1) -> tuple[DataLoader, DataLoader]:
+    """Train and val loaders; under torchrun each rank gets its shard of both splits."""
     ds_cfg = _plain(cfg.dataset)
     loader = ds_cfg.pop("loader", {}) or {}
     name = ds_cfg.pop("name")
@@ -67,10 +71,15 @@ def build_loaders(cfg: DictConfig) -> tuple[DataLoader, DataLoader]:
     batch_size = int(loader.pop("batch_size", 8))
     val_batch_size = int(loader.pop("val_batch_size", batch_size))
     seed = int(cfg.seed)
+    drop_last = len(train_set) > batch_size * world_size
+    train_sampler = val_sampler = None
+    if world_size > 1:
+        train_sampler = DistributedSampler(train_set, world_size, rank, shuffle=True, seed=seed, drop_last=drop_last)
+        val_sampler = ShardSampler(len(val_set), rank, world_size)
     train = build_loader(
-        train_set, batch_size, shuffle=True, drop_last=len(train_set) > batch_size, seed=seed, **loader
+        train_set, batch_size, shuffle=True, drop_last=drop_last, seed=seed, sampler=train_sampler, **loader
     )
-    val = build_loader(val_set, val_batch_size, shuffle=False, seed=seed, **loader)
+    val = build_loader(val_set, val_batch_size, shuffle=False, seed=seed, sampler=val_sampler, **loader)
     return train, val
 
 
@@ -91,11 +100,15 @@ def check_config(cfg: DictConfig) -> None:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Build everything from ``cfg`` and train; returns the metrics.json content."""
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
     check_config(cfg)
     tcfg = _trainer_config(cfg)
+    rank, world_size, local_rank = init_distributed()
+    # every rank works in rank 0's run directory (resume reads its last.pt); only rank 0 writes there
+    run_dir = Path(broadcast_object(HydraConfig.get().runtime.output_dir))
+    if world_size > 1 and torch.cuda.is_available() and tcfg.device in ("auto", "cuda"):
+        tcfg.device = f"cuda:{local_rank}"
     seed_everything(int(cfg.seed), tcfg.deterministic)
-    train_loader, val_loader = build_loaders(cfg)
+    train_loader, val_loader = build_loaders(cfg, rank, world_size)
     ds = train_loader.dataset
     model_cfg = _plain(cfg.model)
     model = build_model(model_cfg.pop("name"), **model_cfg)
@@ -129,8 +142,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         run_info,
         config_dict=OmegaConf.to_container(cfg, resolve=True),
         tensorboard=bool(cfg.logger.get("tensorboard", True)),
+        rank=rank,
+        world_size=world_size,
     )
-    return trainer.fit()
+    try:
+        return trainer.fit()
+    finally:
+        if world_size > 1:
+            torch.distributed.destroy_process_group()
 
 
 def _trainer_config(cfg: DictConfig) -> TrainerConfig:
@@ -163,16 +182,19 @@ def _completed_result(run_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     """Entry point; returns the best monitored value so Hydra sweepers (Optuna) can optimise it."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    done = _completed_result(run_dir, cfg)
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    done = _completed_result(run_dir, cfg) if main_rank else None
     if done is not None:
         log.info("%s says this job already completed; skipping it", run_dir / "metrics.json")
         return done.get("best", {}).get(cfg.trainer.monitor)
     try:
         result = train(cfg)
     except Exception as err:
+        if not main_rank:
+            raise
         write_json(
             run_dir / "metrics.json",
             {
@@ -195,6 +217,14 @@ def main(cfg: DictConfig) -> float | None:
         run_dir,
     )
     return best
+
+
+def main() -> None:
+    """``python train.py ...``; under torchrun, ranks > 0 leave Hydra's run directory and log to rank 0."""
+    if int(os.environ.get("RANK", "0")) > 0 and "-m" not in sys.argv and "--multirun" not in sys.argv:
+        scratch = tempfile.mkdtemp(prefix=f"segtrain-rank{os.environ['RANK']}-")
+        sys.argv += [f"hydra.run.dir={scratch}", "hydra.output_subdir=null", "hydra/job_logging=disabled"]
+    hydra_main()
 
 
 if __name__ == "__main__":

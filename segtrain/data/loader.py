@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from segtrain.data.transforms import seed_worker
 
@@ -18,11 +18,13 @@ def build_loader(
     drop_last: bool = False,
     seed: int = 0,
     prefetch_factor: int | None = None,
+    sampler: Sampler | None = None,
 ) -> DataLoader:
     """A DataLoader seeded by ``seed`` (shuffle order and each worker's augmentations).
 
     ``pin_memory`` only takes effect when CUDA is available; ``persistent_workers`` and
-    ``prefetch_factor`` only with ``num_workers > 0`` (torch refuses them otherwise).
+    ``prefetch_factor`` only with ``num_workers > 0`` (torch refuses them otherwise). A ``sampler``
+    (e.g. a DistributedSampler) replaces ``shuffle``.
     """
     if batch_size < 1:
         raise ValueError(f"dataset.loader.batch_size must be >= 1, got {batch_size}")
@@ -36,7 +38,8 @@ def build_loader(
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle if sampler is None else None,
+        sampler=sampler,
         drop_last=drop_last,
         num_workers=num_workers,
         pin_memory=pin_memory and torch.cuda.is_available(),

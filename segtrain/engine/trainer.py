@@ -54,6 +54,7 @@ class TrainerConfig:
     limit_train_batches: int | None = None
     limit_val_batches: int | None = None
     checkpoint: bool = True
+    sync_batchnorm: bool = False  # under torchrun: BatchNorm statistics over all ranks
     skip_completed: bool = True  # read by the CLI: re-running a finished job is a no-op
 
     def __post_init__(self) -> None:
@@ -125,7 +126,18 @@ class Trainer:
         self.model = model.to(self.device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        if world_size > 1 and cfg.sync_batchnorm:
+            if self.device.type != "cuda":
+                raise ValueError("trainer.sync_batchnorm=true needs CUDA devices (torch's SyncBatchNorm); set it false")
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.forward = torch.compile(self.model) if cfg.compile else self.model
+        # training goes through DDP (gradient all-reduce); validation uses the bare module
+        self.train_forward = self.forward
+        if world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_forward = DistributedDataParallel(self.forward, device_ids=ids)
         self.loss_fn = loss_fn
         self.optimizer = optimizer
         self.train_loader = train_loader
@@ -324,7 +336,7 @@ class Trainer:
             data_wait += time.perf_counter() - t0
             # forward + loss under autocast; the loss computes in float32 inside where it matters
             with self._autocast():
-                logits = self.forward(x)
+                logits = self.train_forward(x)
                 loss = self.loss_fn(logits, y)
             # one host sync per step: a non-finite loss must stop or skip before it reaches the weights
             if not torch.isfinite(loss):
