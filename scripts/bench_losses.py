@@ -64,20 +64,22 @@ def public_counterpart(name: str, mode: str) -> tuple[str, Callable] | None:
     return table.get(name)
 
 
-def time_ms(fn: Callable, logits: torch.Tensor, target: torch.Tensor, repeats: int) -> float:
-    """Median wall time of forward + backward after one warm-up call."""
-    times = []
+def time_ms(fns: list[Callable], logits: torch.Tensor, target: torch.Tensor, repeats: int) -> list[float]:
+    """Median wall time of forward + backward of each function after one warm-up call; the functions
+    take turns in every round, so a busy machine slows them alike."""
+    times: list[list[float]] = [[] for _ in fns]
     for i in range(repeats + 1):
-        x = logits.detach().requires_grad_(True)
-        if logits.device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn(x, target).backward()
-        if logits.device.type == "cuda":
-            torch.cuda.synchronize()
-        if i:
-            times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+        for fn, bucket in zip(fns, times, strict=True):
+            x = logits.detach().requires_grad_(True)
+            if logits.device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            fn(x, target).backward()
+            if logits.device.type == "cuda":
+                torch.cuda.synchronize()
+            if i:
+                bucket.append((time.perf_counter() - start) * 1000)
+    return [statistics.median(bucket) for bucket in times]
 
 
 def bench_shape(label: str, shape: tuple[int, ...], device: str, repeats: int, only: set[str] | None) -> str:
@@ -87,7 +89,7 @@ def bench_shape(label: str, shape: tuple[int, ...], device: str, repeats: int, o
     n, c, *spatial = shape
     high = 2 if mode == "binary" else c
     target = torch.randint(0, high, (n, *spatial), generator=gen).to(device)
-    plain_ce = time_ms(public_counterpart("ce", mode)[1], logits, target, repeats)
+    (plain_ce,) = time_ms([public_counterpart("ce", mode)[1]], logits, target, repeats)
     rows = [
         f"### {label} {' x '.join(map(str, shape))} ({device})",
         "",
@@ -99,12 +101,13 @@ def bench_shape(label: str, shape: tuple[int, ...], device: str, repeats: int, o
         if name == "jaccard" or mode not in cls.modes or (only and name not in only):
             continue
         kwargs = {"losses": [{"name": "ce"}, {"name": "dice"}]} if name == "combo" else {}
-        ours = time_ms(build_loss(name, mode=mode, **kwargs), logits, target, repeats)
+        loss_fn = build_loss(name, mode=mode, **kwargs)
         public = public_counterpart(name, mode)
         if public is None:
+            (ours,) = time_ms([loss_fn], logits, target, repeats)
             cells = ["-", "-", "-"]
         else:
-            theirs = time_ms(public[1], logits, target, repeats)
+            ours, theirs = time_ms([loss_fn, public[1]], logits, target, repeats)
             cells = [public[0], f"{theirs:.1f}", f"{ours / theirs:.2f}"]
         rows.append(f"| {name} | {ours:.1f} | {' | '.join(cells)} | {ours / plain_ce:.2f} |")
     rows.append(f"\nplain CE (torch.nn.functional): {plain_ce:.1f} ms\n")

@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-
 from conftest import ROOT, TINY
+
 from segtrain.data import build_dataset, build_loader
 from segtrain.engine import Trainer, TrainerConfig
 from segtrain.engine.distributed import ShardSampler
