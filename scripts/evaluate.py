@@ -1,0 +1,166 @@
+"""Evaluate a checkpoint: Dice/IoU per class and the per-image Dice distribution on any split.
+
+python scripts/evaluate.py checkpoint=outputs/runs/<date>/<run>            # its own data set, split=val
+python scripts/evaluate.py checkpoint=<run>/checkpoints/best.pt split=test tta=true
+python scripts/evaluate.py checkpoint=<run> dataset.length.val=32          # override a key of its data set
+python scripts/evaluate.py checkpoint=<run> dataset=folder dataset.root=/data/mine dataset.num_classes=3
+
+Keys (configs/eval.yaml): checkpoint, split, tta, window, overlap, blend, batch_size, num_workers, device,
+histogram_bins, output. Writes metrics.json and per_image.csv to output (default <run dir>/eval_<split>).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def compose(config_name: str, overrides: list[str]) -> Any:
+    """configs/<config_name>.yaml with Hydra overrides (compose API: no run directory, no logging set-up)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    import segtrain.cli  # noqa: F401  (registers the project_root / default_data_dir resolvers)
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=overrides)
+
+
+def dataset_config(overrides: list[str], stored: dict[str, Any] | None) -> tuple[Any, dict[str, Any], bool]:
+    """(eval config, dataset config as a plain dict, whether it is the checkpoint's own data set).
+
+    Without ``dataset=<option>`` the data set is the checkpoint's stored one, and ``dataset.key=value``
+    overrides apply to it; with it, Hydra composes that configs/dataset file with the overrides.
+    """
+    from omegaconf import OmegaConf
+
+    picks_group = any(o.lstrip("+~").split("=", 1)[0] == "dataset" for o in overrides)
+    own = [o for o in overrides if o.lstrip("+~").startswith("dataset.")] if not picks_group else []
+    cfg = compose("eval", [o for o in overrides if o not in own])
+    if picks_group:
+        return cfg, OmegaConf.to_container(cfg.dataset, resolve=True), False
+    if not stored:
+        raise ValueError("the checkpoint's config has no 'dataset' section; pick one with dataset=<option>")
+    merged = OmegaConf.merge(OmegaConf.create(stored), OmegaConf.from_dotlist([o.lstrip("+")[8:] for o in own]))
+    return cfg, OmegaConf.to_container(merged, resolve=True), True
+
+
+def main(argv: list[str] | None = None) -> int:
+    overrides = list(sys.argv[1:] if argv is None else argv)
+    if {"-h", "--help"} & set(overrides):
+        print(__doc__)
+        return 0
+
+    from segtrain.data import build_dataset, build_loader
+    from segtrain.engine.checkpoint import load_checkpoint
+    from segtrain.engine.inference import (
+        evaluate,
+        jsonable,
+        model_from_state,
+        resolve_checkpoint,
+        run_dir_of,
+        write_per_image_csv,
+    )
+    from segtrain.engine.records import write_json
+    from segtrain.engine.trainer import resolve_device
+
+    probe = compose("eval", [o for o in overrides if not o.lstrip("+~").startswith("dataset")])
+    ckpt_path = resolve_checkpoint(probe.checkpoint)
+    state = load_checkpoint(ckpt_path)
+    device = resolve_device(str(probe.device))
+    model, config = model_from_state(state, ckpt_path, device)
+    cfg, ds, own = dataset_config(overrides, config.get("dataset"))
+
+    name, split = ds.pop("name"), str(cfg.split)
+    loader_cfg = dict(ds.pop("loader", None) or {})
+    model_cfg = config["model"]
+    for key, ds_key in (("classes", "num_classes"), ("in_channels", "in_channels")):
+        if int(model_cfg[key]) != int(ds[ds_key]):
+            raise ValueError(
+                f"the checkpoint's model has {key}={model_cfg[key]} but dataset '{name}' has "
+                f"{ds_key}={ds[ds_key]}; evaluate on a data set with the same classes and channels"
+            )
+    dataset = build_dataset(name, split=split, **ds)
+    if len(dataset) == 0:
+        raise ValueError(f"dataset '{name}' split '{split}' is empty")
+    batch_size = cfg.batch_size or loader_cfg.pop("val_batch_size", None) or loader_cfg.get("batch_size", 8)
+    loader_cfg.pop("val_batch_size", None)
+    loader_cfg.pop("batch_size", None)
+    if cfg.num_workers is not None:
+        loader_cfg["num_workers"] = int(cfg.num_workers)
+    loader = build_loader(dataset, int(batch_size), shuffle=False, **loader_cfg)
+
+    run_info = state.get("run_info") or {}
+    print(
+        f"checkpoint {ckpt_path} (epoch {state.get('epoch')}, {model_cfg['name']}/{model_cfg.get('encoder_name')}, "
+        f"trained on {config.get('dataset', {}).get('name')})"
+    )
+    print(f"evaluating on '{name}' split '{split}': {len(dataset)} images, tta {'on' if cfg.tta else 'off'}, {device}")
+    start = time.perf_counter()
+    result = evaluate(
+        model,
+        loader,
+        mode=dataset.mode,
+        num_classes=dataset.num_classes,
+        ignore_index=dataset.ignore_index,
+        class_names=dataset.class_names,
+        tta=bool(cfg.tta),
+        device=device,
+        window=cfg.window,
+        overlap=float(cfg.overlap),
+        blend=str(cfg.blend),
+        bins=int(cfg.histogram_bins),
+    )
+    seconds = time.perf_counter() - start
+
+    default_out = run_dir_of(ckpt_path) / (f"eval_{split}" if own else f"eval_{name}_{split}")
+    out = Path(cfg.output) if cfg.output else default_out
+    out.mkdir(parents=True, exist_ok=True)
+    per_image = result.pop("per_image")
+    summary = {
+        "checkpoint": str(ckpt_path),
+        "epoch": state.get("epoch"),
+        "run_info": run_info,
+        "dataset": name,
+        "split": split,
+        **result,
+        "device": str(device),
+        "seconds": round(seconds, 2),
+    }
+    write_json(out / "metrics.json", jsonable(summary))
+    write_per_image_csv(out / "per_image.csv", per_image)
+
+    dist = result["per_image_dice"]
+    print(
+        f"dice {result['dice']:.4f}  iou {result['iou']:.4f}  per-image dice mean {dist['mean']:.4f} "
+        f"(median {dist['median']:.4f}, p10 {dist['p10']:.4f}, p90 {dist['p90']:.4f}; "
+        f"{dist['undefined']} image(s) without foreground)  ({seconds:.1f} s)"
+    )
+    width = max(len(c) for c in result["per_class"]["dice"])
+    print(f"  {'class':<{width}}    dice     iou")
+    for c, d in result["per_class"]["dice"].items():
+        print(f"  {c:<{width}}  {d:6.4f}  {result['per_class']['iou'][c]:6.4f}")
+    print(f"wrote {out / 'metrics.json'} and {out / 'per_image.csv'}")
+    return 0
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """``main`` with an error as one line on stderr and exit status 1 (HYDRA_FULL_ERROR=1: traceback)."""
+    try:
+        return main(argv)
+    except Exception as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"evaluate.py: error: {type(err).__name__}: {' '.join(str(err).split())}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -1,0 +1,107 @@
+"""Predict masks for an image or a folder of images with a trained checkpoint.
+
+python scripts/predict.py checkpoint=outputs/runs/<date>/<run> input=photo.png output=preds
+python scripts/predict.py checkpoint=<run>/checkpoints/best.pt input=images/ output=preds tta=true window=256
+
+Each image is predicted at its own size: images larger than the training size go through sliding-window
+inference (window=auto: the training image size; window=null: one pass). Writes <id>.png (class indices;
+binary: 0/1; multilabel: one 0/1 <id>_<class>.png per channel) and <id>_overlay.png. Normalisation and
+grayscale/RGB input come from the checkpoint's dataset config. Keys: configs/predict.yaml.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def compose(config_name: str, overrides: list[str]) -> Any:
+    """configs/<config_name>.yaml with Hydra overrides (compose API: no run directory, no logging set-up)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    import segtrain.cli  # noqa: F401  (registers the project_root / default_data_dir resolvers)
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    overrides = list(sys.argv[1:] if argv is None else argv)
+    if {"-h", "--help"} & set(overrides):
+        print(__doc__)
+        return 0
+
+    from segtrain.engine.inference import (
+        find_images,
+        model_from_checkpoint,
+        output_stride,
+        predict_files,
+        resolve_checkpoint,
+        training_size,
+    )
+    from segtrain.engine.trainer import resolve_device
+
+    cfg = compose("predict", overrides)
+    checkpoint = resolve_checkpoint(cfg.checkpoint)
+    files = find_images(cfg.input)
+    output = Path(cfg.output)
+    device = resolve_device(str(cfg.device))
+    model, config = model_from_checkpoint(checkpoint, device)
+    ds, model_cfg = config.get("dataset") or {}, config["model"]
+    window = cfg.window
+    if window == "auto":
+        size = training_size(config)
+        stride = output_stride(model)
+        window = None if size is None else -(-size // stride) * stride  # rounded up to the stride
+    elif window is not None:
+        window = int(window)
+    mode = ds.get("mode", "binary" if int(model_cfg["classes"]) == 1 else "multiclass")
+    print(
+        f"{len(files)} image(s) from {cfg.input} -> {output}  ({model_cfg['name']}, {mode}, "
+        f"window {window or 'off'}, tta {'on' if cfg.tta else 'off'}, {device})"
+    )
+    start = time.perf_counter()
+    written = predict_files(
+        model,
+        files,
+        output,
+        mode=mode,
+        in_channels=int(model_cfg["in_channels"]),
+        normalize=ds.get("normalize"),
+        class_names=ds.get("class_names"),
+        tta=bool(cfg.tta),
+        window=window,
+        overlap=float(cfg.overlap),
+        blend=str(cfg.blend),
+        alpha=float(cfg.alpha),
+        device=device,
+    )
+    for w in written[:20]:
+        print(f"  {w['id']}: {w['height']}x{w['width']}, classes {w['classes_present']}")
+    if len(written) > 20:
+        print(f"  ... and {len(written) - 20} more")
+    print(f"wrote {len(written)} mask(s) and overlay(s) to {output} ({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """``main`` with an error as one line on stderr and exit status 1 (HYDRA_FULL_ERROR=1: traceback)."""
+    try:
+        return main(argv)
+    except Exception as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"predict.py: error: {type(err).__name__}: {' '.join(str(err).split())}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

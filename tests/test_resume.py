@@ -1,0 +1,81 @@
+"""A run killed with SIGKILL mid-epoch and resumed ends bit-identical to the same run uninterrupted."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import ROOT, TINY, run_train
+
+from segtrain.engine.checkpoint import load_checkpoint, save_checkpoint
+
+ARGS = [*TINY, "trainer.max_epochs=4", "trainer.deterministic=true", "dataset.length.train=64", "logger=none"]
+
+
+def history(run):
+    with (run / "history.csv").open() as f:
+        return [{k: v for k, v in r.items() if k not in ("seconds", "data_wait")} for r in csv.DictReader(f)]
+
+
+def test_killed_and_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path):
+    straight = tmp_path / "straight"
+    run_train([*ARGS, f"hydra.run.dir={straight}"], tmp_path)
+
+    killed = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(ROOT / "train.py"), *ARGS, f"hydra.run.dir={killed}"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (killed / "metrics.json").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)  # metrics.json is written last in an epoch, after the checkpoints
+    time.sleep(0.3)  # into the second epoch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    interrupted = json.loads((killed / "metrics.json").read_text())
+    assert interrupted["status"] == "running" and interrupted["epochs_completed"] < 4
+
+    run_train([*ARGS, f"hydra.run.dir={killed}"], tmp_path)  # trainer.resume=auto is the default
+    assert "resumed from" in (killed / "train.log").read_text()
+    a = load_checkpoint(straight / "checkpoints" / "last.pt")
+    b = load_checkpoint(killed / "checkpoints" / "last.pt")
+    assert a["epoch"] == b["epoch"] == 4 and a["step"] == b["step"]
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    assert history(straight) == history(killed)
+    ma, mb = (json.loads((r / "metrics.json").read_text()) for r in (straight, killed))
+    assert ma["best"] == mb["best"] and ma["final"] == mb["final"]
+
+
+def test_truncated_checkpoint_gives_a_clear_error(tmp_path):
+    path = tmp_path / "last.pt"
+    save_checkpoint({"model": {"w": torch.ones(1000)}}, path)
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(ValueError, match="cannot be read.*truncated, corrupt"):
+        load_checkpoint(path)
+
+
+def test_foreign_file_is_not_taken_for_a_checkpoint(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.save({"weights": torch.ones(2)}, path)
+    with pytest.raises(ValueError, match="not a segtrain checkpoint"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_write_is_atomic_when_interrupted(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_checkpoint({"model": {"w": torch.zeros(3)}}, path)
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"model": {"w": torch.ones(3)}}, path)
+    monkeypatch.undo()
+    assert torch.equal(load_checkpoint(path)["model"]["w"], torch.zeros(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
