@@ -193,19 +193,19 @@ def test_multilabel_lovasz_is_smp_binary_lovasz_per_channel() -> None:
 
 @pytest.mark.parametrize("ignore_index", [None, 255])
 @pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
-def test_ce_equals_torch_cross_entropy(ignore_index, label_smoothing) -> None:
+@pytest.mark.parametrize("weighted", [False, True])
+def test_ce_equals_torch_cross_entropy(ignore_index, label_smoothing, weighted) -> None:
     logits, target = batch(MC, ignore_index=ignore_index)
-    weight = torch.tensor([0.5, 1.0, 2.0, 0.1], dtype=torch.float64)
-    ours = build_loss("ce", ignore_index=ignore_index, weight=weight.tolist(), label_smoothing=label_smoothing)
-    kwargs = {
-        "ignore_index": -100 if ignore_index is None else ignore_index,
-        "label_smoothing": label_smoothing,
-    }
+    weight = torch.tensor([0.5, 1.0, 2.0, 0.1], dtype=torch.float64) if weighted else None
+    ours = build_loss(
+        "ce",
+        ignore_index=ignore_index,
+        weight=None if weight is None else weight.tolist(),
+        label_smoothing=label_smoothing,
+    )
+    kwargs = {"ignore_index": -100 if ignore_index is None else ignore_index, "label_smoothing": label_smoothing}
     assert_same(
-        lambda x: ours(x, target),
-        lambda x: F.cross_entropy(x, target, weight=weight, **kwargs),
-        logits,
-        target,
+        lambda x: ours(x, target), lambda x: F.cross_entropy(x, target, weight=weight, **kwargs), logits, target
     )
 
 
