@@ -161,6 +161,25 @@ def _trainer_config(cfg: DictConfig) -> TrainerConfig:
         raise TypeError(f"bad trainer config ({err}); accepted keys: {', '.join(fields)}") from err
 
 
+def _fmt(v: float | None) -> str:
+    return "nan" if v is None or v != v else f"{v:.4f}"
+
+
+def final_summary(result: dict[str, Any], run_dir: Path) -> str:
+    """The table printed at the end of a run: best epoch, mean and per-class Dice/IoU, where the files are."""
+    best, per_class = result.get("best", {}), result.get("per_class", {})
+    lines = [
+        f"best {result['monitor']} at epoch {best.get('epoch')}/{result.get('epochs_completed')}: "
+        f"val/dice {_fmt(best.get('val/dice'))}  val/iou {_fmt(best.get('val/iou'))}  "
+        f"per-image dice {_fmt(best.get('val/dice_per_image'))}",
+        f"  {'class':<16} {'dice':>7} {'iou':>7}",
+    ]
+    for name, dice in per_class.get("dice", {}).items():
+        lines.append(f"  {name:<16} {_fmt(dice):>7} {_fmt(per_class['iou'].get(name)):>7}")
+    lines.append(f"{result.get('timing', {}).get('total_s')} s; run directory {run_dir}")
+    return "\n".join(lines)
+
+
 def _completed_result(run_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
     """metrics.json of a finished job of the same configuration in ``run_dir`` (re-running a sweep into
     its own directory skips the jobs that completed; unfinished ones resume from last.pt)."""
@@ -209,13 +228,8 @@ def hydra_main(cfg: DictConfig) -> float | None:
         )
         raise
     best = result.get("best", {}).get(cfg.trainer.monitor)
-    log.info(
-        "best %s = %s at epoch %s; run directory %s",
-        cfg.trainer.monitor,
-        best,
-        result.get("best", {}).get("epoch"),
-        run_dir,
-    )
+    if result and main_rank:
+        log.info("\n%s", final_summary(result, run_dir))
     return best
 
 

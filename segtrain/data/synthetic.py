@@ -53,6 +53,8 @@ def render_sample(
     foreground_fraction: float,
     max_shapes: int,
     noise: float,
+    max_rotation: float = 180.0,
+    texture_cue: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Draw one sample: (image float32 3 x H x W in [0, 1], class map int64 H x W, per-shape masks 3 x H x W)."""
     h = w = image_size
@@ -81,11 +83,19 @@ def render_sample(
         a, b = max(a, 1.2), max(b, 1.2)
         r = max(a, b)
         cx, cy = rng.uniform(r * 0.5, w - r * 0.5), rng.uniform(r * 0.5, h - r * 0.5)
-        m = _DRAW[k](xx, yy, cx, cy, a, b, rng.uniform(0, 2 * math.pi))
+        theta = math.radians(rng.uniform(-max_rotation, max_rotation))
+        m = _DRAW[k](xx, yy, cx, cy, a, b, theta)
         # Shape colour: away from the background by a random contrast in a random direction.
         contrast = rng.uniform(0.15, 0.35) * rng.choice([-1.0, 1.0], size=3)
         colour = np.clip(base + contrast, 0.0, 1.0).astype(np.float32)
         shade = 0.05 * rng.standard_normal() * ((xx - cx) / max(r, 1.0))
+        if texture_cue > 0 and k > 0:
+            # a faint class-specific fill (stripes for rectangles, a grid for triangles) in the shape's frame
+            u = (xx - cx) * math.cos(theta) + (yy - cy) * math.sin(theta)
+            v = -(xx - cx) * math.sin(theta) + (yy - cy) * math.cos(theta)
+            f = 2 * math.pi * rng.uniform(0.22, 0.32)
+            pattern = np.sin(f * u) if k == 1 else np.sin(f * u) * np.sin(f * v)
+            shade = shade + texture_cue * rng.uniform(0.7, 1.3) * pattern
         img[:, m] = (colour[:, None] + shade[m][None]).astype(np.float32)
         classes[m] = k + 1
         layers[k] |= m
@@ -105,6 +115,10 @@ class ShapesDataset(SegDataset):
         foreground_fraction: expected share of shape pixels (before overlap), in (0, 0.6].
         max_shapes: each image has 1..max_shapes shapes.
         noise: standard deviation of the additive Gaussian pixel noise (images in [0, 1]).
+        max_rotation: shapes are rotated by up to +-max_rotation degrees (180: any orientation; 0: upright
+            rectangles and triangles, the easiest setting).
+        texture_cue: amplitude of a faint class-specific fill texture (rectangles striped, triangles
+            gridded, ellipses plain); 0 leaves geometry as the only cue, the hardest setting.
         seed: the data seed (independent of the training seed).
         normalize: ``{mean, std}`` per channel applied after generation.
     """
@@ -122,6 +136,8 @@ class ShapesDataset(SegDataset):
         foreground_fraction: float = 0.15,
         max_shapes: int = 4,
         noise: float = 0.08,
+        max_rotation: float = 180.0,
+        texture_cue: float = 0.0,
         seed: int = 0,
         normalize: dict | None = None,
     ) -> None:
@@ -144,6 +160,8 @@ class ShapesDataset(SegDataset):
         self.foreground_fraction = float(foreground_fraction)
         self.max_shapes = int(max_shapes)
         self.noise = float(noise)
+        self.max_rotation = float(max_rotation)
+        self.texture_cue = float(texture_cue)
         self.seed = int(seed)
         norm = normalize or {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
         self._mean = np.asarray(norm["mean"], np.float32)[:, None, None]
@@ -157,7 +175,8 @@ class ShapesDataset(SegDataset):
             raise IndexError(f"shapes[{self.split}] has {self.length} samples, asked for index {index}")
         rng = np.random.default_rng([self.seed, _SPLIT_IDS[self.split], index])
         img, classes, layers = render_sample(
-            rng, self.image_size, self.foreground_fraction, self.max_shapes, self.noise
+            rng, self.image_size, self.foreground_fraction, self.max_shapes, self.noise, self.max_rotation,
+            self.texture_cue,
         )
         image = torch.from_numpy((img - self._mean) / self._std)
         if self.mode == "multiclass":
