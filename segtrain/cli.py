@@ -10,23 +10,18 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
-import numpy as np
-import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader, DistributedSampler
 
-from segtrain.data import build_dataset, build_loader, dataset_class_frequencies
-from segtrain.engine import Trainer, TrainerConfig
-from segtrain.engine.distributed import ShardSampler, broadcast_object, init_distributed
-from segtrain.engine.records import write_json
-from segtrain.losses import build_loss
-from segtrain.metrics import SegMetrics
-from segtrain.models import build_model
-from segtrain.optim import build_optimizer, build_scheduler
+# torch, smp and the rest load inside the functions that need them, so that `python train.py --help`
+# and config errors answer in a second instead of after ~10 s of imports (smp pulls in timm/torchvision).
+if TYPE_CHECKING:
+    from torch.utils.data import DataLoader
+
+    from segtrain.engine import TrainerConfig
 
 log = logging.getLogger("segtrain")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +40,9 @@ for _name, _fn in {"project_root": lambda: str(PROJECT_ROOT), "default_data_dir"
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
+    import numpy as np
+    import torch
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -60,6 +58,11 @@ def _plain(node: Any) -> Any:
 
 def build_loaders(cfg: DictConfig, rank: int = 0, world_size: int = 1) -> tuple[DataLoader, DataLoader]:
     """Train and val loaders; under torchrun each rank gets its shard of both splits."""
+    from torch.utils.data import DistributedSampler
+
+    from segtrain.data import build_dataset, build_loader
+    from segtrain.engine.distributed import ShardSampler
+
     ds_cfg = _plain(cfg.dataset)
     loader = ds_cfg.pop("loader", {}) or {}
     name = ds_cfg.pop("name")
@@ -100,8 +103,20 @@ def check_config(cfg: DictConfig) -> None:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Build everything from ``cfg`` and train; returns the metrics.json content."""
+    import torch
+
+    from segtrain.data import dataset_class_frequencies
+    from segtrain.engine import Trainer
+    from segtrain.engine.distributed import broadcast_object, init_distributed
+    from segtrain.losses import build_loss
+    from segtrain.metrics import SegMetrics
+    from segtrain.models import build_model
+    from segtrain.optim import build_optimizer, build_scheduler
+
     check_config(cfg)
     tcfg = _trainer_config(cfg)
+    if tcfg.num_threads:  # parallel sweep jobs: cores / jobs each (docs/sweeps.md)
+        torch.set_num_threads(int(tcfg.num_threads))
     rank, world_size, local_rank = init_distributed()
     # every rank works in rank 0's run directory (resume reads its last.pt); only rank 0 writes there
     run_dir = Path(broadcast_object(HydraConfig.get().runtime.output_dir))
@@ -129,6 +144,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "dataset": cfg.dataset.name,
         "seed": int(cfg.seed),
     }
+    # what a sweep varies (dataset.foreground_fraction, loss.alpha, ...) shows in TensorBoard's HParams view
+    hydra_cfg = HydraConfig.get()
+    skip = set(hydra_cfg.job.config.override_dirname.exclude_keys)
+    for item in hydra_cfg.overrides.task:
+        key = item.lstrip("+~").partition("=")[0]
+        value = OmegaConf.select(cfg, key, default=None)
+        if key not in run_info and key not in skip and value is not None and not OmegaConf.is_config(value):
+            run_info[key] = value
     trainer = Trainer(
         tcfg,
         model,
@@ -153,6 +176,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _trainer_config(cfg: DictConfig) -> TrainerConfig:
+    from segtrain.engine import TrainerConfig
+
     values = _plain(cfg.trainer)
     try:
         return TrainerConfig(**values)
@@ -214,6 +239,8 @@ def hydra_main(cfg: DictConfig) -> float | None:
     except Exception as err:
         if not main_rank:
             raise
+        from segtrain.engine.records import write_json
+
         write_json(
             run_dir / "metrics.json",
             {

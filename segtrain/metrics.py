@@ -7,7 +7,7 @@ policy). ``dice``/``iou`` are the means over classes (binary: the foreground cla
 over channels). ``dice_per_image`` is the mean over images of each image's foreground Dice (the mean
 over foreground classes with a defined Dice in that image; images with none are left out).
 
-``update`` only launches device kernels (one ``bincount``): no host synchronisation per step.
+``update`` only launches device kernels (a ``scatter_add`` into per-image bins): no host synchronisation.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class SegMetrics:
         """Hard predictions and targets as int64 of shape N x G x P (G groups, P pixels)."""
         n = logits.shape[0]
         if self.mode == "multiclass":
-            pred = logits.argmax(dim=1).reshape(n, 1, -1)
+            pred = logits.max(dim=1).indices.reshape(n, 1, -1)  # max().indices: same ties, ~10x faster on CPU
             tgt = target.reshape(n, 1, -1).long()
         else:
             pred = (logits > 0).long().reshape(n, self._groups, -1)
@@ -91,7 +91,13 @@ class SegMetrics:
         image_idx = torch.arange(n, device=pred.device).view(n, 1, 1)
         group_idx = torch.arange(g, device=pred.device).view(1, g, 1)
         flat = ((image_idx * g + group_idx) * k + tgt) * k + pred
-        per_image = torch.bincount(flat[valid.expand_as(flat)], minlength=n * g * k * k).view(n, g, k, k)
+        size = n * g * k * k
+        # ignored pixels go to one spare bin; scatter_add (unlike bincount or boolean indexing) never
+        # asks the device for a size, so update() queues kernels without a host synchronisation
+        flat = torch.where(valid.expand_as(flat), flat, size).reshape(-1)
+        counts = torch.zeros(size + 1, dtype=torch.int64, device=flat.device)
+        counts.scatter_add_(0, flat, torch.ones_like(flat))
+        per_image = counts[:size].view(n, g, k, k)
         self.confmat += per_image.sum(0)
         self._add_image_dice(per_image)
 
@@ -109,7 +115,7 @@ class SegMetrics:
         counts = defined.sum(-1)
         image_dice = (dice * defined).sum(-1) / counts.clamp(min=1)
         has = counts > 0
-        self._image_dice_sum += image_dice[has].sum()
+        self._image_dice_sum += torch.where(has, image_dice, 0.0).sum()
         self._image_count += has.sum()
 
     def sync(self) -> None:

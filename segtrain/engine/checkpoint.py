@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -14,14 +15,13 @@ import numpy as np
 import torch
 
 
-def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
-    """Write ``state`` to ``path`` so that a kill at any moment leaves the previous file intact."""
-    path = Path(path)
+def _atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(f)`` on a temp file beside ``path``, fsync, then rename over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -33,6 +33,17 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
+    """Write ``state`` to ``path`` so that a kill at any moment leaves the previous file intact."""
+    _atomic_write(Path(path), lambda f: torch.save(state, f))
+
+
+def copy_checkpoint(src: str | Path, dst: str | Path) -> None:
+    """Atomic copy (``best.pt`` from the ``last.pt`` just written)."""
+    with open(src, "rb") as s:
+        _atomic_write(Path(dst), lambda f: shutil.copyfileobj(s, f, 1 << 20))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from segtrain.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from segtrain.engine.checkpoint import copy_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from segtrain.engine.records import HistoryCSV, TensorBoard, overlay_grid, write_json
 from segtrain.metrics import EMPTY_CLASS_POLICY, SegMetrics
 
@@ -56,6 +56,7 @@ class TrainerConfig:
     checkpoint: bool = True
     sync_batchnorm: bool = False  # under torchrun: BatchNorm statistics over all ranks
     skip_completed: bool = True  # read by the CLI: re-running a finished job is a no-op
+    num_threads: int | None = None  # read by the CLI: torch.set_num_threads; None: OMP/MKL_NUM_THREADS decide
 
     def __post_init__(self) -> None:
         if self.monitor_mode not in ("max", "min"):
@@ -292,8 +293,8 @@ class Trainer:
                     if cfg.checkpoint:
                         state = self._state()
                         save_checkpoint(state, ckpt_dir / "last.pt")
-                        if improved:
-                            save_checkpoint(state, ckpt_dir / "best.pt")
+                        if improved:  # same state: a file copy, not a second serialisation
+                            copy_checkpoint(ckpt_dir / "last.pt", ckpt_dir / "best.pt")
                     result = self._summary(row, status, time.perf_counter() - start)
                     write_json(self.run_dir / "metrics.json", result)
                 if cfg.early_stopping_patience and self.epochs_since_best >= cfg.early_stopping_patience:
@@ -317,9 +318,7 @@ class Trainer:
         if hasattr(self.loss_fn, "set_epoch"):
             self.loss_fn.set_epoch(self.epoch, cfg.max_epochs)
         n_batches = self._n_train_batches()
-        loss_sum = torch.zeros((), device=self.device)
-        counted = 0
-        data_wait = 0.0
+        loss_sum, counted, data_wait = 0.0, 0, 0.0
         bar = tqdm(
             total=n_batches,
             desc=f"epoch {self.epoch + 1}/{cfg.max_epochs}",
@@ -338,12 +337,13 @@ class Trainer:
             with self._autocast():
                 logits = self.train_forward(x)
                 loss = self.loss_fn(logits, y)
-            # one host sync per step: a non-finite loss must stop or skip before it reaches the weights
-            if not torch.isfinite(loss):
-                self._non_finite(loss, batch, i)
+            # the one host sync per step: a non-finite loss must stop or skip before it reaches the weights
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                self._non_finite(loss_value, batch, i)
                 continue
             self.scaler.scale(loss / cfg.accumulate_grad_batches).backward()
-            loss_sum += loss.detach().float()
+            loss_sum += loss_value
             counted += 1
             last_of_group = (i + 1) % cfg.accumulate_grad_batches == 0 or i + 1 == n_batches
             if last_of_group:
@@ -358,16 +358,16 @@ class Trainer:
                 self.nan_skips = 0
             bar.update(1)
             if (i + 1) % cfg.log_every_n_steps == 0 and self.is_main:
-                bar.set_postfix(loss=f"{loss.item():.4f}")
+                bar.set_postfix(loss=f"{loss_value:.4f}")
         bar.close()
-        return (loss_sum.item() / counted if counted else math.nan), data_wait
+        return (loss_sum / counted if counted else math.nan), data_wait
 
-    def _non_finite(self, loss: torch.Tensor, batch: dict, index: int) -> None:
+    def _non_finite(self, loss: float, batch: dict, index: int) -> None:
         ids = list(batch.get("id", []))[:16]
         where = f"epoch {self.epoch + 1}, batch {index}, optimizer step {self.step}, samples {ids}"
         if self.cfg.on_nan == "raise":
             raise NonFiniteLossError(
-                f"non-finite loss ({loss.item()}) at {where}; no checkpoint was written for this epoch. "
+                f"non-finite loss ({loss}) at {where}; no checkpoint was written for this epoch. "
                 "Lower the learning rate, enable trainer.grad_clip, or set trainer.on_nan=skip"
             )
         self.nan_skips += 1
