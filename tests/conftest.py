@@ -9,7 +9,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SEGTRAIN_DATA", ROOT.parent / "shared" / "data"))
 
+# two xdist workers on two cores: one thread per process (and per subprocess) avoids OpenMP
+# oversubscription, which made the suite ~10x slower on a shared 2-core machine
 torch.set_num_threads(1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 # A tiny, fast job: small images, few samples, 2 epochs.
 TINY = [
