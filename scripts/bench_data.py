@@ -125,9 +125,7 @@ def bench(name_override: str, steps: int, workers: int | None, device) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=["isbi_em", "camvid"])
     parser.add_argument("--steps", type=int, default=12, help="training steps timed per measurement")
     parser.add_argument("--workers", nargs="*", type=int, default=None, help="num_workers values to compare")
@@ -136,9 +134,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    device = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    )
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     print(f"device: {device}, torch threads: {torch.get_num_threads()}")
     header = (
         f"{'dataset':<10} {'batch (NxCxHxW)':<18} {'workers':>7} {'loader img/s':>12} "
@@ -155,10 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['dataset']:<10} {r['batch']:<18} {r['workers']:>7} {r['loader_img_s']:>12.1f} "
                 f"{r['step_img_s']:>10.1f} {100 * r['wait_fraction']:>8.1f}%"
             )
-    print(
-        f"target: data wait < 5% of step time -> {'met' if worst < 0.05 else 'NOT met'} "
-        f"(worst {100 * worst:.1f}%)"
-    )
+    print(f"target: data wait < 5% of step time -> {'met' if worst < 0.05 else 'NOT met'} (worst {100 * worst:.1f}%)")
     return 0
 
 

@@ -14,9 +14,7 @@ from _dataset_config import dataset_config
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. dataset=camvid dataset.root=...")
     parser.add_argument("--splits", nargs="+", default=["train", "val"], help="splits to scan [train val]")
     args = parser.parse_args(argv)

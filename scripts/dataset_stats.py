@@ -15,9 +15,7 @@ from _dataset_config import dataset_config
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. dataset=camvid")
     parser.add_argument("--split", default="train")
     parser.add_argument("--json", default=None, help="also write the statistics to this JSON file")
@@ -31,9 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     stats = class_frequencies(dataset)
     if not args.no_image_stats and hasattr(dataset, "load_image"):
         stats["image_mean_std"] = image_mean_std(dataset)
-    print(
-        f"{name} [{args.split}] at {kwargs.get('root')}: {stats['num_images']} images, sizes {stats['sizes']}"
-    )
+    print(f"{name} [{args.split}] at {kwargs.get('root')}: {stats['num_images']} images, sizes {stats['sizes']}")
     width = max(len(c) for c in stats["class_names"])
     print(f"{'class':<{width}}  {'pixels':>12}  {'freq %':>7}  {'images':>6}")
     for c, n, f, k in zip(

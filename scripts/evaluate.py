@@ -11,26 +11,13 @@ histogram_bins, output. Writes metrics.json and per_image.csv to output (default
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-
-def compose(config_name: str, overrides: list[str]) -> Any:
-    """configs/<config_name>.yaml with Hydra overrides (compose API: no run directory, no logging set-up)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    import segtrain.cli  # noqa: F401  (registers the project_root / default_data_dir resolvers)
-
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=overrides)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _compose import compose, run_cli  # noqa: E402
 
 
 def dataset_config(overrides: list[str], stored: dict[str, Any] | None) -> tuple[Any, dict[str, Any], bool]:
@@ -152,14 +139,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    """``main`` with an error as one line on stderr and exit status 1 (HYDRA_FULL_ERROR=1: traceback)."""
-    try:
-        return main(argv)
-    except Exception as err:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"evaluate.py: error: {type(err).__name__}: {' '.join(str(err).split())}", file=sys.stderr)
-        return 1
+    return run_cli(main, "evaluate.py", argv)
 
 
 if __name__ == "__main__":

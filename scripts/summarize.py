@@ -16,17 +16,11 @@ from segtrain.report import summarize
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="+", type=Path, help="sweep directories (Hydra multirun) or run dirs")
     parser.add_argument("--out", type=Path, default=None, help="where to write the outputs [first path]")
-    parser.add_argument(
-        "--metric", default=None, help="rank by this metric [the jobs' monitor, e.g. val/dice]"
-    )
-    parser.add_argument(
-        "--mode", choices=("max", "min"), default=None, help="direction of --metric [inferred]"
-    )
+    parser.add_argument("--metric", default=None, help="rank by this metric [the jobs' monitor, e.g. val/dice]")
+    parser.add_argument("--mode", choices=("max", "min"), default=None, help="direction of --metric [inferred]")
     parser.add_argument("--no-plots", action="store_true", help="write only summary.csv and summary.md")
     args = parser.parse_args(argv)
     try:

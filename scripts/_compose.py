@@ -1,0 +1,36 @@
+"""Shared by the scripts: Hydra's compose API over configs/ (no run directory, no logging set-up) and the
+one-line error convention of the command-line scripts."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def compose(config_name: str, overrides: list[str]) -> Any:
+    """configs/<config_name>.yaml with Hydra overrides."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    import segtrain.cli  # noqa: F401  (registers the project_root / default_data_dir resolvers)
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=overrides)
+
+
+def run_cli(main: Callable[[list[str] | None], int], name: str, argv: list[str] | None = None) -> int:
+    """``main`` with an error as one line on stderr and exit status 1 (HYDRA_FULL_ERROR=1: traceback)."""
+    try:
+        return main(argv)
+    except Exception as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"{name}: error: {type(err).__name__}: {' '.join(str(err).split())}", file=sys.stderr)
+        return 1
