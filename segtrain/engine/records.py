@@ -96,7 +96,13 @@ def colorize(labels: torch.Tensor) -> torch.Tensor:
     return PALETTE[labels.long().cpu() % len(PALETTE)].permute(2, 0, 1)
 
 
-def overlay_grid(images: torch.Tensor, targets: torch.Tensor, preds: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:
+def overlay_grid(
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    preds: torch.Tensor,
+    ignore_index: int | None = None,
+    alpha: float = 0.5,
+) -> torch.Tensor:
     """Rows of (input, ground truth over input, prediction over input) as one 3 x H' x W' image in [0, 1].
 
     ``images`` N x C x H x W (any normalisation: rescaled per image), ``targets``/``preds`` N x H x W class
@@ -109,7 +115,7 @@ def overlay_grid(images: torch.Tensor, targets: torch.Tensor, preds: torch.Tenso
         img = img[:3] if img.shape[0] >= 3 else img[:1].expand(3, -1, -1)
         lo, hi = img.amin(), img.amax()
         img = (img - lo) / (hi - lo + 1e-8)
-        valid = tgt < len(PALETTE) * 8  # ignore_index (e.g. 255) marks void
+        valid = tgt != ignore_index if ignore_index is not None else torch.ones_like(tgt, dtype=torch.bool)
         gt = torch.where(valid, tgt, torch.zeros_like(tgt))
         for lab in (gt, pred):
             col = colorize(lab)

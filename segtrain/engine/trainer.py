@@ -418,7 +418,7 @@ class Trainer:
             score = torch.where(logits[:k] > 0, logits[:k], torch.full_like(logits[:k], -torch.inf))
             pred = torch.where((logits[:k] > 0).any(1), score.argmax(1) + 1, 0)
             tgt = torch.where(y[:k].bool().any(1), y[:k].float().argmax(1) + 1, 0)
-        return overlay_grid(x[:k], tgt, pred)
+        return overlay_grid(x[:k], tgt, pred, self.metrics.ignore_index)
 
     def _summary(self, final_row: dict[str, Any], status: str, total_s: float) -> dict[str, Any]:
         names = self.metrics.class_names
