@@ -25,8 +25,12 @@ def compose(config_name: str, overrides: list[str]) -> Any:
         return hydra_compose(config_name=config_name, overrides=overrides)
 
 
-def run_cli(main: Callable[[list[str] | None], int], name: str, argv: list[str] | None = None) -> int:
-    """``main`` with an error as one line on stderr and exit status 1 (HYDRA_FULL_ERROR=1: traceback)."""
+def run_cli(main: Callable[[list[str] | None], int], name: str, argv: list[str] | None = None, doc: str = "") -> int:
+    """``main`` with ``-h``/``--help`` printing ``doc``, and an error as one line on stderr with exit status 1
+    (HYDRA_FULL_ERROR=1: traceback)."""
+    if {"-h", "--help"} & set(sys.argv[1:] if argv is None else argv):
+        print(doc)
+        return 0
     try:
         return main(argv)
     except Exception as err:

@@ -41,9 +41,6 @@ def dataset_config(overrides: list[str], stored: dict[str, Any] | None) -> tuple
 
 def main(argv: list[str] | None = None) -> int:
     overrides = list(sys.argv[1:] if argv is None else argv)
-    if {"-h", "--help"} & set(overrides):
-        print(__doc__)
-        return 0
 
     from segtrain.data import build_dataset, build_loader
     from segtrain.engine.checkpoint import load_checkpoint
@@ -139,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    return run_cli(main, "evaluate.py", argv)
+    return run_cli(main, "evaluate.py", argv, __doc__)
 
 
 if __name__ == "__main__":

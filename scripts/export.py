@@ -21,9 +21,6 @@ SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
 
 def main(argv: list[str] | None = None) -> int:
     overrides = list(sys.argv[1:] if argv is None else argv)
-    if {"-h", "--help"} & set(overrides):
-        print(__doc__)
-        return 0
 
     from segtrain.engine.inference import (
         compare_exported,
@@ -78,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    return run_cli(main, "export.py", argv)
+    return run_cli(main, "export.py", argv, __doc__)
 
 
 if __name__ == "__main__":

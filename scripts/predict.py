@@ -21,9 +21,6 @@ from _compose import compose, run_cli  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     overrides = list(sys.argv[1:] if argv is None else argv)
-    if {"-h", "--help"} & set(overrides):
-        print(__doc__)
-        return 0
 
     from segtrain.engine.inference import (
         find_images,
@@ -79,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    return run_cli(main, "predict.py", argv)
+    return run_cli(main, "predict.py", argv, __doc__)
 
 
 if __name__ == "__main__":
