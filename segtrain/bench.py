@@ -10,9 +10,10 @@ beside it.
     trainer step   Trainer.train_epoch() over N identical batches already on the device, everything on
                    as in a normal run (autocast, the non-finite check, scheduler, progress bar, loss
                    postfix every log_every_n_steps)  /  N hand-written steps (forward, loss, backward, step)
-    epoch          Trainer.fit() for one epoch (train, validate with metrics and overlays, history.csv,
-                   metrics.json, TensorBoard, last.pt + best.pt)  /  the bare train steps plus bare
-                   validation forwards of the same batches
+    epoch          the middle epoch of a three-epoch Trainer.fit() (train, validate with metrics and
+                   overlays, history.csv, metrics.json, TensorBoard, last.pt + best.pt handed to the
+                   background writer)  /  the bare train steps plus bare validation forwards of the same
+                   batches
     metric         SegMetrics.update() on one training batch's logits  /  the trainer's step time
     start-up       wall time of ``python train.py --help`` and of a default job up to its first step,
                    next to ``python -c "import torch"``
@@ -206,7 +207,8 @@ def bare_val_steps(job: Job, n: int) -> None:
 def interleaved(
     arms: dict[str, Callable[[], Any]], trials: int, warmup: int, device: torch.device
 ) -> dict[str, list[float]]:
-    """Seconds of each arm per trial; the order alternates (A B, B A, ...) so drift hits both arms."""
+    """Seconds of each arm per trial (or the float an arm returns); the order alternates (A B, B A, ...) so
+    drift hits both arms."""
     names = list(arms)
     times: dict[str, list[float]] = {name: [] for name in names}
     for trial in range(warmup + trials):
@@ -214,10 +216,10 @@ def interleaved(
         for name in order:
             synchronize(device)
             start = time.perf_counter()
-            arms[name]()
+            out = arms[name]()
             synchronize(device)
-            if trial >= warmup:
-                times[name].append(time.perf_counter() - start)
+            if trial >= warmup:  # an arm may return the seconds of the span it measured itself
+                times[name].append(out if isinstance(out, float) else time.perf_counter() - start)
     return times
 
 
@@ -278,34 +280,39 @@ def per_step_overhead(device: str | torch.device, precision: str = "auto", steps
 
 
 def epoch_overhead(job: Job, n_train: int, n_val: int, trials: int, warmup: int = 1) -> dict[str, Any]:
-    """One full Trainer.fit() epoch versus the sum of its bare train steps and validation forwards."""
+    """A steady-state Trainer.fit() epoch versus the sum of its bare train steps and validation forwards.
+
+    Each trial fits three epochs and times the middle one, from the start of its training to the start of
+    the next epoch's: training, validation, records, and the checkpoint handed to the background writer
+    (whose previous write may still be running), as every epoch but the last of a real run.
+    """
     parts: dict[str, list[float]] = {"train_epoch": [], "validate": [], "records_and_checkpoint": []}
     with tempfile.TemporaryDirectory(prefix="segtrain-bench-") as tmp:
         counter = iter(range(10**6))
 
-        def fit_arm() -> None:
+        def fit_arm() -> float:
             job.restore()
             run_dir = Path(tmp) / f"run{next(counter)}"
-            trainer = make_trainer(job, run_dir, n_train, n_val)
-            spent = {"train_epoch": 0.0, "validate": 0.0}
-            for name in spent:  # time the two halves without touching the trainer's code
+            trainer = make_trainer(job, run_dir, n_train, n_val, max_epochs=3)
+            marks: list[tuple[str, float, float]] = []
+            for name in ("train_epoch", "validate"):  # time the halves without touching the trainer's code
                 inner = getattr(trainer, name)
 
                 def timed(inner=inner, name=name):
                     start = time.perf_counter()
                     out = inner()
                     synchronize(job.device)
-                    spent[name] += time.perf_counter() - start
+                    marks.append((name, start, time.perf_counter()))
                     return out
 
                 setattr(trainer, name, timed)
-            start = time.perf_counter()
             trainer.fit()
-            synchronize(job.device)
-            total = time.perf_counter() - start
-            for name, s in spent.items():
-                parts[name].append(s)
-            parts["records_and_checkpoint"].append(total - sum(spent.values()))
+            (_, train_start, train_end), (_, val_start, val_end), (_, next_start, _) = marks[2:5]
+            epoch = next_start - train_start
+            parts["train_epoch"].append(train_end - train_start)
+            parts["validate"].append(val_end - val_start)
+            parts["records_and_checkpoint"].append(epoch - (train_end - train_start) - (val_end - val_start))
+            return epoch
 
         def bare_arm() -> None:
             job.restore()

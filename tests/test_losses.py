@@ -661,8 +661,9 @@ def test_boundary_loss_matches_brute_force_signed_distances(mode, ignore_index, 
         return (p * phi * valid).sum() / valid.sum()
 
     want, want_grad = value_and_grad(ref, logits, target)
-    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(got_grad, want_grad, rtol=1e-8, atol=1e-12)
+    # the distance maps are float32 (exact EDT, rounded once): 1e-6 relative instead of float64's 1e-10
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(got_grad, want_grad, rtol=1e-6, atol=1e-9)
 
 
 def test_dice_boundary_ramps_the_boundary_weight_linearly_over_epochs() -> None:

@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import ROOT, TINY, run_train
 
-from segtrain.engine.checkpoint import load_checkpoint, save_checkpoint
+from segtrain.engine.checkpoint import CheckpointWriter, load_checkpoint, save_checkpoint
 
 ARGS = [*TINY, "trainer.max_epochs=4", "trainer.deterministic=true", "dataset.length.train=64", "logger=none"]
 
@@ -79,3 +79,26 @@ def test_checkpoint_write_is_atomic_when_interrupted(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert torch.equal(load_checkpoint(path)["model"]["w"], torch.zeros(3))
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_background_writer_saves_a_snapshot_and_links_best(tmp_path):
+    writer = CheckpointWriter()
+    w = torch.zeros(1000)
+    writer.save({"model": {"w": w}, "epoch": 1}, tmp_path / "last.pt", tmp_path / "best.pt")
+    w.add_(1)  # training goes on while the file is written: the checkpoint keeps the state at save()
+    writer.wait()
+    assert torch.equal(load_checkpoint(tmp_path / "best.pt")["model"]["w"], torch.zeros(1000))
+    writer.save({"model": {"w": w}, "epoch": 2}, tmp_path / "last.pt")  # not an improvement: best stays
+    writer.wait()
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 2
+    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]
+
+
+def test_background_writer_reraises_a_failed_write(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    writer = CheckpointWriter()
+    writer.save({"model": {}}, tmp_path / "file" / "last.pt")
+    with pytest.raises(RuntimeError, match="writing a checkpoint failed"):
+        writer.wait()
+    writer.wait()  # the error is reported once

@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from segtrain.engine.checkpoint import copy_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from segtrain.engine.checkpoint import CheckpointWriter, load_checkpoint, rng_state, set_rng_state
 from segtrain.engine.records import HistoryCSV, TensorBoard, overlay_grid, write_json
 from segtrain.metrics import EMPTY_CLASS_POLICY, SegMetrics
 
@@ -251,6 +251,7 @@ class Trainer:
         )
         start = time.perf_counter()
         status, result = "running", {}
+        writer = CheckpointWriter()
         try:
             while self.epoch < cfg.max_epochs:
                 epoch_start = time.perf_counter()
@@ -290,11 +291,9 @@ class Trainer:
                         "  *best*" if improved else "",
                         seconds,
                     )
-                    if cfg.checkpoint:
-                        state = self._state()
-                        save_checkpoint(state, ckpt_dir / "last.pt")
-                        if improved:  # same state: a file copy, not a second serialisation
-                            copy_checkpoint(ckpt_dir / "last.pt", ckpt_dir / "best.pt")
+                    if cfg.checkpoint:  # written while the next epoch runs; best.pt is a link to the same file
+                        best = ckpt_dir / "best.pt" if improved else None
+                        writer.save(self._state(), ckpt_dir / "last.pt", best)
                     result = self._summary(row, status, time.perf_counter() - start)
                     write_json(self.run_dir / "metrics.json", result)
                 if cfg.early_stopping_patience and self.epochs_since_best >= cfg.early_stopping_patience:
@@ -303,6 +302,7 @@ class Trainer:
             status = "completed"
         finally:
             tb.close()
+            writer.wait()
         if main and result:
             result = self._summary(result["final"], status, time.perf_counter() - start)
             write_json(self.run_dir / "metrics.json", result)

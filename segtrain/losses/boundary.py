@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import edt
 import numpy as np
 import torch
-from scipy.ndimage import distance_transform_edt
 from torch import Tensor
 
 from . import LOSSES
@@ -15,22 +15,27 @@ from ._common import MODES, MULTICLASS, SegmentationLoss, check_nonnegative, one
 from .compound import WeightedSumLoss
 
 
-def signed_distance(mask: np.ndarray) -> np.ndarray:
-    """Kervadec's level set of one binary mask: distance to the object outside it, minus (distance to the
-    background - 1) inside it; all zeros when the mask is empty or full (no boundary)."""
+def signed_distance(mask: np.ndarray, threads: int = 1) -> np.ndarray:
+    """Kervadec's level set of one binary 2-D or 3-D mask, float32: the Euclidean distance to the object
+    outside it, minus (the distance to the background - 1) inside it; all zeros when the mask is empty or
+    full (no boundary). Exact EDT from the ``edt`` package (same values as scipy's
+    ``distance_transform_edt``, about 3x faster on one thread and multi-threaded)."""
     if not mask.any() or mask.all():
-        return np.zeros(mask.shape, dtype=np.float64)
-    outside = ~mask
-    return distance_transform_edt(outside) * outside - (distance_transform_edt(mask) - 1) * mask
+        return np.zeros(mask.shape, dtype=np.float32)
+    outside = edt.edt(~mask, black_border=False, parallel=threads)  # 0 on the object
+    inside = edt.edt(mask, black_border=False, parallel=threads)  # 0 off the object
+    return outside - (inside - 1) * mask
 
 
 def signed_distance_maps(masks: Tensor) -> Tensor:
-    """N x K x S boolean masks -> N x K x S float64 signed distance maps, on the CPU, without gradient."""
-    array = masks.detach().cpu().numpy()
-    out = np.zeros(array.shape, dtype=np.float64)
+    """N x K x S boolean masks -> N x K x S float32 signed distance maps, on the CPU, without gradient,
+    using torch's intra-op thread count."""
+    array = np.ascontiguousarray(masks.detach().cpu().numpy())
+    threads = torch.get_num_threads()
+    out = np.empty(array.shape, dtype=np.float32)
     for n in range(array.shape[0]):
         for k in range(array.shape[1]):
-            out[n, k] = signed_distance(array[n, k])
+            out[n, k] = signed_distance(array[n, k], threads)
     return torch.from_numpy(out)
 
 
@@ -49,7 +54,7 @@ class BoundaryLoss(SegmentationLoss):
     """Boundary loss (Kervadec et al., "Boundary loss for highly unbalanced segmentation", MIDL 2019).
 
     ``mean over pixels and classes of p_c(x) phi_c(x)`` with ``phi_c`` the signed Euclidean distance map of
-    the target of class c (scipy's ``distance_transform_edt`` per image on the CPU, no gradient through it).
+    the target of class c (an exact Euclidean distance transform per image on the CPU, no gradient through it).
     It can be negative. The paper pairs it with a region loss whose weight it gradually takes over: see
     ``dice_boundary``.
 
