@@ -682,3 +682,14 @@ def test_combo_forwards_set_epoch_to_its_parts() -> None:
     loss_fn = build_loss("combo", losses=[{"name": "ce"}, {"name": "dice_boundary", "boundary_weight_start": 0.1}])
     loss_fn.set_epoch(3, 4)
     assert loss_fn.parts[1].weights[1] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("gamma", "alpha"), [(2.0, None), (2.0, 0.25), (0.5, 0.7), (0.0, None), (3.0, 0.25)])
+def test_sigmoid_focal_hand_written_gradient_passes_gradcheck(gamma, alpha) -> None:
+    from segtrain.losses.distribution import SigmoidFocal
+
+    gen = torch.Generator().manual_seed(11)
+    x = (torch.randn(2, 3, 5, 4, generator=gen, dtype=torch.float64) * 3).requires_grad_(True)
+    y = torch.rand(2, 3, 5, 4, generator=gen, dtype=torch.float64)  # soft targets too
+    y[0] = y[0].round()
+    assert torch.autograd.gradcheck(lambda v: SigmoidFocal.apply(v, y, gamma, alpha), (x,))
