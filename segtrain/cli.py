@@ -56,21 +56,31 @@ def _plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
 
-def build_loaders(cfg: DictConfig, rank: int = 0, world_size: int = 1) -> tuple[DataLoader, DataLoader]:
-    """Train and val loaders; under torchrun each rank gets its shard of both splits."""
-    from torch.utils.data import DistributedSampler
-
-    from segtrain.data import build_dataset, build_loader
-    from segtrain.engine.distributed import ShardSampler
+def build_datasets(cfg: DictConfig) -> tuple[Any, Any]:
+    """The train and val data sets of ``cfg.dataset``."""
+    from segtrain.data import build_dataset
 
     ds_cfg = _plain(cfg.dataset)
-    loader = ds_cfg.pop("loader", {}) or {}
+    ds_cfg.pop("loader", None)
     name = ds_cfg.pop("name")
     train_set = build_dataset(name, split="train", **ds_cfg)
     val_set = build_dataset(name, split="val", **ds_cfg)
     for split, ds in (("train", train_set), ("val", val_set)):
         if len(ds) == 0:
             raise ValueError(f"dataset '{name}' split '{split}' is empty")
+    return train_set, val_set
+
+
+def build_loaders(
+    cfg: DictConfig, train_set: Any, val_set: Any, rank: int = 0, world_size: int = 1
+) -> tuple[DataLoader, DataLoader]:
+    """Train and val loaders with ``cfg.dataset.loader``; under torchrun each rank gets its shard of both."""
+    from torch.utils.data import DistributedSampler
+
+    from segtrain.data import build_loader
+    from segtrain.engine.distributed import ShardSampler
+
+    loader = dict(_plain(cfg.dataset.get("loader")) or {})
     batch_size = int(loader.pop("batch_size", 8))
     val_batch_size = int(loader.pop("val_batch_size", batch_size))
     seed = int(cfg.seed)
@@ -105,7 +115,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Build everything from ``cfg`` and train; returns the metrics.json content."""
     import torch
 
-    from segtrain.data import dataset_class_frequencies
+    from segtrain.data import DistanceMaps, dataset_class_frequencies
     from segtrain.engine import Trainer
     from segtrain.engine.distributed import broadcast_object, init_distributed
     from segtrain.losses import build_loss
@@ -123,8 +133,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if world_size > 1 and torch.cuda.is_available() and tcfg.device in ("auto", "cuda"):
         tcfg.device = f"cuda:{local_rank}"
     seed_everything(int(cfg.seed), tcfg.deterministic)
-    train_loader, val_loader = build_loaders(cfg, rank, world_size)
-    ds = train_loader.dataset
+    train_set, val_set = build_datasets(cfg)
+    ds = train_set
     model_cfg = _plain(cfg.model)
     model = build_model(model_cfg.pop("name"), **model_cfg)
     loss_cfg = _plain(cfg.loss)
@@ -132,6 +142,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         loss_cfg["frequencies"] = dataset_class_frequencies(ds)
         log.info("loss frequencies from the training split: %s", loss_cfg["frequencies"])
     loss_fn = build_loss(**loss_cfg)
+    if "distance" in loss_fn.aux_inputs:  # boundary losses: distance maps made in the loader's workers
+        train_set, val_set = DistanceMaps(train_set), DistanceMaps(val_set)
+    train_loader, val_loader = build_loaders(cfg, train_set, val_set, rank, world_size)
     opt_cfg = _plain(cfg.optimizer)
     optimizer = build_optimizer(opt_cfg.pop("name"), model.parameters(), **opt_cfg)
     sched_cfg = _plain(cfg.scheduler)

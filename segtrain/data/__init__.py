@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from segtrain.data import folder, layouts, synthetic  # noqa: F401  (register shapes, folder, voc, ...)
 from segtrain.data.base import DATASETS, SegDataset
+from segtrain.data.distance import DistanceMaps
 from segtrain.data.folder import FolderDataset
 from segtrain.data.loader import build_loader
 from segtrain.data.stats import class_frequencies, dataset_class_frequencies, image_mean_std
@@ -17,6 +18,7 @@ from segtrain.data.validate import check_dataset
 
 __all__ = [
     "DATASETS",
+    "DistanceMaps",
     "FolderDataset",
     "SegDataset",
     "available_datasets",

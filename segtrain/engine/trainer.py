@@ -177,6 +177,13 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, batch["mask"].to(self.device, non_blocking=non_blocking)
 
+    def _aux(self, batch: dict) -> dict[str, torch.Tensor]:
+        """The batch entries the loss takes besides logits and target (``distance`` maps for the boundary
+        losses, when the data pipeline made them)."""
+        keys = getattr(self.loss_fn, "aux_inputs", ())
+        non_blocking = self.device.type == "cuda"
+        return {k: batch[k].to(self.device, non_blocking=non_blocking) for k in keys if k in batch}
+
     def _improved(self, value: float) -> bool:
         if math.isnan(value):
             return False
@@ -332,11 +339,12 @@ class Trainer:
             t0 = time.perf_counter()
             batch = next(it)
             x, y = self._to_device(batch)
+            aux = self._aux(batch)
             data_wait += time.perf_counter() - t0
             # forward + loss under autocast; the loss computes in float32 inside where it matters
             with self._autocast():
                 logits = self.train_forward(x)
-                loss = self.loss_fn(logits, y)
+                loss = self.loss_fn(logits, y, **aux)
             # the one host sync per step: a non-finite loss must stop or skip before it reaches the weights
             loss_value = loss.item()
             if not math.isfinite(loss_value):
@@ -391,7 +399,7 @@ class Trainer:
             x, y = self._to_device(batch)
             with self._autocast():
                 logits = self.forward(x)
-                loss = self.loss_fn(logits, y)
+                loss = self.loss_fn(logits, y, **self._aux(batch))
             loss_sum += loss.double() * x.shape[0]
             n += x.shape[0]
             self.metrics.update(logits, y)

@@ -284,16 +284,24 @@ class SegmentationLoss(nn.Module):
     modes: ClassVar[tuple[str, ...]] = MODES
     formula: ClassVar[str] = ""
     paper: ClassVar[str] = ""
+    aux_inputs: tuple[str, ...] = ()  # optional extra inputs compute() accepts as keywords
 
     def __init__(self, *, mode: str = MULTICLASS, ignore_index: int | None = None) -> None:
         super().__init__()
         self.mode = check_mode(mode, self.modes, f"Loss '{self.name}'")
         self.ignore_index = check_ignore_index(ignore_index, mode)
 
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+    def forward(self, logits: Tensor, target: Tensor, **aux: Tensor) -> Tensor:
+        """``aux``: batch entries named in ``aux_inputs`` (e.g. ``distance`` maps precomputed by the data
+        pipeline for the boundary loss); a loss computes them itself when they are not given."""
+        unknown = sorted(set(aux) - set(self.aux_inputs))
+        if unknown:
+            takes = f"also takes {list(self.aux_inputs)}" if self.aux_inputs else "takes only logits and target"
+            raise ValueError(f"Loss '{self.name}' got unexpected inputs {unknown}; it {takes}.")
         target = check_inputs(logits, target, self.mode, self.ignore_index)
         with full_precision(logits.device):
-            return self.compute(logits.to(compute_dtype(logits)), target)
+            x = logits.to(compute_dtype(logits))
+            return self.compute(x, target, **aux) if aux else self.compute(x, target)
 
     def compute(self, x: Tensor, target: Tensor) -> Tensor:
         raise NotImplementedError

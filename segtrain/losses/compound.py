@@ -42,7 +42,8 @@ def build_part(loss: str, name: str, mode: str, ignore_index: int | None, kwargs
 class WeightedSumLoss(SegmentationLoss):
     """``sum_i w_i L_i(logits, target)`` over registered parts.
 
-    ``set_epoch(epoch, max_epochs)`` is forwarded to the parts that have it.
+    ``set_epoch(epoch, max_epochs)`` is forwarded to the parts that have it, and the extra inputs a part
+    takes (``aux_inputs``, e.g. the boundary loss's ``distance``) go to that part.
     """
 
     def __init__(
@@ -58,9 +59,13 @@ class WeightedSumLoss(SegmentationLoss):
         self.parts = nn.ModuleList(
             build_part(self.name, name, self.mode, self.ignore_index, kwargs) for name, kwargs in parts
         )
+        self.aux_inputs = tuple(dict.fromkeys(key for part in self.parts for key in part.aux_inputs))
 
-    def compute(self, x: Tensor, target: Tensor) -> Tensor:
-        values = [weight * part.compute(x, target) for weight, part in zip(self.weights, self.parts, strict=True)]
+    def compute(self, x: Tensor, target: Tensor, **aux: Tensor) -> Tensor:
+        values = []
+        for weight, part in zip(self.weights, self.parts, strict=True):
+            mine = {key: value for key, value in aux.items() if key in part.aux_inputs}
+            values.append(weight * (part.compute(x, target, **mine) if mine else part.compute(x, target)))
         total = values[0]
         for value in values[1:]:
             total = total + value
