@@ -218,7 +218,7 @@ def soft_counts(
         dims = (0, *range(2, p.ndim)) if batch else tuple(range(2, p.ndim))
         valid = valid_mask(target, ignore_index)
         if mode == MULTICLASS:
-            return _multiclass_counts(p, target, valid, batch, squared)
+            return multiclass_counts(p, target, valid, batch, squared)
         else:
             g = target.to(p.dtype)
             if valid is not None:
@@ -230,7 +230,7 @@ def soft_counts(
         return tp, sum_p - tp, sum_g - tp
 
 
-def _multiclass_counts(
+def multiclass_counts(
     p: Tensor, target: Tensor, valid: Tensor | None, batch: bool, squared: bool
 ) -> tuple[Tensor, Tensor, Tensor]:
     """soft_counts for a class-index target without a one-hot tensor: TP gathers each pixel's probability

@@ -20,6 +20,7 @@ from ._common import (
     check_class_vector,
     check_class_vector_length,
     check_nonnegative,
+    multiclass_counts,
     soft_counts,
     valid_mask,
 )
@@ -285,7 +286,7 @@ EXP_LOG_EPS = 1e-6
 
 
 def exp_log_loss(
-    x: Tensor,
+    log_p: Tensor,
     target: Tensor,
     ignore_index: int | None,
     dice: Tensor,
@@ -299,17 +300,18 @@ def exp_log_loss(
 
     ``w_dice E_c[(-ln Dice_c)^gamma_dice] + w_cross E_x[w_l (-ln p_l)^gamma_cross]``, l the pixel's label,
     ``w_l = (sum_k f_k / f_l)^0.5``. Both ``-ln`` are clamped at 1e-6 so the gradients stay finite.
+    ``log_p``: the log-softmax of the logits.
     """
     dice_term = (-dice.clamp_min(torch.finfo(dice.dtype).tiny).log()).clamp_min(EXP_LOG_EPS) ** gamma_dice
     valid = valid_mask(target, ignore_index)
     labels = target if valid is None else torch.where(valid, target, 0)
     weights = torch.where(frequencies > 0, (frequencies.sum() / frequencies.clamp_min(1e-30)).sqrt(), 0.0)
-    nll = -x.log_softmax(1).gather(1, labels.unsqueeze(1)).squeeze(1)
+    nll = -log_p.gather(1, labels.unsqueeze(1)).squeeze(1)
     cross = weights[labels] * nll.clamp_min(EXP_LOG_EPS) ** gamma_cross
     if valid is None:
         cross_term = cross.mean()
     else:
-        cross_term = torch.where(valid, cross, 0.0).sum() / valid.sum().clamp_min(1).to(x.dtype)
+        cross_term = torch.where(valid, cross, 0.0).sum() / valid.sum().clamp_min(1).to(log_p.dtype)
     return w_dice * dice_term.mean() + w_cross * cross_term
 
 
@@ -347,7 +349,9 @@ class ExpLogLoss(SegmentationLoss):
 
     def compute(self, x: Tensor, target: Tensor) -> Tensor:
         num_classes = x.shape[1]
-        tp, fp, fn = soft_counts(x, target, self.mode, self.ignore_index, batch=True, check=False)
+        # one log-softmax serves both terms: p = exp(log p) costs less than a second softmax and its backward
+        log_p = x.log_softmax(1)
+        tp, fp, fn = multiclass_counts(log_p.exp(), target, valid_mask(target, self.ignore_index), True, False)
         if self.frequencies is not None:
             check_class_vector_length("frequencies", self.frequencies, num_classes, self.name)
             freq = self.frequencies.to(x)
@@ -355,7 +359,7 @@ class ExpLogLoss(SegmentationLoss):
             kept = target.flatten() if self.ignore_index is None else target[target != self.ignore_index]
             freq = torch.bincount(kept, minlength=num_classes).to(x.dtype)
         return exp_log_loss(
-            x,
+            log_p,
             target,
             self.ignore_index,
             dice_score(tp, fp, fn, self.smooth),
