@@ -368,3 +368,19 @@ def test_optuna_tversky_search_runs_two_trials_and_reports_the_best_dice(tmp_pat
     trials = [read_metrics(p.parent) for p in sweep.rglob("metrics.json")]
     assert len(trials) == 2 and all(t["loss"] == "tversky" for t in trials)
     assert results["best_value"] == pytest.approx(max(t["best"]["val/dice"] for t in trials))
+
+
+def _iterate_loader_with_workers() -> int:
+    from segtrain.data import build_dataset, build_loader
+
+    ds = build_dataset("shapes", split="train", length={"train": 4}, image_size=16, num_classes=4)
+    return sum(len(batch["id"]) for batch in build_loader(ds, batch_size=2, num_workers=1))
+
+
+def test_loader_workers_start_inside_a_joblib_worker():
+    """hydra/launcher=joblib runs jobs in loky processes, whose default start method DataLoader cannot
+    use for its workers (pytorch#44687); build_loader picks the platform's default instead."""
+    from joblib import Parallel, delayed
+
+    # n_jobs=2: with one job joblib runs it in this process
+    assert Parallel(n_jobs=2, backend="loky")(delayed(_iterate_loader_with_workers)() for _ in range(2)) == [4, 4]

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import multiprocessing
+
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from segtrain.data.transforms import seed_worker
+
+
+def worker_context() -> str | None:
+    """The start method for loader workers: the interpreter's own, or the platform's default where a
+    process pool changed it. Inside a joblib/loky worker (``hydra/launcher=joblib``) the default context
+    is loky's, whose processes DataLoader cannot start ("'Process' object has no attribute ...";
+    pytorch/pytorch#44687, hydra#964)."""
+    method = multiprocessing.get_start_method(allow_none=True)
+    if method in (None, "fork", "spawn", "forkserver"):
+        return None
+    return multiprocessing.get_all_start_methods()[0]
 
 
 def build_loader(
@@ -33,6 +46,7 @@ def build_loader(
     extra = {}
     if num_workers > 0:
         extra["persistent_workers"] = persistent_workers
+        extra["multiprocessing_context"] = worker_context()
         if prefetch_factor is not None:
             extra["prefetch_factor"] = prefetch_factor
     return DataLoader(
