@@ -74,3 +74,9 @@ def test_readme_loss_table_matches_registry() -> None:
         pytest.skip("README.md has no loss-table markers yet")
     table = text.split(start, 1)[1].split(end, 1)[0].strip()
     assert table == loss_table_markdown().strip(), "regenerate with segtrain.losses.loss_table_markdown()"
+
+
+def test_every_loss_documents_its_formula_paper_and_when_to_use_it() -> None:
+    for name in available_losses():
+        cls = LOSSES.get(name)
+        assert cls.formula and cls.paper and cls.use_when, f"{name}: formula, paper and use_when feed the README"

@@ -28,15 +28,15 @@ def available_losses() -> list[str]:
 
 
 def loss_table_markdown() -> str:
-    """The README's loss table (name | modes | definition | paper), generated from the registered classes."""
+    """The README's loss table (name | modes | definition | paper | when), generated from the registered classes."""
     names_of: dict[type, list[str]] = {}
     for key in LOSSES.names():
         names_of.setdefault(LOSSES.get(key), []).append(key)
-    rows = ["| loss | modes | definition | paper |", "|---|---|---|---|"]
+    rows = ["| loss | modes | definition | paper | reach for it when |", "|---|---|---|---|---|"]
     for cls in sorted(names_of, key=lambda c: c.name):
         aliases = [n for n in names_of[cls] if n != cls.name]
         label = f"`{cls.name}`" + (f" ({', '.join(f'`{a}`' for a in aliases)})" if aliases else "")
-        rows.append(f"| {label} | {', '.join(cls.modes)} | {cls.formula} | {cls.paper} |")
+        rows.append(f"| {label} | {', '.join(cls.modes)} | {cls.formula} | {cls.paper} | {cls.use_when} |")
     return "\n".join(rows) + "\n"
 
 

@@ -284,6 +284,7 @@ class SegmentationLoss(nn.Module):
     modes: ClassVar[tuple[str, ...]] = MODES
     formula: ClassVar[str] = ""
     paper: ClassVar[str] = ""
+    use_when: ClassVar[str] = ""  # the README's "reach for it when" column
     aux_inputs: tuple[str, ...] = ()  # optional extra inputs compute() accepts as keywords
 
     def __init__(self, *, mode: str = MULTICLASS, ignore_index: int | None = None) -> None:

@@ -41,6 +41,7 @@ class BoundaryLoss(SegmentationLoss):
     name = "boundary"
     formula = "mean_{x,c} p_c(x) phi_c(x), phi_c the signed distance map of the target"
     paper = "Kervadec et al. 2019"
+    use_when = "thin or very unbalanced structures; pair it with a region loss"
 
     def __init__(
         self, *, mode: str = MULTICLASS, ignore_index: int | None = None, include_background: bool = False
@@ -87,6 +88,7 @@ class DiceBoundaryLoss(WeightedSumLoss):
     modes = MODES
     formula = "Dice loss + w_b(epoch) boundary, w_b ramped linearly from start to end"
     paper = "Kervadec et al. 2019"
+    use_when = "the boundary loss as the paper uses it (Dice first, boundary ramped in)"
 
     def __init__(
         self,

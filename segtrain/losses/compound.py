@@ -85,6 +85,7 @@ class BCEDiceLoss(WeightedSumLoss):
     modes = SIGMOID_MODES
     formula = "w_0 BCE + w_1 Dice loss"
     paper = "-"
+    use_when = "binary segmentation: a robust default"
 
     def __init__(
         self,
@@ -106,6 +107,7 @@ class CEDiceLoss(WeightedSumLoss):
     modes = MODES
     formula = "w_0 CE + w_1 Dice loss"
     paper = "-"
+    use_when = "multiclass: nnU-Net's default"
 
     def __init__(
         self,
@@ -130,6 +132,7 @@ class FocalDiceLoss(WeightedSumLoss):
     modes = MODES
     formula = "w_0 Focal + w_1 Dice loss"
     paper = "-"
+    use_when = "imbalance at both the pixel and the region level"
 
     def __init__(
         self,
@@ -159,6 +162,7 @@ class ComboLoss(WeightedSumLoss):
     modes = MODES
     formula = "sum_i w_i L_i over the listed losses"
     paper = "-"
+    use_when = "composing your own weighted sum in config, no code"
 
     def __init__(
         self,

@@ -94,6 +94,7 @@ class CrossEntropyLoss(SegmentationLoss):
     name = "ce"
     formula = "-log p_y (softmax CE; BCE with logits in binary/multilabel)"
     paper = "-"
+    use_when = "the default baseline; well-calibrated probabilities"
 
     def __init__(
         self,
@@ -140,6 +141,7 @@ class WeightedCrossEntropyLoss(SegmentationLoss):
     modes = (MULTICLASS, BINARY)
     formula = "sum w_y (-log p_y) / sum w_y, w_c = (N - N_c) / N from batch or data-set class counts"
     paper = "-"
+    use_when = "moderate class imbalance, and you still want a pixel-wise loss"
 
     def __init__(
         self,
@@ -187,6 +189,7 @@ class BCELoss(SegmentationLoss):
     modes = SIGMOID_MODES
     formula = "-[w_+ y log s(x) + (1 - y) log(1 - s(x))]"
     paper = "-"
+    use_when = "sigmoid outputs; overlapping labels"
 
     def __init__(
         self,
@@ -287,6 +290,7 @@ class FocalLoss(SegmentationLoss):
     name = "focal"
     formula = "mean -alpha_t (1 - p_t)^gamma log p_t"
     paper = "Lin et al. 2017"
+    use_when = "many easy pixels (a large background) drown the hard ones"
 
     def __init__(
         self,

@@ -116,6 +116,7 @@ class LovaszLoss(SegmentationLoss):
     name = "lovasz"
     formula = "mean_c sum_i e_c(i) (J_c(i) - J_c(i-1)), errors sorted, J the Jaccard loss (Lovasz extension)"
     paper = "Berman et al. 2018"
+    use_when = "fine-tuning for mIoU (usually after a CE warm-up)"
 
     def __init__(
         self,

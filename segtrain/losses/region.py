@@ -118,6 +118,7 @@ class DiceLoss(_OverlapLoss):
     name = "dice"
     formula = "mean_c 1 - (2 sum pg + s) / (sum p + sum g + s)"
     paper = "Milletari et al. 2016"
+    use_when = "you are scored on Dice; foreground/background imbalance"
 
     def __init__(
         self,
@@ -155,6 +156,7 @@ class IoULoss(DiceLoss):
     name = "iou"
     formula = "mean_c 1 - (sum pg + s) / (sum p + sum g - sum pg + s)"
     paper = "Rahman & Wang 2016"
+    use_when = "you are scored on IoU"
 
     def compute(self, x: Tensor, target: Tensor) -> Tensor:
         return overlap_loss(iou_score(*self.counts(x, target), self.smooth), self.log_loss).mean()
@@ -171,6 +173,7 @@ class TverskyLoss(_OverlapLoss):
     name = "tversky"
     formula = "mean_c 1 - (TP + s) / (TP + alpha FP + beta FN + s)"
     paper = "Salehi et al. 2017"
+    use_when = "trading recall against precision (beta > alpha favours recall)"
 
     def __init__(
         self,
@@ -211,6 +214,7 @@ class FocalTverskyLoss(TverskyLoss):
     name = "focal_tversky"
     formula = "mean_c (1 - TI_c)^gamma, TI the Tversky index"
     paper = "Abraham & Khan 2019"
+    use_when = "small structures, where Tversky alone plateaus"
 
     def __init__(
         self,
@@ -249,6 +253,7 @@ class GeneralizedDiceLoss(_OverlapLoss):
     name = "generalized_dice"
     formula = "1 - 2 sum_c w_c TP_c / sum_c w_c (sum p_c + sum g_c), w_c = 1 / (sum g_c)^2"
     paper = "Sudre et al. 2017"
+    use_when = "many classes of very different sizes"
 
     def __init__(
         self,
@@ -271,6 +276,7 @@ class LogCoshDiceLoss(DiceLoss):
     name = "log_cosh_dice"
     formula = "log(cosh(L_dice))"
     paper = "Jadon 2020"
+    use_when = "Dice, with smoother gradients near 0"
 
     def compute(self, x: Tensor, target: Tensor) -> Tensor:
         return log_cosh(super().compute(x, target))
@@ -327,6 +333,7 @@ class ExpLogLoss(SegmentationLoss):
     modes = (MULTICLASS,)
     formula = "w_d E_c[(-ln Dice_c)^g_d] + w_c E_x[w_l (-ln p_l)^g_c], w_l = (sum_k f_k / f_l)^0.5"
     paper = "Wong et al. 2018"
+    use_when = "strongly imbalanced multi-organ style problems"
 
     def __init__(
         self,
