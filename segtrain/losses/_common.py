@@ -230,9 +230,6 @@ def soft_counts(
         return tp, sum_p - tp, sum_g - tp
 
 
-DENSE_COUNTS_MAX_CLASSES = 8  # measured with scripts/bench_losses.py (docs/losses.md)
-
-
 def multiclass_counts(
     p: Tensor, target: Tensor, valid: Tensor | None, batch: bool, squared: bool
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -248,18 +245,17 @@ def multiclass_counts(
     # bins: class (batch sums) or image x class (per image)
     bins = labels if batch else labels + c * torch.arange(n, device=labels.device).unsqueeze(1)
     size = c if batch else n * c
+    p_y = probs.gather(1, labels.unsqueeze(1)).squeeze(1)
     kept_bins = bins if valid is None else bins[keep]
     sum_g = torch.bincount(kept_bins.flatten(), minlength=size).to(p.dtype)
-    # few classes: a dense one-hot product beats gather + index_add (which is serial on a CPU); index_add
-    # uses atomics on CUDA, so deterministic runs take the dense form too
-    if c <= DENSE_COUNTS_MAX_CLASSES or (p.is_cuda and torch.are_deterministic_algorithms_enabled()):
+    if valid is not None:
+        p_y = torch.where(keep, p_y, 0.0)
+    if p.is_cuda and torch.are_deterministic_algorithms_enabled():
+        # index_add uses atomics on CUDA; the one-hot form keeps deterministic runs deterministic
         onehot = one_hot(labels.view(n, *target.shape[1:]), c, valid).reshape(n, c, -1)
         tp = torch.where(onehot, probs, 0.0).sum(2)
         tp = tp.sum(0) if batch else tp.reshape(-1)
     else:
-        p_y = probs.gather(1, labels.unsqueeze(1)).squeeze(1)
-        if valid is not None:
-            p_y = torch.where(keep, p_y, 0.0)
         tp = p_y.new_zeros(size).index_add(0, bins.flatten(), p_y.flatten())
     if squared:
         probs = probs * probs
