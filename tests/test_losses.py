@@ -693,3 +693,23 @@ def test_sigmoid_focal_hand_written_gradient_passes_gradcheck(gamma, alpha) -> N
     y = torch.rand(2, 3, 5, 4, generator=gen, dtype=torch.float64)  # soft targets too
     y[0] = y[0].round()
     assert torch.autograd.gradcheck(lambda v: SigmoidFocal.apply(v, y, gamma, alpha), (x,))
+
+
+@pytest.mark.parametrize("classes", [3, 12])
+@pytest.mark.parametrize("ignore_index", [None, 255])
+@pytest.mark.parametrize("batch", [True, False])
+@pytest.mark.parametrize("squared", [False, True])
+def test_soft_counts_match_a_dense_float64_reference(classes, ignore_index, batch, squared) -> None:
+    logits, target = make_batch(MC, shape=(3, classes, 5, 6), ignore_index=ignore_index, seed=classes)
+    logits.requires_grad_(True)
+    got = soft_counts(logits, target, ignore_index=ignore_index, batch=batch, squared=squared)
+    p, g, valid = probs_onehot(logits, target, MC, ignore_index)
+    dims = (0, 2, 3) if batch else (2, 3)
+    tp = (p * g).sum(dims)
+    sum_p = ((p * p) if squared else p).sum(dims)
+    want = (tp, sum_p - tp, g.sum(dims) - tp)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    grad_got = torch.autograd.grad(sum(t.sum() * (i + 1) for i, t in enumerate(got)), logits)[0]
+    grad_want = torch.autograd.grad(sum(t.sum() * (i + 1) for i, t in enumerate(want)), logits)[0]
+    torch.testing.assert_close(grad_got, grad_want, rtol=1e-10, atol=1e-12)
