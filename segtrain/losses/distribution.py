@@ -250,8 +250,8 @@ class SigmoidFocal(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, y: Tensor, gamma: float, alpha: float | None) -> Tensor:
         p = torch.sigmoid(x)
-        ce = F.binary_cross_entropy_with_logits(x, y, reduction="none")
-        q = p.mul(-2).add_(1).mul_(y).add_(p).clamp_min_(_focal_eps(x))
+        ce = torch.addcmul(F.softplus(x), x, y, value=-1)  # BCE with logits, softplus(x) - x y: two passes
+        q = torch.addcmul(p, y, p.mul(-2).add_(1)).clamp_min_(_focal_eps(x))
         qg = q * q if gamma == 2 else q.pow(gamma)
         losses = ce * qg
         at = None
