@@ -231,11 +231,12 @@ def soft_counts(
 
 
 def multiclass_counts(
-    p: Tensor, target: Tensor, valid: Tensor | None, batch: bool, squared: bool
+    p: Tensor, target: Tensor, valid: Tensor | None, batch: bool, squared: bool, p_y: Tensor | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
     """soft_counts for a class-index target without a one-hot tensor: TP gathers each pixel's probability
     of its own class and adds it into that class's bin, the target counts come from a bincount, so only
-    ``sum p`` reads all N x C x S probabilities."""
+    ``sum p`` reads all N x C x S probabilities. ``p_y``: that gathered probability (N x S, ignored pixels
+    pointing at class 0), when the caller has it already."""
     n, c = p.shape[:2]
     probs = p.reshape(n, c, -1)
     labels = target.reshape(n, -1)
@@ -245,7 +246,7 @@ def multiclass_counts(
     # bins: class (batch sums) or image x class (per image)
     bins = labels if batch else labels + c * torch.arange(n, device=labels.device).unsqueeze(1)
     size = c if batch else n * c
-    p_y = probs.gather(1, labels.unsqueeze(1)).squeeze(1)
+    p_y = probs.gather(1, labels.unsqueeze(1)).squeeze(1) if p_y is None else p_y.reshape(n, -1)
     kept_bins = bins if valid is None else bins[keep]
     sum_g = torch.bincount(kept_bins.flatten(), minlength=size).to(p.dtype)
     if valid is not None:

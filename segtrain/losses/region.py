@@ -292,9 +292,9 @@ EXP_LOG_EPS = 1e-6
 
 
 def exp_log_loss(
-    log_p: Tensor,
-    target: Tensor,
-    ignore_index: int | None,
+    log_p_y: Tensor,
+    labels: Tensor,
+    valid: Tensor | None,
     dice: Tensor,
     frequencies: Tensor,
     w_dice: float,
@@ -306,18 +306,15 @@ def exp_log_loss(
 
     ``w_dice E_c[(-ln Dice_c)^gamma_dice] + w_cross E_x[w_l (-ln p_l)^gamma_cross]``, l the pixel's label,
     ``w_l = (sum_k f_k / f_l)^0.5``. Both ``-ln`` are clamped at 1e-6 so the gradients stay finite.
-    ``log_p``: the log-softmax of the logits.
+    ``log_p_y``: each pixel's log-probability of its label (N x S; ``labels`` 0 where ``valid`` is False).
     """
     dice_term = (-dice.clamp_min(torch.finfo(dice.dtype).tiny).log()).clamp_min(EXP_LOG_EPS) ** gamma_dice
-    valid = valid_mask(target, ignore_index)
-    labels = target if valid is None else torch.where(valid, target, 0)
     weights = torch.where(frequencies > 0, (frequencies.sum() / frequencies.clamp_min(1e-30)).sqrt(), 0.0)
-    nll = -log_p.gather(1, labels.unsqueeze(1)).squeeze(1)
-    cross = weights[labels] * nll.clamp_min(EXP_LOG_EPS) ** gamma_cross
+    cross = weights[labels] * (-log_p_y).clamp_min(EXP_LOG_EPS) ** gamma_cross
     if valid is None:
         cross_term = cross.mean()
     else:
-        cross_term = torch.where(valid, cross, 0.0).sum() / valid.sum().clamp_min(1).to(log_p.dtype)
+        cross_term = torch.where(valid, cross, 0.0).sum() / valid.sum().clamp_min(1).to(log_p_y.dtype)
     return w_dice * dice_term.mean() + w_cross * cross_term
 
 
@@ -356,19 +353,22 @@ class ExpLogLoss(SegmentationLoss):
 
     def compute(self, x: Tensor, target: Tensor) -> Tensor:
         num_classes = x.shape[1]
-        # one log-softmax serves both terms: p = exp(log p) costs less than a second softmax and its backward
+        valid = valid_mask(target, self.ignore_index)
+        labels = target if valid is None else torch.where(valid, target, 0)
+        # one log-softmax serves both terms (p = exp(log p) costs less than a second softmax and its
+        # backward), and one gather of the label's log-probability (p_y for the counts is its exp)
         log_p = x.log_softmax(1)
-        tp, fp, fn = multiclass_counts(log_p.exp(), target, valid_mask(target, self.ignore_index), True, False)
+        log_p_y = log_p.gather(1, labels.unsqueeze(1)).squeeze(1)
+        tp, fp, fn = multiclass_counts(log_p.exp(), target, valid, True, False, p_y=log_p_y.exp())
         if self.frequencies is not None:
             check_class_vector_length("frequencies", self.frequencies, num_classes, self.name)
             freq = self.frequencies.to(x)
         else:
-            kept = target.flatten() if self.ignore_index is None else target[target != self.ignore_index]
-            freq = torch.bincount(kept, minlength=num_classes).to(x.dtype)
+            freq = (tp + fn).detach()  # the batch's kept pixels per class
         return exp_log_loss(
-            log_p,
-            target,
-            self.ignore_index,
+            log_p_y,
+            labels,
+            valid,
             dice_score(tp, fp, fn, self.smooth),
             freq,
             self.w_dice,
