@@ -713,3 +713,19 @@ def test_soft_counts_match_a_dense_float64_reference(classes, ignore_index, batc
     grad_got = torch.autograd.grad(sum(t.sum() * (i + 1) for i, t in enumerate(got)), logits)[0]
     grad_want = torch.autograd.grad(sum(t.sum() * (i + 1) for i, t in enumerate(want)), logits)[0]
     torch.testing.assert_close(grad_got, grad_want, rtol=1e-10, atol=1e-12)
+
+
+def test_compound_parts_share_one_softmax_and_keep_their_gradient(monkeypatch) -> None:
+    logits, target = make_batch(MC, shape=(2, 4, 6, 6), seed=8)
+    loss_fn = build_loss("dice_boundary", boundary_weight_start=0.5)
+    a, b = logits.clone().requires_grad_(True), logits.clone().requires_grad_(True)
+    parts = build_loss("dice")(a, target) + 0.5 * build_loss("boundary")(a, target)
+    parts.backward()
+    calls = []
+    softmax = torch.Tensor.softmax
+    monkeypatch.setattr(torch.Tensor, "softmax", lambda self, *a, **kw: calls.append(1) or softmax(self, *a, **kw))
+    whole = loss_fn(b, target)
+    whole.backward()
+    assert len(calls) == 1
+    torch.testing.assert_close(whole, parts, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(b.grad, a.grad, rtol=1e-12, atol=1e-12)

@@ -12,6 +12,7 @@ Shapes (N images, C channels, S = H x W or D x H x W spatial dims):
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import ClassVar
@@ -170,10 +171,32 @@ def full_precision(device: torch.device) -> Iterator[None]:
         yield
 
 
+_SHARED_PROBABILITIES: contextvars.ContextVar[dict | None] = contextvars.ContextVar("probabilities", default=None)
+
+
+@contextlib.contextmanager
+def shared_probabilities() -> Iterator[None]:
+    """Inside this block ``probabilities`` computes the softmax / sigmoid of a logits tensor once: the parts
+    of a compound loss (dice + boundary, dice + tversky, ...) share it, and its backward, instead of each
+    recomputing it."""
+    token = _SHARED_PROBABILITIES.set({})
+    try:
+        yield
+    finally:
+        _SHARED_PROBABILITIES.reset(token)
+
+
 def probabilities(logits: Tensor, mode: str) -> Tensor:
     """Softmax over channels (multiclass) or sigmoid (binary, multilabel), in float32 or float64."""
+    cache = _SHARED_PROBABILITIES.get()
+    key = (id(logits), mode == MULTICLASS)
+    if cache is not None and key in cache and cache[key][0] is logits:
+        return cache[key][1]
     x = logits.to(compute_dtype(logits))
-    return x.softmax(1) if mode == MULTICLASS else x.sigmoid()
+    p = x.softmax(1) if mode == MULTICLASS else x.sigmoid()
+    if cache is not None:
+        cache[key] = (logits, p)  # the logits are kept alive, so their id cannot be reused meanwhile
+    return p
 
 
 def valid_mask(target: Tensor, ignore_index: int | None) -> Tensor | None:

@@ -11,7 +11,7 @@ from torch import Tensor
 from segtrain.distance import signed_distance_maps
 
 from . import LOSSES
-from ._common import MODES, MULTICLASS, SegmentationLoss, check_nonnegative, one_hot, valid_mask
+from ._common import MODES, MULTICLASS, SegmentationLoss, check_nonnegative, one_hot, probabilities, valid_mask
 from .compound import WeightedSumLoss
 
 
@@ -61,11 +61,11 @@ class BoundaryLoss(SegmentationLoss):
             )
         valid = valid_mask(target, self.ignore_index)
         if self.mode == MULTICLASS:
-            prob = x.softmax(1)
+            prob = probabilities(x, self.mode)
             masks = one_hot(target, x.shape[1], valid)
             valid = None if valid is None else valid.unsqueeze(1)
         else:
-            prob = x.sigmoid()
+            prob = probabilities(x, self.mode)
             masks = target > 0.5 if valid is None else (target > 0.5) & valid
         if self.mode == MULTICLASS and not self.include_background and x.shape[1] > 1:
             prob, masks = prob[:, 1:], masks[:, 1:]

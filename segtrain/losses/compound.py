@@ -13,7 +13,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from . import LOSSES
-from ._common import BINARY, MODES, MULTICLASS, SIGMOID_MODES, SegmentationLoss
+from ._common import BINARY, MODES, MULTICLASS, SIGMOID_MODES, SegmentationLoss, shared_probabilities
 
 
 def check_weights(weights: Sequence[float], count: int, loss: str) -> list[float]:
@@ -63,9 +63,10 @@ class WeightedSumLoss(SegmentationLoss):
 
     def compute(self, x: Tensor, target: Tensor, **aux: Tensor) -> Tensor:
         values = []
-        for weight, part in zip(self.weights, self.parts, strict=True):
-            mine = {key: value for key, value in aux.items() if key in part.aux_inputs}
-            values.append(weight * (part.compute(x, target, **mine) if mine else part.compute(x, target)))
+        with shared_probabilities():  # parts that need the softmax / sigmoid compute it once
+            for weight, part in zip(self.weights, self.parts, strict=True):
+                mine = {key: value for key, value in aux.items() if key in part.aux_inputs}
+                values.append(weight * (part.compute(x, target, **mine) if mine else part.compute(x, target)))
         total = values[0]
         for value in values[1:]:
             total = total + value
