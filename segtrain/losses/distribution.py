@@ -242,34 +242,36 @@ def _focal_eps(x: Tensor) -> float:
 class SigmoidFocal(torch.autograd.Function):
     """Element-wise sigmoid focal loss ``alpha_t (1 - p_t)^gamma BCE(x, y)`` with its gradient written out,
 
-    ``d/dx = alpha_t [q^gamma (p - y) + gamma q^(gamma - 1) (1 - 2y) p (1 - p) BCE]``, ``q = 1 - p_t =
-    p + y (1 - 2p)``: a handful of in-place passes instead of the dozen tensors autograd would keep
-    (2.5-3x faster on a CPU; same values as the composed formula to float rounding).
+    ``d/dx = alpha_t gamma q^(gamma - 1) [q (p - y) / gamma + (1 - 2y) p (1 - p) BCE]`` with
+    ``q = 1 - p_t = y + p (1 - 2y)``: a few in-place passes instead of the dozen tensors autograd would keep
+    (about 3x faster on a CPU; the same values as the composed formula, to float rounding).
     """
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, y: Tensor, gamma: float, alpha: float | None) -> Tensor:
         p = torch.sigmoid(x)
         ce = torch.addcmul(F.softplus(x), x, y, value=-1)  # BCE with logits, softplus(x) - x y: two passes
-        q = torch.addcmul(p, y, p.mul(-2).add_(1)).clamp_min_(_focal_eps(x))
-        qg = q * q if gamma == 2 else q.pow(gamma)
-        losses = ce * qg
+        s = torch.rsub(y, 1, alpha=2)  # 1 - 2y
+        q = torch.addcmul(y, p, s).clamp_min_(_focal_eps(x))
+        losses = ce * (q * q if gamma == 2 else q.pow(gamma))
         at = None
         if alpha is not None:
             at = y.mul(2 * alpha - 1).add_(1 - alpha)  # alpha on positives, 1 - alpha on negatives
             losses.mul_(at)
-        ctx.save_for_backward(p, y, ce, q, qg, at)
+        ctx.save_for_backward(p, y, s, ce, q, at)
         ctx.gamma = gamma
         return losses
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        p, y, ce, q, qg, at = ctx.saved_tensors
+        p, y, s, ce, q, at = ctx.saved_tensors
         gamma = ctx.gamma
-        focus = p.neg().add_(1).mul_(p).mul_(y.mul(-2).add_(1))  # (1 - 2y) p (1 - p) = dq/dx
-        focus.mul_(ce).mul_(q if gamma == 2 else q.pow(gamma - 1)).mul_(gamma)
-        dx = (p - y).mul_(qg).add_(focus)
+        if gamma == 0:  # plain (weighted) BCE
+            dx = torch.sub(p, y)
+        else:
+            dx = torch.sub(p, y).mul_(q).div_(gamma).add_(torch.rsub(p, 1).mul_(p).mul_(s).mul_(ce))
+            dx.mul_(q if gamma == 2 else q.pow(gamma - 1)).mul_(gamma)
         if at is not None:
             dx.mul_(at)
         return dx.mul_(grad), None, None, None
