@@ -102,3 +102,11 @@ def test_background_writer_reraises_a_failed_write(tmp_path):
     with pytest.raises(RuntimeError, match="writing a checkpoint failed"):
         writer.wait()
     writer.wait()  # the error is reported once
+
+
+def test_checkpoint_gets_the_usual_file_mode_not_mkstemps_0600(tmp_path):
+    path = tmp_path / "last.pt"
+    save_checkpoint({"model": {"w": torch.zeros(3)}}, path)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask

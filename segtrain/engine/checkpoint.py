@@ -17,11 +17,21 @@ import numpy as np
 import torch
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once at import, on the main thread (os.umask sets it process-wide)
+
+
 def _atomic_write(path: Path, write: Any) -> None:
     """Call ``write(f)`` on a temp file beside ``path``, fsync, then rename over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a checkpoint gets the usual file mode
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
