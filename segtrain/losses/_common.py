@@ -190,7 +190,7 @@ def probabilities(logits: Tensor, mode: str) -> Tensor:
     """Softmax over channels (multiclass) or sigmoid (binary, multilabel), in float32 or float64."""
     cache = _SHARED_PROBABILITIES.get()
     key = (id(logits), mode == MULTICLASS)
-    if cache is not None and key in cache and cache[key][0] is logits:
+    if cache is not None and key in cache:
         return cache[key][1]
     x = logits.to(compute_dtype(logits))
     p = x.softmax(1) if mode == MULTICLASS else x.sigmoid()

@@ -60,18 +60,21 @@ class BoundaryLoss(SegmentationLoss):
                 f"{tuple(x.shape)}; expected one signed distance map per logits channel (N x C x S)."
             )
         valid = valid_mask(target, self.ignore_index)
-        if self.mode == MULTICLASS:
-            prob = probabilities(x, self.mode)
-            masks = one_hot(target, x.shape[1], valid)
-            valid = None if valid is None else valid.unsqueeze(1)
-        else:
-            prob = probabilities(x, self.mode)
-            masks = target > 0.5 if valid is None else (target > 0.5) & valid
-        if self.mode == MULTICLASS and not self.include_background and x.shape[1] > 1:
-            prob, masks = prob[:, 1:], masks[:, 1:]
-            distance = None if distance is None else distance[:, 1:]
-        phi = signed_distance_maps(masks).to(x.device) if distance is None else distance
-        return boundary_loss(prob, phi, valid)
+        prob = probabilities(x, self.mode)
+        drop_background = self.mode == MULTICLASS and not self.include_background and x.shape[1] > 1
+        if distance is None:  # not precomputed: the maps of the target, without gradient
+            if self.mode == MULTICLASS:
+                masks = one_hot(target, x.shape[1], valid)
+            else:
+                masks = target > 0.5 if valid is None else (target > 0.5) & valid
+            distance = signed_distance_maps(masks[:, 1:] if drop_background else masks).to(x.device)
+        elif drop_background:
+            distance = distance[:, 1:]
+        if drop_background:
+            prob = prob[:, 1:]
+        if self.mode == MULTICLASS and valid is not None:
+            valid = valid.unsqueeze(1)
+        return boundary_loss(prob, distance, valid)
 
 
 @LOSSES.register("dice_boundary")
