@@ -7,11 +7,25 @@ implementation (< 1 is faster) and to plain cross-entropy. The boundary losses g
 precomputed, as training does (the data pipeline makes them); the time to make them is printed apart.
 Shapes: multiclass 8 x 21 x 256 x 256, binary 16 x 1 x 512 x 512, 3-D multiclass 2 x 4 x 64 x 64 x 64
 (``--quick``: small ones).
+
+On Linux the allocator is first told to keep freed memory (``--malloc steady``, the default): glibc
+otherwise hands every tensor above its mmap threshold (dynamic, at most 32 MB) straight back to the
+kernel and page-faults it in again on the next call, and whether a 16 MB tensor lands above or below
+that threshold changes from run to run, so the same command gave plain BCE in 6 ms or in 30 ms.
+``--malloc default`` measures glibc's default behaviour.
+
+A second process-wide state: on this project's AVX-512 CPU, torch's CPU ``log1p`` / ``softplus`` /
+``logsigmoid`` (so torch's BCE and torchvision's focal) run about 10x slower until the process has run a
+vectorised float ``pow``; a U-Net + AdamW training step does not run one, so training stays slow. The
+benchmark measures that state by default and ``--math warmed`` runs one ``pow`` first. A canary
+(``log1p`` of 1M floats) is timed before and after each table, so a change of state shows.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import functools
 import statistics
 import time
@@ -25,6 +39,30 @@ from segtrain.losses import LOSSES, available_losses, build_loss
 
 FULL = {"multiclass": (8, 21, 256, 256), "binary": (16, 1, 512, 512), "multiclass 3-D": (2, 4, 64, 64, 64)}
 QUICK = {"multiclass": (2, 5, 64, 64), "binary": (4, 1, 128, 128), "multiclass 3-D": (1, 3, 16, 16, 16)}
+
+
+def steady_allocator() -> str:
+    """Keep freed memory in the process (no mmap for large blocks, no trimming): both arms of every
+    comparison then reuse warm pages instead of page-faulting fresh ones. Returns what was done."""
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    if libc is None or not hasattr(libc, "mallopt"):
+        return "default allocator (no glibc mallopt here)"
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    if libc.mallopt(m_mmap_threshold, 1 << 30) and libc.mallopt(m_trim_threshold, (1 << 31) - 1):
+        return "glibc malloc: mmap threshold 1 GiB, no trimming"
+    return "default allocator (mallopt refused)"
+
+
+def canary_ms() -> float:
+    """Median time of torch.log1p on 1M floats: about 0.4 ms in the warmed state, 5 ms otherwise."""
+    v = torch.rand(1 << 20, generator=torch.Generator().manual_seed(0))
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        torch.log1p(v)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
 
 
 def public_counterpart(name: str, mode: str) -> tuple[str, Callable] | None:
@@ -94,6 +132,7 @@ def bench_shape(label: str, shape: tuple[int, ...], device: str, repeats: int, o
     high = 2 if mode == "binary" else c
     target = torch.randint(0, high, (n, *spatial), generator=gen).to(device)
     plain = public_counterpart("ce", mode)[1]
+    canary_before = canary_ms()
     plain_times = []
     maps, maps_ms = None, 0.0
     rows = [
@@ -131,6 +170,10 @@ def bench_shape(label: str, shape: tuple[int, ...], device: str, repeats: int, o
             f"boundary rows: distance maps precomputed as the data pipeline does (`DistanceMaps`, in the "
             f"loader's workers); making them for this batch took {maps_ms:.1f} ms ({torch.get_num_threads()} threads)"
         )
+    rows.append(
+        f"canary (log1p of 1M floats, see the module docstring): {canary_before:.2f} ms before, "
+        f"{canary_ms():.2f} ms after this table"
+    )
     rows.append("")
     return "\n".join(rows)
 
@@ -142,11 +185,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats after one warm-up")
     parser.add_argument("--only", default="", help="comma-separated loss names")
     parser.add_argument("--shapes", default="", help="comma-separated subset of: multiclass, binary, 3d")
+    parser.add_argument("--malloc", choices=("steady", "default"), default="steady", help="see the module docstring")
+    parser.add_argument("--math", choices=("training", "warmed"), default="training", help="see the docstring")
     args = parser.parse_args()
+    allocator = steady_allocator() if args.malloc == "steady" else "default allocator"
+    if args.math == "warmed":
+        torch.rand(256).pow_(0.3)  # not 0.5 or 2: those become sqrt and square
     shapes = QUICK if args.quick else FULL
     wanted = {s.strip() for s in args.shapes.split(",") if s.strip()}
     only = {s.strip() for s in args.only.split(",") if s.strip()} or None
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, repeats {args.repeats}\n")
+    setup = f"{torch.get_num_threads()} threads, repeats {args.repeats}, {allocator}, math state: {args.math}"
+    print(f"torch {torch.__version__}, {setup}\n")
     for label, shape in shapes.items():
         key = "3d" if "3-D" in label else label
         if wanted and key not in wanted:

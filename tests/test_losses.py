@@ -695,6 +695,50 @@ def test_sigmoid_focal_hand_written_gradient_passes_gradcheck(gamma, alpha) -> N
     assert torch.autograd.gradcheck(lambda v: SigmoidFocal.apply(v, y, gamma, alpha), (x,))
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_cross_entropy_hand_written_gradient_passes_gradcheck(weighted: bool) -> None:
+    from segtrain.losses.distribution import CrossEntropySum
+
+    gen = torch.Generator().manual_seed(12)
+    x = (torch.randn(2, 4, 5, 3, generator=gen, dtype=torch.float64) * 3).requires_grad_(True)
+    labels = torch.randint(0, 4, (2, 5, 3), generator=gen)
+    w = torch.rand(2, 5, 3, generator=gen, dtype=torch.float64) if weighted else None
+    assert torch.autograd.gradcheck(lambda v: CrossEntropySum.apply(v, labels, w), (x,))
+    want = F.cross_entropy(x, labels, reduction="none") * (1 if w is None else w)
+    torch.testing.assert_close(CrossEntropySum.apply(x, labels, w), want.sum(), rtol=1e-12, atol=0)
+
+
+def test_hand_written_backwards_may_run_twice_on_a_retained_graph() -> None:
+    cases = [("ce", MC, (2, 3, 4, 4)), ("bce", BI, (2, 1, 4, 4)), ("focal", BI, (2, 1, 4, 4))]
+    for name, mode, shape in cases:
+        logits, target = make_batch(mode, shape=shape, seed=3)
+        logits.requires_grad_(True)
+        loss = build_loss(name, mode=mode)(logits, target)
+        first = torch.autograd.grad(loss, logits, retain_graph=True)[0]
+        torch.testing.assert_close(torch.autograd.grad(loss, logits)[0], first, rtol=0, atol=0)
+
+
+def test_bce_with_logits_hand_written_gradient_passes_gradcheck() -> None:
+    from segtrain.losses.distribution import BCEWithLogits
+
+    gen = torch.Generator().manual_seed(13)
+    x = (torch.randn(2, 1, 5, 4, generator=gen, dtype=torch.float64) * 4).requires_grad_(True)
+    y = torch.rand(2, 1, 5, 4, generator=gen, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda v: BCEWithLogits.apply(v, y), (x,))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fast_softplus_matches_torch_to_float_rounding(dtype: torch.dtype) -> None:
+    from segtrain.losses.distribution import softplus
+
+    x = torch.cat([torch.linspace(-120, 120, 20001, dtype=torch.float64), torch.tensor([0.0, -1e4, 1e4])])
+    want = F.softplus(x, threshold=1000)
+    got = softplus(x.to(dtype)).double()
+    tol = 2 * torch.finfo(dtype).eps
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, want, rtol=tol, atol=tol)
+
+
 @pytest.mark.parametrize("classes", [3, 12])
 @pytest.mark.parametrize("ignore_index", [None, 255])
 @pytest.mark.parametrize("batch", [True, False])

@@ -32,6 +32,65 @@ def _weighted_mean(values: Tensor, weights: Tensor) -> Tensor:
     return values.sum() / weights.sum().clamp_min(torch.finfo(values.dtype).tiny)
 
 
+def softplus(x: Tensor) -> Tensor:
+    """``log(1 + e^x)``; on a CPU as ``max(x, 0) - log sigmoid(|x|)``.
+
+    torch's CPU ``softplus`` / ``log1p`` run scalar code (about 5 ns per element here) while ``sigmoid``
+    and ``log`` are vectorised: this form is about 7x faster. It is exact up to the rounding of
+    ``sigmoid(|x|)`` near 1, at most 1.2e-7 absolute in float32 (so ``e^x`` below that reads as 0).
+    """
+    if x.device.type != "cpu":
+        return F.softplus(x)
+    return x.clamp_min(0).sub_(x.abs().sigmoid_().log_())
+
+
+class BCEWithLogits(torch.autograd.Function):
+    """Element-wise BCE with logits ``softplus(x) - x y`` and its gradient ``sigmoid(x) - y``.
+
+    The same function as torch's ``binary_cross_entropy_with_logits(reduction="none")``, several times
+    faster on a CPU (``softplus`` above, and a backward of one sigmoid instead of autograd's chain).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, y: Tensor) -> Tensor:
+        ctx.save_for_backward(x, y)
+        return softplus(x).addcmul_(x, y, value=-1)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, y = ctx.saved_tensors
+        return torch.sigmoid(x).sub_(y).mul_(grad), None
+
+
+class CrossEntropySum(torch.autograd.Function):
+    """``sum_i w_i (-log softmax(x_i)_{y_i})`` over pixels i (w: per-pixel weights, None for 1) with the
+    gradient ``w_i (softmax(x_i) - onehot(y_i))`` written out.
+
+    Backward turns the saved log-softmax into the softmax in place and subtracts w at the target class:
+    two passes over N x C x S where torch's cross-entropy backward fills a zero tensor, scatters into it
+    and runs the log-softmax backward.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, labels: Tensor, w: Tensor | None) -> Tensor:
+        log_p = x.log_softmax(1)
+        index = labels.unsqueeze(1)
+        nll = log_p.gather(1, index).neg_()
+        ctx.save_for_backward(log_p, index, w)
+        return nll.sum() if w is None else torch.dot(nll.flatten(), w.flatten())
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        log_p, index, w = ctx.saved_tensors
+        dx = log_p.exp()
+        scale = grad.expand(index.shape) if w is None else w.unsqueeze(1) * grad
+        dx.mul_(scale)
+        dx.scatter_add_(1, index, scale.neg())
+        return dx, None, None
+
+
 def cross_entropy(
     x: Tensor,
     target: Tensor,
@@ -44,6 +103,26 @@ def cross_entropy(
     Equals ``torch.nn.functional.cross_entropy`` (also with ``weight`` and ``label_smoothing``), except that
     a batch with every pixel ignored gives 0 instead of NaN.
     """
+    if label_smoothing:  # torch's definition of smoothing together with class weights, kept as it is
+        return _smoothed_cross_entropy(x, target, ignore_index, weight, label_smoothing)
+    valid = valid_mask(target, ignore_index)
+    labels = target if valid is None else torch.where(valid, target, 0)
+    w = None
+    if weight is not None:
+        w = weight[labels]
+        if valid is not None:
+            w = torch.where(valid, w, 0.0)
+    elif valid is not None:
+        w = valid.to(x.dtype)
+    total = CrossEntropySum.apply(x, labels, w)
+    if w is None:
+        return total / max(target.numel(), 1)
+    return total / w.sum().clamp_min(torch.finfo(x.dtype).tiny)
+
+
+def _smoothed_cross_entropy(
+    x: Tensor, target: Tensor, ignore_index: int | None, weight: Tensor | None, label_smoothing: float
+) -> Tensor:
     ignore = -100 if ignore_index is None else ignore_index
     if weight is None:
         total = F.cross_entropy(x, target, ignore_index=ignore, label_smoothing=label_smoothing, reduction="sum")
@@ -74,11 +153,11 @@ def binary_cross_entropy(
         y = torch.where(valid, y, 0.0)
     if label_smoothing:
         y = y * (1 - label_smoothing) + label_smoothing / 2
-    if pos_weight is not None:
+    if pos_weight is None:
+        losses = BCEWithLogits.apply(x, y)
+    else:
         pos_weight = pos_weight.to(x).view(1, -1, *([1] * (x.ndim - 2)))
-    if valid is None:
-        return F.binary_cross_entropy_with_logits(x, y, pos_weight=pos_weight)
-    losses = F.binary_cross_entropy_with_logits(x, y, pos_weight=pos_weight, reduction="none")
+        losses = F.binary_cross_entropy_with_logits(x, y, pos_weight=pos_weight, reduction="none")
     return masked_mean(losses, valid)
 
 
@@ -171,7 +250,7 @@ class WeightedCrossEntropyLoss(SegmentationLoss):
         if not bool(picked.sum() > 0):
             picked = valid.to(x.dtype) if valid is not None else torch.ones_like(picked)
         if self.mode == BINARY:
-            losses = F.binary_cross_entropy_with_logits(x, labels.to(x.dtype), reduction="none")
+            losses = BCEWithLogits.apply(x, labels.to(x.dtype))
         else:
             losses = F.cross_entropy(x, labels, reduction="none")
         return _weighted_mean(losses * picked, picked)
@@ -250,7 +329,7 @@ class SigmoidFocal(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, y: Tensor, gamma: float, alpha: float | None) -> Tensor:
         p = torch.sigmoid(x)
-        ce = torch.addcmul(F.softplus(x), x, y, value=-1)  # BCE with logits, softplus(x) - x y: two passes
+        ce = softplus(x).addcmul_(x, y, value=-1)  # BCE with logits
         s = torch.rsub(y, 1, alpha=2)  # 1 - 2y
         q = torch.addcmul(y, p, s).clamp_min_(_focal_eps(x))
         losses = ce * (q * q if gamma == 2 else q.pow(gamma))
