@@ -15,7 +15,7 @@ import contextlib
 import contextvars
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -105,7 +105,8 @@ def _shape_error(logits: Tensor, target: Tensor, mode: str) -> str:
 def check_inputs(logits: Tensor, target: Tensor, mode: str, ignore_index: int | None) -> Tensor:
     """Validate shapes and target values; return the target in canonical shape.
 
-    multiclass: N x S (int64); binary: N x 1 x S; multilabel: N x C x S. Errors say what was expected.
+    multiclass: N x S (int64); binary: N x 1 x S, multilabel: N x C x S (floating: integer and boolean
+    targets become float32, float64 for float64 logits). Errors say what was expected.
     """
     expected = _SHAPES[mode]
     if not isinstance(logits, Tensor) or not isinstance(target, Tensor):
@@ -143,6 +144,12 @@ def check_inputs(logits: Tensor, target: Tensor, mode: str, ignore_index: int | 
     else:
         if tuple(target.shape) != tuple(logits.shape):
             raise ValueError(_shape_error(logits, target, mode))
+    if target.dtype == torch.bool:
+        return target.to(compute_dtype(logits))
+    if not target.is_floating_point():
+        # every sigmoid-mode loss computes with a float target: convert once, and check the float copy
+        # (half the bytes of an int64 mask)
+        target = target.to(compute_dtype(logits))
     if _within(target, 0, 1):
         return target
     bad = (target < 0) | (target > 1)
@@ -214,6 +221,12 @@ def one_hot(target: Tensor, num_classes: int, valid: Tensor | None) -> Tensor:
     return target.unsqueeze(1) == classes
 
 
+# Up to this many classes the per-class sums run over a dense class mask; above it, over gathered
+# probabilities (index ops cost about 2 ns per pixel on a CPU, the dense pass about 0.1 ns per pixel and
+# class: 3-D 4-class batches were 1.2x faster dense, 21-class 2-D ones 1.3x faster gathered).
+DENSE_MAX_CLASSES = 8
+
+
 def soft_counts(
     logits: Tensor,
     target: Tensor,
@@ -238,19 +251,66 @@ def soft_counts(
         target = target.unsqueeze(1)
     with full_precision(logits.device):
         p = probabilities(logits, mode)
-        dims = (0, *range(2, p.ndim)) if batch else tuple(range(2, p.ndim))
         valid = valid_mask(target, ignore_index)
-        if mode == MULTICLASS:
-            return multiclass_counts(p, target, valid, batch, squared)
-        else:
+        n, c = p.shape[:2]
+        if mode != MULTICLASS:
             g = target.to(p.dtype)
+            keep = None
             if valid is not None:
-                p = torch.where(valid, p, 0.0)
                 g = torch.where(valid, g, 0.0)
-            tp = (p * g).sum(dims)
-            sum_g = (g * g if squared else g).sum(dims)
-        sum_p = (p * p if squared else p).sum(dims)
+                keep = valid.reshape(n, c, -1).to(p.dtype)
+            tp, sum_p, sum_g = DenseCounts.apply(p.reshape(n, c, -1), g.reshape(n, c, -1), keep, batch, squared)
+            return tp, sum_p - tp, sum_g - tp
+        dense = c <= DENSE_MAX_CLASSES or (p.is_cuda and torch.are_deterministic_algorithms_enabled())
+        if not dense:
+            return multiclass_counts(p, target, valid, batch, squared)
+        # index_add would use atomics on CUDA: the dense mask also keeps deterministic runs deterministic
+        mask = one_hot(target, c, valid).reshape(n, c, -1).to(p.dtype)  # float once, not in each product
+        keep = None if valid is None else valid.reshape(n, 1, -1).to(p.dtype)
+        tp, sum_p, sum_g = DenseCounts.apply(p.reshape(n, c, -1), mask, keep, batch, squared)
         return tp, sum_p - tp, sum_g - tp
+
+
+class DenseCounts(torch.autograd.Function):
+    """``sum p g``, ``sum p`` (``sum p^2``) and ``sum g`` (``sum g^2``) of N x C x S probabilities p and a
+    target g (soft labels or a one-hot class mask, in p's dtype) per class or per image and class, with
+    ignored pixels out (``keep``: N x 1 x S or N x C x S, 0 where ignored; g is 0 there already).
+
+    The backward is written out: ``dL/dp = a (2 a p when squared) + b g`` for the upstream gradients a of
+    ``sum p`` and b of ``sum p g``, in one allocation where autograd's chain makes three.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, p: Tensor, g: Tensor, keep: Tensor | None, batch: bool, squared: bool
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        dims = (0, 2) if batch else (2,)
+        tp = (p * g).sum(dims)
+        src = p * p if squared else p
+        if keep is not None:
+            src = src * keep
+        sum_p = src.sum(dims)
+        sum_g = (g * g if squared else g).sum(dims)
+        ctx.save_for_backward(p if squared else None, g, keep)
+        ctx.batch, ctx.squared, ctx.shape = batch, squared, p.shape
+        ctx.mark_non_differentiable(sum_g)
+        return tp, sum_p, sum_g
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_tp: Tensor, grad_sum_p: Tensor, _: Tensor) -> tuple[Tensor | None, ...]:
+        p, g, keep = ctx.saved_tensors
+        n, c, _s = ctx.shape
+        a = (grad_sum_p.expand(n, c) if ctx.batch else grad_sum_p).unsqueeze(2)
+        b = (grad_tp.expand(n, c) if ctx.batch else grad_tp).unsqueeze(2)
+        grad = torch.mul(g, b)
+        if ctx.squared:
+            grad.addcmul_(p, a if keep is None else a * keep, value=2)
+        elif keep is None:
+            grad.add_(a)
+        else:
+            grad.addcmul_(keep, a)
+        return grad, None, None, None, None
 
 
 def multiclass_counts(
