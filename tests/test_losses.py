@@ -759,6 +759,26 @@ def test_soft_counts_match_a_dense_float64_reference(classes, ignore_index, batc
     torch.testing.assert_close(grad_got, grad_want, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("batch", [True, False])
+@pytest.mark.parametrize("squared", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_dense_counts_hand_written_gradient_passes_gradcheck(batch, squared, masked) -> None:
+    from segtrain.losses._common import DenseCounts
+
+    gen = torch.Generator().manual_seed(14)
+    p = torch.rand(2, 3, 7, generator=gen, dtype=torch.float64).requires_grad_(True)
+    g = torch.rand(2, 3, 7, generator=gen, dtype=torch.float64)  # soft labels
+    keep = (torch.rand(2, 1, 7, generator=gen) > 0.3).double() if masked else None
+    if keep is not None:
+        g = g * keep
+    assert torch.autograd.gradcheck(lambda v: DenseCounts.apply(v, g, keep, batch, squared)[:2], (p,))
+    dims = (0, 2) if batch else (2,)
+    kept_p = p if keep is None else p * keep
+    want = ((p * g).sum(dims), (kept_p * p if squared else kept_p).sum(dims), (g * g if squared else g).sum(dims))
+    for got, ref in zip(DenseCounts.apply(p, g, keep, batch, squared), want, strict=True):
+        torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+
+
 def test_compound_parts_share_one_softmax_and_keep_their_gradient(monkeypatch) -> None:
     logits, target = make_batch(MC, shape=(2, 4, 6, 6), seed=8)
     loss_fn = build_loss("dice_boundary", boundary_weight_start=0.5)
