@@ -695,21 +695,20 @@ def test_sigmoid_focal_hand_written_gradient_passes_gradcheck(gamma, alpha) -> N
     assert torch.autograd.gradcheck(lambda v: SigmoidFocal.apply(v, y, gamma, alpha), (x,))
 
 
-@pytest.mark.parametrize("weighted", [False, True])
-def test_cross_entropy_hand_written_gradient_passes_gradcheck(weighted: bool) -> None:
-    from segtrain.losses.distribution import CrossEntropySum
+def test_log_softmax_at_label_hand_written_gradient_passes_gradcheck() -> None:
+    from segtrain.losses.distribution import LogSoftmaxAtLabel
 
     gen = torch.Generator().manual_seed(12)
     x = (torch.randn(2, 4, 5, 3, generator=gen, dtype=torch.float64) * 3).requires_grad_(True)
     labels = torch.randint(0, 4, (2, 5, 3), generator=gen)
-    w = torch.rand(2, 5, 3, generator=gen, dtype=torch.float64) if weighted else None
-    assert torch.autograd.gradcheck(lambda v: CrossEntropySum.apply(v, labels, w), (x,))
-    want = F.cross_entropy(x, labels, reduction="none") * (1 if w is None else w)
-    torch.testing.assert_close(CrossEntropySum.apply(x, labels, w), want.sum(), rtol=1e-12, atol=0)
+    assert torch.autograd.gradcheck(lambda v: LogSoftmaxAtLabel.apply(v, labels), (x,))
+    want = x.log_softmax(1).gather(1, labels.unsqueeze(1)).squeeze(1)
+    torch.testing.assert_close(LogSoftmaxAtLabel.apply(x, labels), want, rtol=1e-12, atol=0)
 
 
 def test_hand_written_backwards_may_run_twice_on_a_retained_graph() -> None:
-    cases = [("ce", MC, (2, 3, 4, 4)), ("bce", BI, (2, 1, 4, 4)), ("focal", BI, (2, 1, 4, 4))]
+    cases = [("ce", MC, (2, 3, 4, 4)), ("focal", MC, (2, 3, 4, 4)), ("bce", BI, (2, 1, 4, 4))]
+    cases += [("dice", BI, (2, 1, 4, 4)), ("dice", MC, (2, 3, 4, 4))]
     for name, mode, shape in cases:
         logits, target = make_batch(mode, shape=shape, seed=3)
         logits.requires_grad_(True)

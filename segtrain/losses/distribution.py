@@ -63,32 +63,29 @@ class BCEWithLogits(torch.autograd.Function):
         return torch.sigmoid(x).sub_(y).mul_(grad), None
 
 
-class CrossEntropySum(torch.autograd.Function):
-    """``sum_i w_i (-log softmax(x_i)_{y_i})`` over pixels i (w: per-pixel weights, None for 1) with the
-    gradient ``w_i (softmax(x_i) - onehot(y_i))`` written out.
+class LogSoftmaxAtLabel(torch.autograd.Function):
+    """Each pixel's log-probability of its label, ``log softmax(x)_y`` (N x S from N x C x S logits), with
+    the gradient ``G (onehot(y) - softmax(x))`` written out for the upstream gradient G.
 
-    Backward turns the saved log-softmax into the softmax in place and subtracts w at the target class:
-    two passes over N x C x S where torch's cross-entropy backward fills a zero tensor, scatters into it
-    and runs the log-softmax backward.
+    Backward turns the saved log-softmax into the softmax and adds G at the label: two passes over
+    N x C x S where autograd's gather + log-softmax backward fill a zero tensor, scatter into it and run
+    the log-softmax backward. CE, weighted CE and multiclass focal are short formulas on this N x S tensor.
     """
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, labels: Tensor, w: Tensor | None) -> Tensor:
+    def forward(ctx: Any, x: Tensor, labels: Tensor) -> Tensor:
         log_p = x.log_softmax(1)
         index = labels.unsqueeze(1)
-        nll = log_p.gather(1, index).neg_()
-        ctx.save_for_backward(log_p, index, w)
-        return nll.sum() if w is None else torch.dot(nll.flatten(), w.flatten())
+        ctx.save_for_backward(log_p, index)
+        return log_p.gather(1, index).squeeze(1)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        log_p, index, w = ctx.saved_tensors
-        dx = log_p.exp()
-        scale = grad.expand(index.shape) if w is None else w.unsqueeze(1) * grad
-        dx.mul_(scale)
-        dx.scatter_add_(1, index, scale.neg())
-        return dx, None, None
+        log_p, index = ctx.saved_tensors
+        grad = grad.unsqueeze(1)
+        dx = torch.exp(log_p).mul_(grad.neg())
+        return dx.scatter_add_(1, index, grad), None
 
 
 def cross_entropy(
@@ -114,10 +111,10 @@ def cross_entropy(
             w = torch.where(valid, w, 0.0)
     elif valid is not None:
         w = valid.to(x.dtype)
-    total = CrossEntropySum.apply(x, labels, w)
+    nll = LogSoftmaxAtLabel.apply(x, labels).neg()
     if w is None:
-        return total / max(target.numel(), 1)
-    return total / w.sum().clamp_min(torch.finfo(x.dtype).tiny)
+        return nll.sum() / max(target.numel(), 1)
+    return torch.dot(nll.flatten(), w.flatten()) / w.sum().clamp_min(torch.finfo(x.dtype).tiny)
 
 
 def _smoothed_cross_entropy(
@@ -252,7 +249,7 @@ class WeightedCrossEntropyLoss(SegmentationLoss):
         if self.mode == BINARY:
             losses = BCEWithLogits.apply(x, labels.to(x.dtype))
         else:
-            losses = F.cross_entropy(x, labels, reduction="none")
+            losses = LogSoftmaxAtLabel.apply(x, labels).neg()
         return _weighted_mean(losses * picked, picked)
 
 
@@ -299,7 +296,7 @@ def focal_loss(
     valid = valid_mask(target, ignore_index)
     if mode == MULTICLASS:
         labels = target if valid is None else torch.where(valid, target, 0)
-        log_pt = x.log_softmax(1).gather(1, labels.unsqueeze(1)).squeeze(1)
+        log_pt = LogSoftmaxAtLabel.apply(x, labels)
         ce = -log_pt
         pt = log_pt.exp()
         if alpha is not None:
