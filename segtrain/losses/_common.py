@@ -252,22 +252,15 @@ def soft_counts(
     with full_precision(logits.device):
         p = probabilities(logits, mode)
         valid = valid_mask(target, ignore_index)
-        n, c = p.shape[:2]
-        if mode != MULTICLASS:
-            g = target.to(p.dtype)
-            keep = None
-            if valid is not None:
-                g = torch.where(valid, g, 0.0)
-                keep = valid.reshape(n, c, -1).to(p.dtype)
-            tp, sum_p, sum_g = DenseCounts.apply(p.reshape(n, c, -1), g.reshape(n, c, -1), keep, batch, squared)
-            return tp, sum_p - tp, sum_g - tp
-        dense = c <= DENSE_MAX_CLASSES or (p.is_cuda and torch.are_deterministic_algorithms_enabled())
-        if not dense:
+        if mode == MULTICLASS:
             return multiclass_counts(p, target, valid, batch, squared)
-        # index_add would use atomics on CUDA: the dense mask also keeps deterministic runs deterministic
-        mask = one_hot(target, c, valid).reshape(n, c, -1).to(p.dtype)  # float once, not in each product
-        keep = None if valid is None else valid.reshape(n, 1, -1).to(p.dtype)
-        tp, sum_p, sum_g = DenseCounts.apply(p.reshape(n, c, -1), mask, keep, batch, squared)
+        n, c = p.shape[:2]
+        g = target.to(p.dtype)
+        keep = None
+        if valid is not None:
+            g = torch.where(valid, g, 0.0)
+            keep = valid.reshape(n, c, -1).to(p.dtype)
+        tp, sum_p, sum_g = DenseCounts.apply(p.reshape(n, c, -1), g.reshape(n, c, -1), keep, batch, squared)
         return tp, sum_p - tp, sum_g - tp
 
 
@@ -316,10 +309,24 @@ class DenseCounts(torch.autograd.Function):
 def multiclass_counts(
     p: Tensor, target: Tensor, valid: Tensor | None, batch: bool, squared: bool, p_y: Tensor | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """soft_counts for a class-index target without a one-hot tensor: TP gathers each pixel's probability
-    of its own class and adds it into that class's bin, the target counts come from a bincount, so only
-    ``sum p`` reads all N x C x S probabilities. ``p_y``: that gathered probability (N x S, ignored pixels
-    pointing at class 0), when the caller has it already."""
+    """soft_counts for softmax probabilities p and a class-index target: over a dense class mask
+    (``DenseCounts``) up to ``DENSE_MAX_CLASSES`` classes, and always for deterministic CUDA runs (index_add
+    uses atomics there); else without a one-hot tensor. ``p_y``: each pixel's probability of its own
+    class (N x S, ignored pixels pointing at class 0), when the caller has it already."""
+    n, c = p.shape[:2]
+    if c <= DENSE_MAX_CLASSES or (p.is_cuda and torch.are_deterministic_algorithms_enabled()):
+        mask = one_hot(target, c, valid).reshape(n, c, -1).to(p.dtype)  # float once, not in each product
+        keep = None if valid is None else valid.reshape(n, 1, -1).to(p.dtype)
+        tp, sum_p, sum_g = DenseCounts.apply(p.reshape(n, c, -1), mask, keep, batch, squared)
+        return tp, sum_p - tp, sum_g - tp
+    return _gathered_counts(p, target, valid, batch, squared, p_y)
+
+
+def _gathered_counts(
+    p: Tensor, target: Tensor, valid: Tensor | None, batch: bool, squared: bool, p_y: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """TP gathers each pixel's probability of its own class and adds it into that class's bin, the target
+    counts come from a bincount, so only ``sum p`` reads all N x C x S probabilities."""
     n, c = p.shape[:2]
     probs = p.reshape(n, c, -1)
     labels = target.reshape(n, -1)
@@ -334,13 +341,7 @@ def multiclass_counts(
     sum_g = torch.bincount(kept_bins.flatten(), minlength=size).to(p.dtype)
     if valid is not None:
         p_y = torch.where(keep, p_y, 0.0)
-    if p.is_cuda and torch.are_deterministic_algorithms_enabled():
-        # index_add uses atomics on CUDA; the one-hot form keeps deterministic runs deterministic
-        onehot = one_hot(labels.view(n, *target.shape[1:]), c, valid).reshape(n, c, -1)
-        tp = torch.where(onehot, probs, 0.0).sum(2)
-        tp = tp.sum(0) if batch else tp.reshape(-1)
-    else:
-        tp = p_y.new_zeros(size).index_add(0, bins.flatten(), p_y.flatten())
+    tp = p_y.new_zeros(size).index_add(0, bins.flatten(), p_y.flatten())
     if squared:
         probs = probs * probs
     if valid is None:
