@@ -312,9 +312,11 @@ def multiclass_counts(
     """soft_counts for softmax probabilities p and a class-index target: over a dense class mask
     (``DenseCounts``) up to ``DENSE_MAX_CLASSES`` classes, and always for deterministic CUDA runs (index_add
     uses atomics there); else without a one-hot tensor. ``p_y``: each pixel's probability of its own
-    class (N x S, ignored pixels pointing at class 0), when the caller has it already."""
+    class (N x S, ignored pixels pointing at class 0), when the caller has it already; that saves the
+    gather, the main cost of the path without a mask (exp_log 3-D: 2.72x CE that way, 2.90x dense)."""
     n, c = p.shape[:2]
-    if c <= DENSE_MAX_CLASSES or (p.is_cuda and torch.are_deterministic_algorithms_enabled()):
+    deterministic_cuda = p.is_cuda and torch.are_deterministic_algorithms_enabled()
+    if (c <= DENSE_MAX_CLASSES and p_y is None) or deterministic_cuda:
         mask = one_hot(target, c, valid).reshape(n, c, -1).to(p.dtype)  # float once, not in each product
         keep = None if valid is None else valid.reshape(n, 1, -1).to(p.dtype)
         tp, sum_p, sum_g = DenseCounts.apply(p.reshape(n, c, -1), mask, keep, batch, squared)
