@@ -717,6 +717,17 @@ def test_hand_written_backwards_may_run_twice_on_a_retained_graph() -> None:
         torch.testing.assert_close(torch.autograd.grad(loss, logits)[0], first, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("gamma", [2.0, 0.5, 3.0])
+def test_focal_term_hand_written_gradient_passes_gradcheck(gamma: float) -> None:
+    from segtrain.losses.distribution import FocalTerm
+
+    gen = torch.Generator().manual_seed(15)
+    log_p = (torch.rand(3, 7, generator=gen, dtype=torch.float64) * 0.98 + 0.01).log().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda v: FocalTerm.apply(v, gamma), (log_p,))
+    want = -((1 - log_p.exp()) ** gamma) * log_p
+    torch.testing.assert_close(FocalTerm.apply(log_p, gamma), want, rtol=1e-12, atol=0)
+
+
 def test_bce_with_logits_hand_written_gradient_passes_gradcheck() -> None:
     from segtrain.losses.distribution import BCEWithLogits
 

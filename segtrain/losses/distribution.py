@@ -319,22 +319,41 @@ def focal_loss(
     if mode == MULTICLASS:
         labels = target if valid is None else torch.where(valid, target, 0)
         log_pt = LogSoftmaxAtLabel.apply(x, labels)
-        ce = -log_pt
-        pt = log_pt.exp()
+        losses = FocalTerm.apply(log_pt, float(gamma)) if gamma else -log_pt
         if alpha is not None:
-            ce = ce * alpha.to(x)[labels]
-    else:
-        y = target.to(x.dtype)
-        if valid is not None:
-            y = torch.where(valid, y, 0.0)
-        return masked_mean(SigmoidFocal.apply(x, y, float(gamma), alpha), valid)
-    # clamped so that gamma < 1 keeps a finite gradient where p_t == 1
-    losses = ce * (1 - pt).clamp_min(_focal_eps(x)) ** gamma if gamma else ce
-    return masked_mean(losses, valid)
+            losses = losses * alpha.to(x)[labels]
+        return masked_mean(losses, valid)
+    y = target.to(x.dtype)
+    if valid is not None:
+        y = torch.where(valid, y, 0.0)
+    return masked_mean(SigmoidFocal.apply(x, y, float(gamma), alpha), valid)
 
 
 def _focal_eps(x: Tensor) -> float:
     return 1e-30 if x.dtype == torch.float64 else 1e-20
+
+
+class FocalTerm(torch.autograd.Function):
+    """``-(1 - p)^gamma log p`` from ``log p`` (each pixel's log-probability of its label), with the
+    derivative ``q^(gamma - 1) (gamma p log p - q)``, ``q = 1 - p``, written out: a few passes over N x S
+    instead of autograd's chain of small tensors (on a CPU each small op also pays a thread hand-off).
+    q is clamped at a tiny epsilon so that gamma < 1 keeps a finite gradient where p == 1.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, log_p: Tensor, gamma: float) -> Tensor:
+        p = log_p.exp()
+        q = torch.rsub(p, 1).clamp_min_(_focal_eps(log_p))
+        q_gamma_1 = q if gamma == 2 else q.pow(gamma - 1)
+        ctx.save_for_backward(log_p, p, q, q_gamma_1)
+        ctx.gamma = gamma
+        return torch.mul(q_gamma_1, q).mul_(log_p).neg_()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        log_p, p, q, q_gamma_1 = ctx.saved_tensors
+        return torch.mul(p, log_p).mul_(ctx.gamma).sub_(q).mul_(q_gamma_1).mul_(grad), None
 
 
 class SigmoidFocal(torch.autograd.Function):
