@@ -112,10 +112,10 @@ def cross_entropy(
             w = torch.where(valid, w, 0.0)
     elif valid is not None:
         w = valid.to(x.dtype)
-    nll = LogSoftmaxAtLabel.apply(x, labels).neg()
+    log_p = LogSoftmaxAtLabel.apply(x, labels).flatten()  # negated after the sum: one op less per pixel
     if w is None:
-        return nll.sum() / max(target.numel(), 1)
-    return torch.dot(nll.flatten(), w.flatten()) / w.sum().clamp_min(torch.finfo(x.dtype).tiny)
+        return -log_p.sum() / max(target.numel(), 1)
+    return -torch.dot(log_p, w.flatten()) / w.sum().clamp_min(torch.finfo(x.dtype).tiny)
 
 
 def _smoothed_cross_entropy(
@@ -249,8 +249,8 @@ class WeightedCrossEntropyLoss(SegmentationLoss):
             picked = torch.where(valid, picked, 0.0)
         if not bool(picked.sum() > 0):
             picked = valid.to(x.dtype) if valid is not None else torch.ones_like(picked)
-        losses = LogSoftmaxAtLabel.apply(x, labels).neg()
-        return _weighted_mean(losses * picked, picked)
+        log_p = LogSoftmaxAtLabel.apply(x, labels)
+        return -torch.dot(log_p.flatten(), picked.flatten()) / picked.sum().clamp_min(torch.finfo(x.dtype).tiny)
 
     def _binary(self, x: Tensor, target: Tensor) -> Tensor:
         """The two classes {0, 1} with per-pixel weights ``w_0 + (w_1 - w_0) y``: arithmetic on the target
