@@ -696,7 +696,7 @@ def test_sigmoid_focal_hand_written_gradient_passes_gradcheck(gamma, alpha) -> N
 
 
 def test_log_softmax_at_label_hand_written_gradient_passes_gradcheck() -> None:
-    from segtrain.losses.distribution import LogSoftmaxAtLabel
+    from segtrain.losses._common import LogSoftmaxAtLabel
 
     gen = torch.Generator().manual_seed(12)
     x = (torch.randn(2, 4, 5, 3, generator=gen, dtype=torch.float64) * 3).requires_grad_(True)
@@ -767,6 +767,47 @@ def test_soft_counts_match_a_dense_float64_reference(classes, ignore_index, batc
     grad_got = torch.autograd.grad(sum(t.sum() * (i + 1) for i, t in enumerate(got)), logits)[0]
     grad_want = torch.autograd.grad(sum(t.sum() * (i + 1) for i, t in enumerate(want)), logits)[0]
     torch.testing.assert_close(grad_got, grad_want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("uses", ["both", "p", "log_p_y"])
+def test_softmax_with_label_log_prob_hand_written_gradient_passes_gradcheck(uses: str) -> None:
+    from segtrain.losses._common import SoftmaxWithLabelLogProb
+
+    gen = torch.Generator().manual_seed(16)
+    x = (torch.randn(2, 4, 5, 3, generator=gen, dtype=torch.float64) * 3).requires_grad_(True)
+    labels = torch.randint(0, 4, (2, 5, 3), generator=gen)
+    w = torch.randn(2, 4, 5, 3, generator=gen, dtype=torch.float64)
+
+    def fn(v: Tensor) -> Tensor:
+        p, log_p_y = SoftmaxWithLabelLogProb.apply(v, labels)
+        return {"both": (p * w).sum() + log_p_y.sum(), "p": (p * w).sum(), "log_p_y": log_p_y.sum()}[uses]
+
+    assert torch.autograd.gradcheck(fn, (x,))
+
+
+@pytest.mark.parametrize("name", ["ce_dice", "focal_dice"])
+@pytest.mark.parametrize("ignore_index", [None, 255])
+def test_pixelwise_and_region_parts_share_one_log_softmax_and_keep_their_gradient(
+    name: str, ignore_index, monkeypatch
+) -> None:
+    first = {"ce_dice": "ce", "focal_dice": "focal"}[name]
+    logits, target = make_batch(MC, shape=(2, 4, 6, 6), ignore_index=ignore_index, seed=9)
+    a, b = logits.clone().requires_grad_(True), logits.clone().requires_grad_(True)
+    parts = build_loss(first, ignore_index=ignore_index)(a, target) + build_loss("dice", ignore_index=ignore_index)(
+        a, target
+    )
+    parts.backward()
+    calls = []
+    log_softmax = torch.Tensor.log_softmax
+    monkeypatch.setattr(
+        torch.Tensor, "log_softmax", lambda self, *a, **kw: calls.append(1) or log_softmax(self, *a, **kw)
+    )
+    monkeypatch.setattr(torch.Tensor, "softmax", lambda self, *a, **kw: pytest.fail("a second softmax pass"))
+    whole = build_loss(name, ignore_index=ignore_index)(b, target)
+    whole.backward()
+    assert len(calls) == 1
+    torch.testing.assert_close(whole, parts, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(b.grad, a.grad, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("batch", [True, False])

@@ -206,6 +206,77 @@ def probabilities(logits: Tensor, mode: str) -> Tensor:
     return p
 
 
+class LogSoftmaxAtLabel(torch.autograd.Function):
+    """Each pixel's log-probability of its label, ``log softmax(x)_y`` (N x S from N x C x S logits), with
+    the gradient ``G (onehot(y) - softmax(x))`` written out for the upstream gradient G.
+
+    Backward turns the saved log-softmax into the softmax and adds G at the label: two passes over
+    N x C x S where autograd's gather + log-softmax backward fill a zero tensor, scatter into it and run
+    the log-softmax backward. CE, weighted CE and multiclass focal are short formulas on this N x S tensor.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, labels: Tensor) -> Tensor:
+        log_p = x.log_softmax(1)
+        index = labels.unsqueeze(1)
+        ctx.save_for_backward(log_p, index)
+        return log_p.gather(1, index).squeeze(1)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        log_p, index = ctx.saved_tensors
+        grad = grad.unsqueeze(1)
+        dx = torch.exp(log_p).mul_(grad.neg())
+        return dx.scatter_add_(1, index, grad), None
+
+
+class SoftmaxWithLabelLogProb(torch.autograd.Function):
+    """The softmax p (N x C x S) and each pixel's ``log p_y`` (N x S) from one log-softmax, with one
+    backward for both: ``dx = p (G_p - sum_c p_c G_p,c - G_y) + G_y onehot(y)``. A compound of a pixel-wise
+    part (ce, focal) and a region part (dice, ...) then costs one softmax pass, forward and backward.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        log_p = x.log_softmax(1)
+        index = labels.unsqueeze(1)
+        log_p_y = log_p.gather(1, index).squeeze(1)
+        p = log_p.exp_()
+        ctx.save_for_backward(p, index)
+        ctx.set_materialize_grads(False)
+        return p, log_p_y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_p: Tensor | None, grad_y: Tensor | None) -> tuple[Tensor | None, ...]:
+        p, index = ctx.saved_tensors
+        grad_y = None if grad_y is None else grad_y.unsqueeze(1)
+        if grad_p is None:
+            dx = p.mul(grad_y.neg()) if grad_y is not None else torch.zeros_like(p)
+        else:
+            shift = (p * grad_p).sum(1, keepdim=True)
+            if grad_y is not None:
+                shift.add_(grad_y)
+            dx = torch.sub(grad_p, shift).mul_(p)
+        if grad_y is not None:
+            dx.scatter_add_(1, index, grad_y)
+        return dx, None
+
+
+def label_log_probability(x: Tensor, labels: Tensor) -> Tensor:
+    """``log softmax(x)_y`` per pixel (N x S; ``labels`` N x S class indices, ignored pixels pointing at a
+    valid class). Inside ``shared_probabilities``, the softmax comes with it for the compound's later
+    parts, and one backward serves both."""
+    cache = _SHARED_PROBABILITIES.get()
+    key = (id(x), True)
+    if cache is None or key in cache:
+        return LogSoftmaxAtLabel.apply(x, labels)
+    p, log_p_y = SoftmaxWithLabelLogProb.apply(x, labels)
+    cache[key] = (x, p)
+    return log_p_y
+
+
 def valid_mask(target: Tensor, ignore_index: int | None) -> Tensor | None:
     """Boolean mask of pixels that count (same shape as the canonical target), or None for all."""
     if ignore_index is None:

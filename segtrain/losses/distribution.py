@@ -22,6 +22,7 @@ from ._common import (
     check_class_vector,
     check_class_vector_length,
     check_nonnegative,
+    label_log_probability,
     masked_mean,
     valid_mask,
 )
@@ -64,31 +65,6 @@ class BCEWithLogits(torch.autograd.Function):
         return torch.sigmoid(x).sub_(y).mul_(grad), None
 
 
-class LogSoftmaxAtLabel(torch.autograd.Function):
-    """Each pixel's log-probability of its label, ``log softmax(x)_y`` (N x S from N x C x S logits), with
-    the gradient ``G (onehot(y) - softmax(x))`` written out for the upstream gradient G.
-
-    Backward turns the saved log-softmax into the softmax and adds G at the label: two passes over
-    N x C x S where autograd's gather + log-softmax backward fill a zero tensor, scatter into it and run
-    the log-softmax backward. CE, weighted CE and multiclass focal are short formulas on this N x S tensor.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, labels: Tensor) -> Tensor:
-        log_p = x.log_softmax(1)
-        index = labels.unsqueeze(1)
-        ctx.save_for_backward(log_p, index)
-        return log_p.gather(1, index).squeeze(1)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        log_p, index = ctx.saved_tensors
-        grad = grad.unsqueeze(1)
-        dx = torch.exp(log_p).mul_(grad.neg())
-        return dx.scatter_add_(1, index, grad), None
-
-
 def cross_entropy(
     x: Tensor,
     target: Tensor,
@@ -112,7 +88,7 @@ def cross_entropy(
             w = torch.where(valid, w, 0.0)
     elif valid is not None:
         w = valid.to(x.dtype)
-    log_p = LogSoftmaxAtLabel.apply(x, labels).flatten()  # negated after the sum: one op less per pixel
+    log_p = label_log_probability(x, labels).flatten()  # negated after the sum: one op less per pixel
     if w is None:
         return -log_p.sum() / max(target.numel(), 1)
     return -torch.dot(log_p, w.flatten()) / w.sum().clamp_min(torch.finfo(x.dtype).tiny)
@@ -249,7 +225,7 @@ class WeightedCrossEntropyLoss(SegmentationLoss):
             picked = torch.where(valid, picked, 0.0)
         if not bool(picked.sum() > 0):
             picked = valid.to(x.dtype) if valid is not None else torch.ones_like(picked)
-        log_p = LogSoftmaxAtLabel.apply(x, labels)
+        log_p = label_log_probability(x, labels)
         return -torch.dot(log_p.flatten(), picked.flatten()) / picked.sum().clamp_min(torch.finfo(x.dtype).tiny)
 
     def _binary(self, x: Tensor, target: Tensor) -> Tensor:
@@ -318,7 +294,7 @@ def focal_loss(
     valid = valid_mask(target, ignore_index)
     if mode == MULTICLASS:
         labels = target if valid is None else torch.where(valid, target, 0)
-        log_pt = LogSoftmaxAtLabel.apply(x, labels)
+        log_pt = label_log_probability(x, labels)
         losses = FocalTerm.apply(log_pt, float(gamma)) if gamma else -log_pt
         if alpha is not None:
             losses = losses * alpha.to(x)[labels]
