@@ -235,6 +235,7 @@ class SoftmaxWithLabelLogProb(torch.autograd.Function):
     """The softmax p (N x C x S) and each pixel's ``log p_y`` (N x S) from one log-softmax, with one
     backward for both: ``dx = p (G_p - sum_c p_c G_p,c - G_y) + G_y onehot(y)``. A compound of a pixel-wise
     part (ce, focal) and a region part (dice, ...) then costs one softmax pass, forward and backward.
+    Alone, a pixel-wise loss uses ``LogSoftmaxAtLabel``: making p in the forward costs it 5% (measured).
     """
 
     @staticmethod
