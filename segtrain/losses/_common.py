@@ -389,8 +389,14 @@ def multiclass_counts(
     n, c = p.shape[:2]
     deterministic_cuda = p.is_cuda and torch.are_deterministic_algorithms_enabled()
     if (c <= DENSE_MAX_CLASSES and p_y is None) or deterministic_cuda:
-        mask = one_hot(target, c, valid).reshape(n, c, -1).to(p.dtype)  # float once, not in each product
+        # a float one-hot written by one scatter (half the time of a compare plus a conversion); an
+        # ignored pixel scatters its 0 from ``keep`` into class 0
+        labels = target.reshape(n, 1, -1)
         keep = None if valid is None else valid.reshape(n, 1, -1).to(p.dtype)
+        if keep is None:
+            mask = p.new_zeros(n, c, labels.shape[2]).scatter_(1, labels, 1.0)
+        else:
+            mask = p.new_zeros(n, c, labels.shape[2]).scatter_(1, torch.where(keep > 0, labels, 0), keep)
         tp, sum_p, sum_g = DenseCounts.apply(p.reshape(n, c, -1), mask, keep, batch, squared)
         return tp, sum_p - tp, sum_g - tp
     return _gathered_counts(p, target, valid, batch, squared, p_y)
