@@ -55,7 +55,7 @@ def steady_allocator() -> str:
 
 
 def canary_ms() -> float:
-    """Median time of torch.log1p on 1M floats: about 0.4 ms in the warmed state, 5 ms otherwise."""
+    """Median time of torch.log1p on 1M floats: about 0.26 ms in the warmed state, 5 ms otherwise (here)."""
     v = torch.rand(1 << 20, generator=torch.Generator().manual_seed(0))
     times = []
     for _ in range(5):
