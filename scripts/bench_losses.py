@@ -14,11 +14,12 @@ kernel and page-faults it in again on the next call, and whether a 16 MB tensor 
 that threshold changes from run to run, so the same command gave plain BCE in 6 ms or in 30 ms.
 ``--malloc default`` measures glibc's default behaviour.
 
-A second process-wide state: on this project's AVX-512 CPU, torch's CPU ``log1p`` / ``softplus`` /
-``logsigmoid`` (so torch's BCE and torchvision's focal) run about 10x slower until the process has run a
-vectorised float ``pow``; a U-Net + AdamW training step does not run one, so training stays slow. The
-benchmark measures that state by default and ``--math warmed`` runs one ``pow`` first. A canary
-(``log1p`` of 1M floats) is timed before and after each table, so a change of state shows.
+A second process-wide state: torch's AVX-512 CPU kernels for ``log1p`` / ``softplus`` / ``logsigmoid``
+(so torch's BCE, torchvision's focal and segtrain's losses alike) read constants with masked loads, and
+until the page holding such a constant has been mapped, every call pays a microcode assist and runs about
+20x slower (see ``segtrain.cpu.prefault_torch_constants``). Training maps those pages at start; the
+benchmark does the same first (``--prefault on``, the default) and ``--prefault off`` measures the slow
+state. A canary (``log1p`` of 1M floats) is timed before and after each table, so the state shows.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from segtrain.cpu import prefault_torch_constants
 from segtrain.distance import sample_distance_maps
 from segtrain.losses import LOSSES, available_losses, build_loss
 
@@ -55,7 +57,7 @@ def steady_allocator() -> str:
 
 
 def canary_ms() -> float:
-    """Median time of torch.log1p on 1M floats: about 0.26 ms in the warmed state, 5 ms otherwise (here)."""
+    """Median time of torch.log1p on 1M floats: about 0.26 ms with the pages prefaulted, 5 ms without (here)."""
     v = torch.rand(1 << 20, generator=torch.Generator().manual_seed(0))
     times = []
     for _ in range(5):
@@ -186,15 +188,14 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated loss names")
     parser.add_argument("--shapes", default="", help="comma-separated subset of: multiclass, binary, 3d")
     parser.add_argument("--malloc", choices=("steady", "default"), default="steady", help="see the module docstring")
-    parser.add_argument("--math", choices=("training", "warmed"), default="training", help="see the docstring")
+    parser.add_argument("--prefault", choices=("on", "off"), default="on", help="see the module docstring")
     args = parser.parse_args()
     allocator = steady_allocator() if args.malloc == "steady" else "default allocator"
-    if args.math == "warmed":
-        torch.rand(256).pow_(0.3)  # not 0.5 or 2: those become sqrt and square
+    pages = prefault_torch_constants() if args.prefault == "on" else 0
     shapes = QUICK if args.quick else FULL
     wanted = {s.strip() for s in args.shapes.split(",") if s.strip()}
     only = {s.strip() for s in args.only.split(",") if s.strip()} or None
-    setup = f"{torch.get_num_threads()} threads, repeats {args.repeats}, {allocator}, math state: {args.math}"
+    setup = f"{torch.get_num_threads()} threads, repeats {args.repeats}, {allocator}, pages prefaulted: {pages}"
     print(f"torch {torch.__version__}, {setup}\n")
     for label, shape in shapes.items():
         key = "3d" if "3-D" in label else label

@@ -291,13 +291,6 @@ def log_cosh(value: Tensor) -> Tensor:
 EXP_LOG_EPS = 1e-6
 
 
-def _power(v: Tensor, gamma: float) -> Tensor:
-    """``v^gamma`` for ``v > 0`` as ``exp(gamma log v)``: torch's vectorised float ``pow`` on a CPU switches
-    the process's AVX-512 log1p / softplus kernels into another speed regime (docs/losses.md), which
-    would make the loss benchmark depend on the order of its rows."""
-    return torch.exp(torch.log(v).mul_(gamma))
-
-
 def exp_log_loss(
     log_p_y: Tensor,
     labels: Tensor,
@@ -315,9 +308,9 @@ def exp_log_loss(
     ``w_l = (sum_k f_k / f_l)^0.5``. Both ``-ln`` are clamped at 1e-6 so the gradients stay finite.
     ``log_p_y``: each pixel's log-probability of its label (N x S; ``labels`` 0 where ``valid`` is False).
     """
-    dice_term = _power((-dice.clamp_min(torch.finfo(dice.dtype).tiny).log()).clamp_min(EXP_LOG_EPS), gamma_dice)
+    dice_term = (-dice.clamp_min(torch.finfo(dice.dtype).tiny).log()).clamp_min(EXP_LOG_EPS).pow(gamma_dice)
     weights = torch.where(frequencies > 0, (frequencies.sum() / frequencies.clamp_min(1e-30)).sqrt(), 0.0)
-    cross = weights[labels] * _power((-log_p_y).clamp_min(EXP_LOG_EPS), gamma_cross)
+    cross = weights[labels] * (-log_p_y).clamp_min(EXP_LOG_EPS).pow(gamma_cross)
     if valid is None:
         cross_term = cross.mean()
     else:
