@@ -823,6 +823,30 @@ def test_dense_counts_hand_written_gradient_passes_gradcheck(batch, squared, mas
         torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("batch", [True, False])
+@pytest.mark.parametrize("masked", [False, True])
+def test_dense_counts_from_one_matmul_match_the_three_sums(batch, masked) -> None:
+    """one_hot=True: tp, sum p and sum g read off the C x C matrix p g^T (p a softmax, g one-hot)."""
+    from segtrain.losses._common import DenseCounts
+
+    gen = torch.Generator().manual_seed(16)
+    x = torch.randn(2, 4, 9, generator=gen, dtype=torch.float64).requires_grad_(True)
+    labels = torch.randint(0, 4, (2, 1, 9), generator=gen)
+    keep = (torch.rand(2, 1, 9, generator=gen) > 0.3).double() if masked else None
+    g = torch.zeros(2, 4, 9, dtype=torch.float64).scatter_(1, labels, 1.0 if keep is None else keep)
+
+    def counts(v: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return DenseCounts.apply(v.softmax(1), g, keep, batch, False, True)
+
+    assert torch.autograd.gradcheck(lambda v: counts(v)[:2], (x,))
+    dims = (0, 2) if batch else (2,)
+    p = x.softmax(1)
+    kept_p = p if keep is None else p * keep
+    want = ((p * g).sum(dims), kept_p.sum(dims), g.sum(dims))
+    for got, ref in zip(counts(x), want, strict=True):
+        torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+
+
 def test_compound_parts_share_one_softmax_and_keep_their_gradient(monkeypatch) -> None:
     logits, target = make_batch(MC, shape=(2, 4, 6, 6), seed=8)
     loss_fn = build_loss("dice_boundary", boundary_weight_start=0.5)
