@@ -3,8 +3,9 @@
     python scripts/bench_losses.py [--quick] [--device cpu|cuda] [--repeats 5] [--only dice,lovasz]
 
 Prints one markdown table per shape: median milliseconds after a warm-up, the ratio to the public
-implementation (< 1 is faster) and to plain cross-entropy. The boundary losses get their distance maps
-precomputed, as training does (the data pipeline makes them); the time to make them is printed apart.
+implementation (< 1 is faster) and to plain cross-entropy, each the median of the ratios of the two
+timed in the same round. The boundary losses get their distance maps precomputed, as training does
+(the data pipeline makes them); the time to make them is printed apart.
 Shapes: multiclass 8 x 21 x 256 x 256, binary 16 x 1 x 512 x 512, 3-D multiclass 2 x 4 x 64 x 64 x 64
 (``--quick``: small ones).
 
@@ -108,11 +109,11 @@ def public_counterpart(name: str, mode: str) -> tuple[str, Callable] | None:
     return table.get(name)
 
 
-def time_ms(fns: list[Callable], logits: torch.Tensor, target: torch.Tensor, repeats: int) -> list[float]:
-    """Median wall time of forward + backward of each function after one warm-up call; the functions
-    take turns in every round, so a busy machine slows them alike."""
+def time_ms(fns: list[Callable], logits: torch.Tensor, target: torch.Tensor, repeats: int) -> list[list[float]]:
+    """Wall times (ms) of forward + backward of each function in every round after two warm-up rounds;
+    the functions take turns in every round, so a busy machine slows them alike."""
     times: list[list[float]] = [[] for _ in fns]
-    for i in range(repeats + 1):
+    for i in range(repeats + 2):
         for fn, bucket in zip(fns, times, strict=True):
             x = logits.detach().requires_grad_(True)
             if logits.device.type == "cuda":
@@ -121,9 +122,16 @@ def time_ms(fns: list[Callable], logits: torch.Tensor, target: torch.Tensor, rep
             fn(x, target).backward()
             if logits.device.type == "cuda":
                 torch.cuda.synchronize()
-            if i:
+            if i >= 2:
                 bucket.append((time.perf_counter() - start) * 1000)
-    return [statistics.median(bucket) for bucket in times]
+    return times
+
+
+def paired_ratio(ours: list[float], theirs: list[float]) -> float:
+    """Median over rounds of the ratio of two functions timed in the same round: the pair shares the
+    machine's state at that moment, which a ratio of two medians does not (on a shared 2-vCPU VM the
+    medians of one function drift by 5-10% between runs)."""
+    return statistics.median(a / b for a, b in zip(ours, theirs, strict=True))
 
 
 def bench_shape(label: str, shape: tuple[int, ...], device: str, repeats: int, only: set[str] | None) -> str:
@@ -163,9 +171,10 @@ def bench_shape(label: str, shape: tuple[int, ...], device: str, repeats: int, o
             cells = ["-", "-", "-"]
         else:
             ours, theirs, plain_ce = time_ms([loss_fn, public[1], plain], logits, target, repeats)
-            cells = [public[0], f"{theirs:.1f}", f"{ours / theirs:.2f}"]
-        plain_times.append(plain_ce)
-        rows.append(f"| {name} | {ours:.1f} | {' | '.join(cells)} | {ours / plain_ce:.2f} |")
+            cells = [public[0], f"{statistics.median(theirs):.1f}", f"{paired_ratio(ours, theirs):.2f}"]
+        plain_times.append(statistics.median(plain_ce))
+        to_ce = paired_ratio(ours, plain_ce)
+        rows.append(f"| {name} | {statistics.median(ours):.1f} | {' | '.join(cells)} | {to_ce:.2f} |")
     rows.append(f"\nplain CE (torch.nn.functional), median over the rows: {statistics.median(plain_times):.1f} ms")
     if maps is not None:
         rows.append(
