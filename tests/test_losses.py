@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from segtrain.losses import available_losses, build_loss, soft_counts
+from segtrain.losses import LOSSES, available_losses, build_loss, soft_counts
 
 
 def make_batch(
@@ -576,6 +576,33 @@ def test_target_class_outside_the_logits_channels_is_refused() -> None:
     target[0, 0, 0] = 3
     with pytest.raises(ValueError, match=r"class 3.*\[0, 3\)"):
         build_loss("ce")(logits, target)
+
+
+MULTICLASS_LOSSES = [n for n in available_losses() if n != "jaccard" and MC in LOSSES.get(n).modes]
+
+
+@pytest.mark.parametrize("name", MULTICLASS_LOSSES)
+@pytest.mark.parametrize("classes", [3, 12])  # dense and gathered soft counts
+@pytest.mark.parametrize(("bad", "ignore_index"), [(None, None), (-1, None), (None, 255), (-1, 255)])
+def test_every_multiclass_loss_refuses_a_class_outside_the_channels(name, classes, bad, ignore_index) -> None:
+    """Also where the up-front range check is left to the op that indexes with the labels (CPU)."""
+    logits, target = make_batch(MC, shape=(2, classes, 5, 6), ignore_index=ignore_index, seed=3)
+    bad = classes if bad is None else bad
+    target[1, 2, 3] = bad
+    kwargs = {"losses": [{"name": "lovasz"}, {"name": "boundary"}]} if name == "combo" else {}
+    with pytest.raises(ValueError, match=rf"class {bad}, which is outside \[0, {classes}\)"):
+        build_loss(name, ignore_index=ignore_index, **kwargs)(logits, target)
+    if name in ("ce", "combo"):  # the variants that keep the up-front check
+        other = {"label_smoothing": 0.1} if name == "ce" else {"losses": [{"name": "ce"}, {"name": "dice"}]}
+        with pytest.raises(ValueError, match=rf"class {bad}, which is outside"):
+            build_loss(name, ignore_index=ignore_index, **other)(logits, target)
+
+
+def test_losses_that_index_every_label_skip_the_range_pass_on_cpu(monkeypatch) -> None:
+    logits, target = make_batch(MC, seed=4)
+    monkeypatch.setattr(torch, "aminmax", lambda *a, **k: pytest.fail("a range pass over the target"))
+    for name in ("ce", "dice", "ce_dice", "focal", "exp_log"):
+        build_loss(name)(logits, target)
 
 
 def test_ignore_index_outside_the_classes_is_allowed_but_other_values_are_not() -> None:

@@ -102,11 +102,15 @@ def _shape_error(logits: Tensor, target: Tensor, mode: str) -> str:
     return f"{shapes}; {mode} mode expects {_SHAPES[mode]}."
 
 
-def check_inputs(logits: Tensor, target: Tensor, mode: str, ignore_index: int | None) -> Tensor:
+def check_inputs(
+    logits: Tensor, target: Tensor, mode: str, ignore_index: int | None, *, class_range: bool = True
+) -> Tensor:
     """Validate shapes and target values; return the target in canonical shape.
 
     multiclass: N x S (int64); binary: N x 1 x S, multilabel: N x C x S (floating: integer and boolean
     targets become float32, float64 for float64 logits). Errors say what was expected.
+    ``class_range=False`` skips the pass that checks multiclass labels lie in [0, C) (see
+    ``SegmentationLoss.labels_index_checked``).
     """
     expected = _SHAPES[mode]
     if not isinstance(logits, Tensor) or not isinstance(target, Tensor):
@@ -121,7 +125,7 @@ def check_inputs(logits: Tensor, target: Tensor, mode: str, ignore_index: int | 
             raise ValueError(_shape_error(logits, target, mode))
         if target.is_floating_point() or target.dtype == torch.bool:
             raise ValueError(f"A multiclass target holds integer class indices, got dtype {target.dtype}.")
-        if _within(target, 0, c - 1):
+        if not class_range or _within(target, 0, c - 1):
             return target.long()
         bad = (target < 0) | (target >= c)
         if ignore_index is not None:
@@ -464,6 +468,12 @@ class SegmentationLoss(nn.Module):
     paper: ClassVar[str] = ""
     use_when: ClassVar[str] = ""  # the README's "reach for it when" column
     aux_inputs: tuple[str, ...] = ()  # optional extra inputs compute() accepts as keywords
+    # True when, in multiclass mode, every label reaches a bounds-checked gather / scatter / index (which
+    # raise on a CPU for a class outside [0, C)): on a CPU the up-front range check, a full extra pass over
+    # the target (5% of a 3-D Dice call), is then left to that op, and its error is replaced by
+    # check_inputs' message. CUDA keeps the check (a bad index there is a device assert). Lovasz and the
+    # boundary loss build one-hot masks by comparison, so they keep it everywhere.
+    labels_index_checked: bool = False
 
     def __init__(self, *, mode: str = MULTICLASS, ignore_index: int | None = None) -> None:
         super().__init__()
@@ -477,10 +487,16 @@ class SegmentationLoss(nn.Module):
         if unknown:
             takes = f"also takes {list(self.aux_inputs)}" if self.aux_inputs else "takes only logits and target"
             raise ValueError(f"Loss '{self.name}' got unexpected inputs {unknown}; it {takes}.")
-        target = check_inputs(logits, target, self.mode, self.ignore_index)
+        deferred = self.labels_index_checked and self.mode == MULTICLASS and logits.device.type == "cpu"
+        target = check_inputs(logits, target, self.mode, self.ignore_index, class_range=not deferred)
         with full_precision(logits.device):
             x = logits.to(compute_dtype(logits))
-            return self.compute(x, target, **aux) if aux else self.compute(x, target)
+            try:
+                return self.compute(x, target, **aux) if aux else self.compute(x, target)
+            except (RuntimeError, IndexError):
+                if deferred:  # a class outside [0, C) made the op fail: say so as check_inputs does
+                    check_inputs(logits, target, self.mode, self.ignore_index)
+                raise
 
     def compute(self, x: Tensor, target: Tensor) -> Tensor:
         raise NotImplementedError

@@ -60,6 +60,8 @@ class WeightedSumLoss(SegmentationLoss):
             build_part(self.name, name, self.mode, self.ignore_index, kwargs) for name, kwargs in parts
         )
         self.aux_inputs = tuple(dict.fromkeys(key for part in self.parts for key in part.aux_inputs))
+        # one part that checks every label by indexing is enough: its error stops the whole sum
+        self.labels_index_checked = any(part.labels_index_checked for part in self.parts)
 
     def compute(self, x: Tensor, target: Tensor, **aux: Tensor) -> Tensor:
         values = []

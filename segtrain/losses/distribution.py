@@ -157,6 +157,8 @@ class CrossEntropyLoss(SegmentationLoss):
         self.label_smoothing = check_nonnegative("label_smoothing", label_smoothing, "ce")
         if self.label_smoothing > 1:
             raise ValueError(f"ce: label_smoothing must lie in [0, 1], got {label_smoothing}.")
+        # the gather of LogSoftmaxAtLabel checks every label; torch's smoothed CE would skip a label -100
+        self.labels_index_checked = not self.label_smoothing
         if weight is not None and mode != MULTICLASS:
             raise ValueError("ce: weight is a per-class weight for multiclass mode; use bce's pos_weight instead.")
         self.weight = check_class_vector("weight", weight, "ce")
@@ -187,6 +189,7 @@ class WeightedCrossEntropyLoss(SegmentationLoss):
     """
 
     name = "weighted_ce"
+    labels_index_checked = True  # gathers every label's log-probability
     modes = (MULTICLASS, BINARY)
     formula = "sum w_y (-log p_y) / sum w_y, w_c = (N - N_c) / N from batch or data-set class counts"
     paper = "-"
@@ -378,6 +381,7 @@ class FocalLoss(SegmentationLoss):
     """
 
     name = "focal"
+    labels_index_checked = True  # multiclass: gathers every label's log-probability
     formula = "mean -alpha_t (1 - p_t)^gamma log p_t"
     paper = "Lin et al. 2017"
     use_when = "many easy pixels (a large background) drown the hard ones"

@@ -76,6 +76,8 @@ def generalized_dice(tp: Tensor, fp: Tensor, fn: Tensor, smooth: float) -> Tenso
 class _OverlapLoss(SegmentationLoss):
     """Shared arguments and class selection of the TP / FP / FN losses."""
 
+    labels_index_checked = True  # multiclass_counts scatters or gathers at every label
+
     def __init__(
         self,
         *,
@@ -327,6 +329,7 @@ class ExpLogLoss(SegmentationLoss):
     """
 
     name = "exp_log"
+    labels_index_checked = True  # gathers every label's log-probability
     modes = (MULTICLASS,)
     formula = "w_d E_c[(-ln Dice_c)^g_d] + w_c E_x[w_l (-ln p_l)^g_c], w_l = (sum_k f_k / f_l)^0.5"
     paper = "Wong et al. 2018"
