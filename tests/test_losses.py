@@ -711,15 +711,29 @@ def test_combo_forwards_set_epoch_to_its_parts() -> None:
     assert loss_fn.parts[1].weights[1] == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize(("gamma", "alpha"), [(2.0, None), (2.0, 0.25), (0.5, 0.7), (0.0, None), (3.0, 0.25)])
-def test_sigmoid_focal_hand_written_gradient_passes_gradcheck(gamma, alpha) -> None:
-    from segtrain.losses.distribution import SigmoidFocal
+@pytest.mark.parametrize(
+    ("gamma", "alpha"), [(2.0, None), (2.0, 0.25), (0.5, 0.7), (0.0, None), (1.0, None), (3.0, 0.25)]
+)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_sigmoid_focal_sum_matches_the_formula_and_passes_gradcheck(gamma, alpha, weighted) -> None:
+    from segtrain.losses.distribution import SigmoidFocalSum
 
     gen = torch.Generator().manual_seed(11)
     x = (torch.randn(2, 3, 5, 4, generator=gen, dtype=torch.float64) * 3).requires_grad_(True)
     y = torch.rand(2, 3, 5, 4, generator=gen, dtype=torch.float64)  # soft targets too
     y[0] = y[0].round()
-    assert torch.autograd.gradcheck(lambda v: SigmoidFocal.apply(v, y, gamma, alpha), (x,))
+    w = (torch.rand(2, 3, 5, 4, generator=gen, dtype=torch.float64) > 0.3).double() if weighted else None
+
+    def focal(v: torch.Tensor) -> torch.Tensor:  # p passed in detached, as focal_loss does
+        return SigmoidFocalSum.apply(v, v.sigmoid().detach(), y, gamma, alpha, w)
+
+    assert torch.autograd.gradcheck(focal, (x,))
+    p = x.sigmoid()
+    q = y + p * (1 - 2 * y)
+    at = 1.0 if alpha is None else alpha * y + (1 - alpha) * (1 - y)
+    per_element = at * q**gamma * (F.softplus(x, threshold=1000) - x * y)
+    want = (per_element if w is None else per_element * w).sum()
+    torch.testing.assert_close(focal(x), want, rtol=1e-12, atol=0)
 
 
 def test_log_softmax_at_label_hand_written_gradient_passes_gradcheck() -> None:

@@ -24,6 +24,7 @@ from ._common import (
     check_nonnegative,
     label_log_probability,
     masked_mean,
+    probabilities,
     valid_mask,
 )
 
@@ -298,9 +299,12 @@ def focal_loss(
             losses = losses * alpha.to(x)[labels]
         return masked_mean(losses, valid)
     y = target.to(x.dtype)
-    if valid is not None:
-        y = torch.where(valid, y, 0.0)
-    return masked_mean(SigmoidFocal.apply(x, y, float(gamma), alpha), valid)
+    p = probabilities(x, mode).detach()  # shared with a compound's region part
+    if valid is None:
+        return SigmoidFocalSum.apply(x, p, y, float(gamma), alpha, None) / max(y.numel(), 1)
+    y = torch.where(valid, y, 0.0)
+    kept = valid.expand_as(x).to(x.dtype)
+    return SigmoidFocalSum.apply(x, p, y, float(gamma), alpha, kept) / kept.sum().clamp_min(1)
 
 
 def _focal_eps(x: Tensor) -> float:
@@ -330,42 +334,48 @@ class FocalTerm(torch.autograd.Function):
         return torch.mul(p, log_p).mul_(ctx.gamma).sub_(q).mul_(q_gamma_1).mul_(grad), None
 
 
-class SigmoidFocal(torch.autograd.Function):
-    """Element-wise sigmoid focal loss ``alpha_t (1 - p_t)^gamma BCE(x, y)`` with its gradient written out,
+class SigmoidFocalSum(torch.autograd.Function):
+    """Sigmoid focal loss summed with weights, ``sum_i w_i alpha_t q^gamma BCE(x_i, y_i)``, with its
+    gradient written out,
 
-    ``d/dx = alpha_t gamma q^(gamma - 1) [q (p - y) / gamma + (1 - 2y) p (1 - p) BCE]`` with
-    ``q = 1 - p_t = y + p (1 - 2y)``: a few in-place passes instead of the dozen tensors autograd would keep
-    (about 3x faster on a CPU; the same values as the composed formula, to float rounding).
+    ``d/dx = w alpha_t q^(gamma - 1) [q (p - y) + gamma (1 - 2y) p (1 - p) BCE]`` with ``p = sigmoid(x)``
+    and ``q = 1 - p_t = y + p (1 - 2y)``: a few in-place passes instead of the dozen tensors autograd
+    would keep (about 3x faster on a CPU; the same values as the composed formula, to float rounding).
+    ``p``: the sigmoid of x, passed in so that a compound shares it; ``w``: 0 at ignored elements (None:
+    all 1).
     """
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, y: Tensor, gamma: float, alpha: float | None) -> Tensor:
-        p = torch.sigmoid(x)
+    def forward(
+        ctx: Any, x: Tensor, p: Tensor, y: Tensor, gamma: float, alpha: float | None, w: Tensor | None
+    ) -> Tensor:
         ce = F.softplus(x).addcmul_(x, y, value=-1)  # BCE with logits
         s = torch.rsub(y, 1, alpha=2)  # 1 - 2y
         q = torch.addcmul(y, p, s).clamp_min_(_focal_eps(x))
-        losses = ce * (q * q if gamma == 2 else q.pow(gamma))
-        at = None
-        if alpha is not None:
-            at = y.mul(2 * alpha - 1).add_(1 - alpha)  # alpha on positives, 1 - alpha on negatives
-            losses.mul_(at)
-        ctx.save_for_backward(p, y, s, ce, q, at)
+        weight = w
+        if alpha is not None:  # alpha on positives, 1 - alpha on negatives, in one pass
+            weight = torch.add(y.new_tensor(1 - alpha), y, alpha=2 * alpha - 1)
+            if w is not None:
+                weight.mul_(w)
+        losses = q * q if gamma == 2 else q.pow(gamma)
+        losses.mul_(ce)
+        ctx.save_for_backward(p, y, s, ce, q, weight)
         ctx.gamma = gamma
-        return losses
+        return losses.sum() if weight is None else torch.dot(losses.reshape(-1), weight.reshape(-1))
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        p, y, s, ce, q, at = ctx.saved_tensors
+        p, y, s, ce, q, weight = ctx.saved_tensors
         gamma = ctx.gamma
-        if gamma == 0:  # plain (weighted) BCE
-            dx = torch.sub(p, y)
-        else:
-            dx = torch.sub(p, y).mul_(q).div_(gamma).add_(torch.rsub(p, 1).mul_(p).mul_(s).mul_(ce))
-            dx.mul_(q if gamma == 2 else q.pow(gamma - 1)).mul_(gamma)
-        if at is not None:
-            dx.mul_(at)
-        return dx.mul_(grad), None, None, None
+        dx = torch.sub(p, y)
+        if gamma:
+            dx.mul_(q).add_(torch.rsub(p, 1).mul_(p).mul_(s).mul_(ce), alpha=gamma)
+            if gamma != 1:
+                dx.mul_(q if gamma == 2 else q.pow(gamma - 1))
+        if weight is not None:
+            dx.mul_(weight)
+        return dx.mul_(grad), None, None, None, None, None
 
 
 @LOSSES.register("focal")
