@@ -305,6 +305,41 @@ def one_hot(target: Tensor, num_classes: int, valid: Tensor | None) -> Tensor:
 DENSE_MAX_CLASSES = 8
 
 
+def soft_sums(
+    logits: Tensor,
+    target: Tensor,
+    mode: str = MULTICLASS,
+    ignore_index: int | None = None,
+    batch: bool = True,
+    squared: bool = False,
+    *,
+    check: bool = True,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-class ``tp = sum p g``, ``sum p`` and ``sum g``: the step every region loss shares.
+
+    p: the probabilities (softmax or sigmoid of the logits), g: the one-hot target (``squared``: ``sum p^2``
+    and ``sum g^2`` in place of ``sum p`` and ``sum g``, MONAI's ``squared_pred``). Sums run over the batch
+    and space (``batch=True``: shape C) or over space only (N x C). Ignored pixels are left out of every
+    sum. Sums are float32 (float64 for float64 logits), also under autocast.
+    """
+    if check:
+        target = check_inputs(logits, target, mode, ignore_index)
+    elif mode == BINARY and target.ndim == logits.ndim - 1:
+        target = target.unsqueeze(1)
+    with full_precision(logits.device):
+        p = probabilities(logits, mode)
+        valid = valid_mask(target, ignore_index)
+        if mode == MULTICLASS:
+            return multiclass_sums(p, target, valid, batch, squared)
+        n, c = p.shape[:2]
+        g = target.to(p.dtype)
+        keep = None
+        if valid is not None:
+            g = torch.where(valid, g, 0.0)
+            keep = valid.reshape(n, c, -1).to(p.dtype)
+        return DenseCounts.apply(p.reshape(n, c, -1), g.reshape(n, c, -1), keep, batch, squared)
+
+
 def soft_counts(
     logits: Tensor,
     target: Tensor,
@@ -315,31 +350,11 @@ def soft_counts(
     *,
     check: bool = True,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-class soft true positives, false positives and false negatives: the step every region loss shares.
-
-    With p the probabilities (softmax or sigmoid of the logits) and g the one-hot target,
-    ``tp = sum p g``, ``fp = sum p - tp``, ``fn = sum g - tp`` (``squared``: ``sum p^2`` and ``sum g^2`` in
-    place of ``sum p`` and ``sum g``, so ``2 tp + fp + fn = sum p^2 + sum g^2`` as MONAI's ``squared_pred``).
-    Sums run over the batch and space (``batch=True``: shape C) or over space only (N x C). Ignored pixels
-    are left out of every sum. Sums are float32 (float64 for float64 logits), also under autocast.
-    """
-    if check:
-        target = check_inputs(logits, target, mode, ignore_index)
-    elif mode == BINARY and target.ndim == logits.ndim - 1:
-        target = target.unsqueeze(1)
-    with full_precision(logits.device):
-        p = probabilities(logits, mode)
-        valid = valid_mask(target, ignore_index)
-        if mode == MULTICLASS:
-            return multiclass_counts(p, target, valid, batch, squared)
-        n, c = p.shape[:2]
-        g = target.to(p.dtype)
-        keep = None
-        if valid is not None:
-            g = torch.where(valid, g, 0.0)
-            keep = valid.reshape(n, c, -1).to(p.dtype)
-        tp, sum_p, sum_g = DenseCounts.apply(p.reshape(n, c, -1), g.reshape(n, c, -1), keep, batch, squared)
-        return tp, sum_p - tp, sum_g - tp
+    """Per-class soft true positives, false positives and false negatives, ``tp = sum p g``,
+    ``fp = sum p - tp``, ``fn = sum g - tp``, from ``soft_sums`` (same arguments; with ``squared``,
+    ``2 tp + fp + fn = sum p^2 + sum g^2``)."""
+    tp, sum_p, sum_g = soft_sums(logits, target, mode, ignore_index, batch, squared, check=check)
+    return tp, sum_p - tp, sum_g - tp
 
 
 class DenseCounts(torch.autograd.Function):
@@ -398,10 +413,10 @@ class DenseCounts(torch.autograd.Function):
         return grad, None, None, None, None, None
 
 
-def multiclass_counts(
+def multiclass_sums(
     p: Tensor, target: Tensor, valid: Tensor | None, batch: bool, squared: bool, p_y: Tensor | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """soft_counts for softmax probabilities p and a class-index target: over a dense class mask
+    """soft_sums for softmax probabilities p and a class-index target: over a dense class mask
     (``DenseCounts``) up to ``DENSE_MAX_CLASSES`` classes, and always for deterministic CUDA runs (index_add
     uses atomics there); else without a one-hot tensor. ``p_y``: each pixel's probability of its own
     class (N x S, ignored pixels pointing at class 0), when the caller has it already; that saves the
@@ -417,12 +432,11 @@ def multiclass_counts(
             mask = p.new_zeros(n, c, labels.shape[2]).scatter_(1, labels, 1.0)
         else:
             mask = p.new_zeros(n, c, labels.shape[2]).scatter_(1, torch.where(keep > 0, labels, 0), keep)
-        tp, sum_p, sum_g = DenseCounts.apply(p.reshape(n, c, -1), mask, keep, batch, squared, True)
-        return tp, sum_p - tp, sum_g - tp
-    return _gathered_counts(p, target, valid, batch, squared, p_y)
+        return DenseCounts.apply(p.reshape(n, c, -1), mask, keep, batch, squared, True)
+    return _gathered_sums(p, target, valid, batch, squared, p_y)
 
 
-def _gathered_counts(
+def _gathered_sums(
     p: Tensor, target: Tensor, valid: Tensor | None, batch: bool, squared: bool, p_y: Tensor | None
 ) -> tuple[Tensor, Tensor, Tensor]:
     """TP gathers each pixel's probability of its own class and adds it into that class's bin, the target
@@ -451,7 +465,7 @@ def _gathered_counts(
     sum_p = sum_p.sum(0) if batch else sum_p.reshape(-1)
     if not batch:
         tp, sum_p, sum_g = tp.view(n, c), sum_p.view(n, c), sum_g.view(n, c)
-    return tp, sum_p - tp, sum_g - tp
+    return tp, sum_p, sum_g
 
 
 # --------------------------------------------------------------------------- base class

@@ -1,4 +1,5 @@
-"""Region (overlap) losses: each a short formula on the per-class soft TP / FP / FN of ``soft_counts``.
+"""Region (overlap) losses: each a short formula on the per-class soft sums of ``soft_sums``: ``TP = sum p g``,
+``sum p`` and ``sum g`` (so ``FP = sum p - TP``, ``FN = sum g - TP``).
 
 Conventions (MONAI's): ``batch=True`` sums over the batch and space, ``batch=False`` sums per image and
 then averages over images too; the mean runs over every kept class, including a class absent from the
@@ -20,8 +21,8 @@ from ._common import (
     check_class_vector,
     check_class_vector_length,
     check_nonnegative,
-    multiclass_counts,
-    soft_counts,
+    multiclass_sums,
+    soft_sums,
     valid_mask,
 )
 
@@ -31,19 +32,21 @@ def _ratio(num: Tensor, den: Tensor) -> Tensor:
     return num / den.clamp_min(torch.finfo(den.dtype).tiny)
 
 
-def dice_score(tp: Tensor, fp: Tensor, fn: Tensor, smooth: float) -> Tensor:
-    """Soft Dice ``(2 TP + s) / (2 TP + FP + FN + s)`` (Milletari et al. 2016, V-Net)."""
-    return _ratio(2 * tp + smooth, 2 * tp + fp + fn + smooth)
+def dice_score(tp: Tensor, sum_p: Tensor, sum_g: Tensor, smooth: float) -> Tensor:
+    """Soft Dice ``(2 TP + s) / (2 TP + FP + FN + s) = (2 TP + s) / (sum p + sum g + s)`` (Milletari et al.
+    2016, V-Net)."""
+    return _ratio(2 * tp + smooth, sum_p + sum_g + smooth)
 
 
-def iou_score(tp: Tensor, fp: Tensor, fn: Tensor, smooth: float) -> Tensor:
-    """Soft Jaccard ``(TP + s) / (TP + FP + FN + s)`` (Rahman & Wang 2016)."""
-    return _ratio(tp + smooth, tp + fp + fn + smooth)
+def iou_score(tp: Tensor, sum_p: Tensor, sum_g: Tensor, smooth: float) -> Tensor:
+    """Soft Jaccard ``(TP + s) / (TP + FP + FN + s) = (TP + s) / (sum p + sum g - TP + s)`` (Rahman & Wang
+    2016)."""
+    return _ratio(tp + smooth, sum_p + sum_g - tp + smooth)
 
 
-def tversky_index(tp: Tensor, fp: Tensor, fn: Tensor, smooth: float, alpha: float, beta: float) -> Tensor:
+def tversky_index(tp: Tensor, sum_p: Tensor, sum_g: Tensor, smooth: float, alpha: float, beta: float) -> Tensor:
     """Tversky index ``(TP + s) / (TP + alpha FP + beta FN + s)`` (Salehi et al. 2017)."""
-    return _ratio(tp + smooth, tp + alpha * fp + beta * fn + smooth)
+    return _ratio(tp + smooth, (1 - alpha - beta) * tp + alpha * sum_p + beta * sum_g + smooth)
 
 
 def overlap_loss(score: Tensor, log_loss: bool) -> Tensor:
@@ -57,26 +60,25 @@ def focal_tversky(ti: Tensor, gamma: float) -> Tensor:
     return (1 - ti).clamp_min(1e-12) ** gamma
 
 
-def generalized_dice(tp: Tensor, fp: Tensor, fn: Tensor, smooth: float) -> Tensor:
+def generalized_dice(tp: Tensor, sum_p: Tensor, sum_g: Tensor, smooth: float) -> Tensor:
     """Generalised Dice loss (Sudre et al. 2017), classes on the last dim, as MONAI's GeneralizedDiceLoss.
 
-    ``1 - (2 sum_c w_c TP_c + s) / (sum_c w_c (2 TP_c + FP_c + FN_c) + s)``, ``w_c = 1 / (sum g_c)^2``; the
+    ``1 - (2 sum_c w_c TP_c + s) / (sum_c w_c (sum p_c + sum g_c) + s)``, ``w_c = 1 / (sum g_c)^2``; the
     weight of a class absent from the target (infinite) becomes the largest finite weight.
     """
-    ground = (tp + fn).detach()
-    w = 1.0 / ground**2
+    w = 1.0 / sum_g.detach() ** 2
     infinite = torch.isinf(w)
     w = torch.where(infinite, 0.0, w)
     w = torch.where(infinite, w.amax(-1, keepdim=True), w)
     numer = 2 * (w * tp).sum(-1) + smooth
-    denom = (w * (2 * tp + fp + fn)).sum(-1) + smooth
+    denom = (w * (sum_p + sum_g)).sum(-1) + smooth
     return 1 - _ratio(numer, denom)
 
 
 class _OverlapLoss(SegmentationLoss):
     """Shared arguments and class selection of the TP / FP / FN losses."""
 
-    labels_index_checked = True  # multiclass_counts scatters or gathers at every label
+    labels_index_checked = True  # multiclass_sums scatters or gathers at every label
 
     def __init__(
         self,
@@ -94,11 +96,12 @@ class _OverlapLoss(SegmentationLoss):
         self.include_background = bool(include_background)
         self.squared = bool(squared)
 
-    def counts(self, x: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        tp, fp, fn = soft_counts(x, target, self.mode, self.ignore_index, self.batch, self.squared, check=False)
-        if not self.include_background and tp.shape[-1] > 1:
-            tp, fp, fn = tp[..., 1:], fp[..., 1:], fn[..., 1:]
-        return tp, fp, fn
+    def sums(self, x: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``tp``, ``sum p``, ``sum g`` per kept class (``soft_sums``)."""
+        sums = soft_sums(x, target, self.mode, self.ignore_index, self.batch, self.squared, check=False)
+        if not self.include_background and sums[0].shape[-1] > 1:
+            return sums[0][..., 1:], sums[1][..., 1:], sums[2][..., 1:]
+        return sums
 
 
 @LOSSES.register("dice")
@@ -144,7 +147,7 @@ class DiceLoss(_OverlapLoss):
         self.log_loss = bool(log_loss)
 
     def compute(self, x: Tensor, target: Tensor) -> Tensor:
-        return overlap_loss(dice_score(*self.counts(x, target), self.smooth), self.log_loss).mean()
+        return overlap_loss(dice_score(*self.sums(x, target), self.smooth), self.log_loss).mean()
 
 
 @LOSSES.register("iou", aliases=("jaccard",))
@@ -161,7 +164,7 @@ class IoULoss(DiceLoss):
     use_when = "you are scored on IoU"
 
     def compute(self, x: Tensor, target: Tensor) -> Tensor:
-        return overlap_loss(iou_score(*self.counts(x, target), self.smooth), self.log_loss).mean()
+        return overlap_loss(iou_score(*self.sums(x, target), self.smooth), self.log_loss).mean()
 
 
 @LOSSES.register("tversky")
@@ -199,7 +202,7 @@ class TverskyLoss(_OverlapLoss):
         self.beta = check_nonnegative("beta", beta, self.name)
 
     def index(self, x: Tensor, target: Tensor) -> Tensor:
-        return tversky_index(*self.counts(x, target), self.smooth, self.alpha, self.beta)
+        return tversky_index(*self.sums(x, target), self.smooth, self.alpha, self.beta)
 
     def compute(self, x: Tensor, target: Tensor) -> Tensor:
         return (1 - self.index(x, target)).mean()
@@ -268,7 +271,7 @@ class GeneralizedDiceLoss(_OverlapLoss):
         super().__init__(mode=mode, ignore_index=ignore_index, smooth=smooth, batch=batch, include_background=True)
 
     def compute(self, x: Tensor, target: Tensor) -> Tensor:
-        return generalized_dice(*self.counts(x, target), self.smooth).mean()
+        return generalized_dice(*self.sums(x, target), self.smooth).mean()
 
 
 @LOSSES.register("log_cosh_dice")
@@ -362,17 +365,17 @@ class ExpLogLoss(SegmentationLoss):
         # backward), and one gather of the label's log-probability (p_y for the counts is its exp)
         log_p = x.log_softmax(1)
         log_p_y = log_p.gather(1, labels.unsqueeze(1)).squeeze(1)
-        tp, fp, fn = multiclass_counts(log_p.exp(), target, valid, True, False, p_y=log_p_y.exp())
+        tp, sum_p, sum_g = multiclass_sums(log_p.exp(), target, valid, True, False, p_y=log_p_y.exp())
         if self.frequencies is not None:
             check_class_vector_length("frequencies", self.frequencies, num_classes, self.name)
             freq = self.frequencies.to(x)
         else:
-            freq = (tp + fn).detach()  # the batch's kept pixels per class
+            freq = sum_g.detach()  # the batch's kept pixels per class
         return exp_log_loss(
             log_p_y,
             labels,
             valid,
-            dice_score(tp, fp, fn, self.smooth),
+            dice_score(tp, sum_p, sum_g, self.smooth),
             freq,
             self.w_dice,
             self.w_cross,
