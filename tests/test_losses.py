@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from segtrain.losses import LOSSES, available_losses, build_loss, soft_counts
+from segtrain.losses import LOSSES, available_losses, build_loss, soft_sums
 
 
 def make_batch(
@@ -511,21 +511,20 @@ def test_losses_are_computed_in_float32_under_autocast() -> None:
     expected = build_loss("dice")(logits, target)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         got = build_loss("dice")(logits, target)
-        tp, fp, fn = soft_counts(logits, target)
+        tp, sum_p, sum_g = soft_sums(logits, target)
     assert got.dtype == torch.float32 and tp.dtype == torch.float32
     torch.testing.assert_close(got, expected)
 
 
-def test_soft_counts_are_per_class_or_per_image_and_class() -> None:
+def test_soft_sums_are_per_class_or_per_image_and_class() -> None:
     logits, target = make_batch(MC, shape=(2, 3, 4, 4))
-    tp, fp, fn = soft_counts(logits, target, batch=True)
-    assert tp.shape == fp.shape == fn.shape == (3,)
-    tp_n, fp_n, fn_n = soft_counts(logits, target, batch=False)
-    assert tp_n.shape == (2, 3)
+    tp, sum_p, sum_g = soft_sums(logits, target, batch=True)
+    assert tp.shape == sum_p.shape == sum_g.shape == (3,)
+    tp_n, sum_p_n, sum_g_n = soft_sums(logits, target, batch=False)
+    assert tp_n.shape == sum_p_n.shape == sum_g_n.shape == (2, 3)
     torch.testing.assert_close(tp_n.sum(0), tp)
-    # tp + fn counts the target's pixels per class; tp + fp sums the probabilities
-    torch.testing.assert_close(tp + fn, torch.bincount(target.flatten(), minlength=3).double())
-    torch.testing.assert_close(tp + fp, logits.softmax(1).sum((0, 2, 3)))
+    torch.testing.assert_close(sum_g, torch.bincount(target.flatten(), minlength=3).double())
+    torch.testing.assert_close(sum_p, logits.softmax(1).sum((0, 2, 3)))
 
 
 # --------------------------------------------------------------------------- errors
@@ -787,15 +786,13 @@ def test_bce_with_logits_sum_matches_the_formula_and_passes_gradcheck(weighted: 
 @pytest.mark.parametrize("ignore_index", [None, 255])
 @pytest.mark.parametrize("batch", [True, False])
 @pytest.mark.parametrize("squared", [False, True])
-def test_soft_counts_match_a_dense_float64_reference(classes, ignore_index, batch, squared) -> None:
+def test_soft_sums_match_a_dense_float64_reference(classes, ignore_index, batch, squared) -> None:
     logits, target = make_batch(MC, shape=(3, classes, 5, 6), ignore_index=ignore_index, seed=classes)
     logits.requires_grad_(True)
-    got = soft_counts(logits, target, ignore_index=ignore_index, batch=batch, squared=squared)
+    got = soft_sums(logits, target, ignore_index=ignore_index, batch=batch, squared=squared)
     p, g, valid = probs_onehot(logits, target, MC, ignore_index)
     dims = (0, 2, 3) if batch else (2, 3)
-    tp = (p * g).sum(dims)
-    sum_p = ((p * p) if squared else p).sum(dims)
-    want = (tp, sum_p - tp, g.sum(dims) - tp)
+    want = ((p * g).sum(dims), ((p * p) if squared else p).sum(dims), g.sum(dims))
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     grad_got = torch.autograd.grad(sum(t.sum() * (i + 1) for i, t in enumerate(got)), logits)[0]

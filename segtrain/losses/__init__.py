@@ -14,7 +14,7 @@ LOSSES = Registry("loss")
 
 # the family modules register themselves on import (they need LOSSES defined above)
 from . import boundary, compound, distribution, lovasz, region  # noqa: E402, F401
-from ._common import BINARY, MODES, MULTICLASS, MULTILABEL, SegmentationLoss, soft_counts, soft_sums  # noqa: E402
+from ._common import BINARY, MODES, MULTICLASS, MULTILABEL, SegmentationLoss, soft_sums  # noqa: E402
 
 
 def build_loss(name: str, **kwargs: object) -> nn.Module:
@@ -50,6 +50,5 @@ __all__ = [
     "available_losses",
     "build_loss",
     "loss_table_markdown",
-    "soft_counts",
     "soft_sums",
 ]

@@ -340,23 +340,6 @@ def soft_sums(
         return DenseCounts.apply(p.reshape(n, c, -1), g.reshape(n, c, -1), keep, batch, squared)
 
 
-def soft_counts(
-    logits: Tensor,
-    target: Tensor,
-    mode: str = MULTICLASS,
-    ignore_index: int | None = None,
-    batch: bool = True,
-    squared: bool = False,
-    *,
-    check: bool = True,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-class soft true positives, false positives and false negatives, ``tp = sum p g``,
-    ``fp = sum p - tp``, ``fn = sum g - tp``, from ``soft_sums`` (same arguments; with ``squared``,
-    ``2 tp + fp + fn = sum p^2 + sum g^2``)."""
-    tp, sum_p, sum_g = soft_sums(logits, target, mode, ignore_index, batch, squared, check=check)
-    return tp, sum_p - tp, sum_g - tp
-
-
 class DenseCounts(torch.autograd.Function):
     """``sum p g``, ``sum p`` (``sum p^2``) and ``sum g`` (``sum g^2``) of N x C x S probabilities p and a
     target g (soft labels or a one-hot class mask, in p's dtype) per class or per image and class, with
