@@ -111,10 +111,14 @@ def public_counterpart(name: str, mode: str) -> tuple[str, Callable] | None:
 
 def time_ms(fns: list[Callable], logits: torch.Tensor, target: torch.Tensor, repeats: int) -> list[list[float]]:
     """Wall times (ms) of forward + backward of each function in every round after two warm-up rounds;
-    the functions take turns in every round, so a busy machine slows them alike."""
+    the functions take turns in every round, so a busy machine slows them alike, and the order rotates
+    from round to round (the function that runs right after another finds its inputs in cache: up to 5%
+    here)."""
     times: list[list[float]] = [[] for _ in fns]
     for i in range(repeats + 2):
-        for fn, bucket in zip(fns, times, strict=True):
+        start_at = i % len(fns)
+        order = list(range(start_at, len(fns))) + list(range(start_at))
+        for fn, bucket in ((fns[k], times[k]) for k in order):
             x = logits.detach().requires_grad_(True)
             if logits.device.type == "cuda":
                 torch.cuda.synchronize()
