@@ -21,8 +21,8 @@ def _constant_ranges(maps: str = "/proc/self/maps") -> list[tuple[int, int]]:
     ranges = []
     with open(maps) as f:
         for line in f:
-            fields = line.split()
-            if len(fields) < 6 or not os.path.basename(fields[5]).startswith("libtorch_cpu"):
+            fields = line.split(None, 5)  # the path (6th field) may hold spaces
+            if len(fields) < 6 or not os.path.basename(fields[5].strip()).startswith("libtorch_cpu"):
                 continue
             if fields[1].startswith("r") and "x" not in fields[1]:
                 start, end = (int(v, 16) for v in fields[0].split("-"))

@@ -18,9 +18,14 @@ def test_constant_ranges_keeps_only_libtorch_cpu_read_only_data(tmp_path):
         "7f0000002000-7f0000009000 r-xp 00002000 08:01 1 /site-packages/torch/lib/libtorch_cpu.so\n"
         "7f0000009000-7f000000a000 rw-p 00009000 08:01 1 /site-packages/torch/lib/libtorch_cpu.so\n"
         "7f1000000000-7f1000001000 r--p 00000000 08:01 2 /usr/lib/libc.so.6\n"
+        "7f3000000000-7f3000001000 r--p 00000000 08:01 3 /home/me/my envs/torch/lib/libtorch_cpu.so\n"
         "7f2000000000-7f2000001000 rw-p 00000000 00:00 0\n"
     )
-    assert _constant_ranges(str(maps)) == [(0x7F0000000000, 0x7F0000002000), (0x7F0000009000, 0x7F000000A000)]
+    assert _constant_ranges(str(maps)) == [
+        (0x7F0000000000, 0x7F0000002000),
+        (0x7F0000009000, 0x7F000000A000),
+        (0x7F3000000000, 0x7F3000001000),
+    ]
 
 
 @linux
