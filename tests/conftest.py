@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,26 @@ SHARED_DATA = Path(os.environ.get("SEGTRAIN_DATA", ROOT.parent / "shared" / "dat
 torch.set_num_threads(1)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # one seed per run of the suite, drawn by the controller before xdist starts its workers (they inherit
+    # the environment); SEGTRAIN_TEST_SEED=<n> repeats a run's random inputs
+    os.environ.setdefault("SEGTRAIN_TEST_SEED", str(int.from_bytes(os.urandom(4), "little") % 2**31))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    # also under -q, so that a failure on random inputs can be repeated
+    seed = os.environ["SEGTRAIN_TEST_SEED"]
+    terminalreporter.write_line(f"random test inputs: SEGTRAIN_TEST_SEED={seed} repeats them")
+
+
+def fresh_seed() -> int:
+    """A seed new to every run of the suite and different for every test (case), from the run's
+    SEGTRAIN_TEST_SEED and the running test's id, so a failure repeats with the seed the run prints last."""
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
+    return (int(os.environ["SEGTRAIN_TEST_SEED"]) + zlib.crc32(test.encode())) % 2**31
+
 
 # A tiny, fast job: small images, few samples, 2 epochs.
 TINY = [
