@@ -817,6 +817,25 @@ def test_softmax_with_label_log_prob_hand_written_gradient_passes_gradcheck(uses
     assert torch.autograd.gradcheck(fn, (x,))
 
 
+@pytest.mark.parametrize("with_log_p_y", [False, True])
+def test_softmax_with_label_log_prob_gradient_of_sums_over_space(with_log_p_y: bool) -> None:
+    """A sum over space hands the backward one value per image and class, expanded (stride 0): the
+    shortcut for that case (3-D logits here) against gradcheck."""
+    from segtrain.losses._common import SoftmaxWithLabelLogProb
+
+    gen = torch.Generator().manual_seed(17)
+    x = (torch.randn(2, 3, 4, 3, 2, generator=gen, dtype=torch.float64) * 3).requires_grad_(True)
+    labels = torch.randint(0, 3, (2, 4, 3, 2), generator=gen)
+    a = torch.randn(2, 3, generator=gen, dtype=torch.float64)
+
+    def fn(v: Tensor) -> Tensor:
+        p, log_p_y = SoftmaxWithLabelLogProb.apply(v, labels)
+        value = (p.sum((2, 3, 4)) * a).sum()
+        return value + log_p_y.sum() if with_log_p_y else value
+
+    assert torch.autograd.gradcheck(fn, (x,))
+
+
 @pytest.mark.parametrize("name", ["ce_dice", "focal_dice"])
 @pytest.mark.parametrize("ignore_index", [None, 255])
 def test_pixelwise_and_region_parts_share_one_log_softmax_and_keep_their_gradient(

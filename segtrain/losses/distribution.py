@@ -24,6 +24,7 @@ from ._common import (
     check_nonnegative,
     label_log_probability,
     masked_mean,
+    per_class,
     probabilities,
     valid_mask,
 )
@@ -78,7 +79,7 @@ def cross_entropy(
     labels = target if valid is None else torch.where(valid, target, 0)
     w = None
     if weight is not None:
-        w = weight[labels]
+        w = per_class(weight, labels)
         if valid is not None:
             w = torch.where(valid, w, 0.0)
     elif valid is not None:
@@ -102,7 +103,7 @@ def _smoothed_cross_entropy(
         x, target, weight=weight, ignore_index=ignore, label_smoothing=label_smoothing, reduction="none"
     )
     valid = valid_mask(target, ignore_index)
-    picked = weight[target.clamp(0, weight.numel() - 1)]
+    picked = per_class(weight, target.clamp(0, weight.numel() - 1))
     if valid is not None:
         picked = torch.where(valid, picked, 0.0)
     return _weighted_mean(losses, picked)
@@ -220,7 +221,7 @@ class WeightedCrossEntropyLoss(SegmentationLoss):
         else:
             kept = labels.flatten() if valid is None else labels[valid]
             weight = class_balance_weights(torch.bincount(kept, minlength=num_classes).to(x.dtype))
-        picked = weight[labels]
+        picked = per_class(weight, labels)
         if valid is not None:
             picked = torch.where(valid, picked, 0.0)
         if not bool(picked.sum() > 0):
@@ -296,7 +297,7 @@ def focal_loss(
         log_pt = label_log_probability(x, labels)
         losses = FocalTerm.apply(log_pt, float(gamma)) if gamma else -log_pt
         if alpha is not None:
-            losses = losses * alpha.to(x)[labels]
+            losses = losses * per_class(alpha.to(x), labels)
         return masked_mean(losses, valid)
     y = target.to(x.dtype)
     p = probabilities(x, mode).detach()  # shared with a compound's region part

@@ -18,10 +18,12 @@ from . import LOSSES
 from ._common import (
     MULTICLASS,
     SegmentationLoss,
+    SoftmaxWithLabelLogProb,
     check_class_vector,
     check_class_vector_length,
     check_nonnegative,
     multiclass_sums,
+    per_class,
     soft_sums,
     valid_mask,
 )
@@ -315,7 +317,7 @@ def exp_log_loss(
     """
     dice_term = (-dice.clamp_min(torch.finfo(dice.dtype).tiny).log()).clamp_min(EXP_LOG_EPS).pow(gamma_dice)
     weights = torch.where(frequencies > 0, (frequencies.sum() / frequencies.clamp_min(1e-30)).sqrt(), 0.0)
-    cross = weights[labels] * (-log_p_y).clamp_min(EXP_LOG_EPS).pow(gamma_cross)
+    cross = per_class(weights, labels) * (-log_p_y).clamp_min(EXP_LOG_EPS).pow(gamma_cross)
     if valid is None:
         cross_term = cross.mean()
     else:
@@ -361,11 +363,10 @@ class ExpLogLoss(SegmentationLoss):
         num_classes = x.shape[1]
         valid = valid_mask(target, self.ignore_index)
         labels = target if valid is None else torch.where(valid, target, 0)
-        # one log-softmax serves both terms (p = exp(log p) costs less than a second softmax and its
-        # backward), and one gather of the label's log-probability (p_y for the counts is its exp)
-        log_p = x.log_softmax(1)
-        log_p_y = log_p.gather(1, labels.unsqueeze(1)).squeeze(1)
-        tp, sum_p, sum_g = multiclass_sums(log_p.exp(), target, valid, True, False, p_y=log_p_y.exp())
+        # one log-softmax serves both terms, with one backward (p for the counts, the label's log p for
+        # the cross term; p_y for the counts is exp of the latter, so the counts need no gather)
+        p, log_p_y = SoftmaxWithLabelLogProb.apply(x, labels)
+        tp, sum_p, sum_g = multiclass_sums(p, target, valid, True, False, p_y=log_p_y.exp())
         if self.frequencies is not None:
             check_class_vector_length("frequencies", self.frequencies, num_classes, self.name)
             freq = self.frequencies.to(x)
