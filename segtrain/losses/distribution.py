@@ -6,7 +6,7 @@ modes, as torch's BCE); weighted means divide by the sum of the weights, as torc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -33,6 +33,15 @@ from ._common import (
 def _weighted_mean(values: Tensor, weights: Tensor) -> Tensor:
     """sum w l / sum w (ignored elements carry w = 0); 0 when every weight is 0."""
     return values.sum() / weights.sum().clamp_min(torch.finfo(values.dtype).tiny)
+
+
+def _kept_mean(weighted_sum: Callable[[Tensor | None], Tensor], x: Tensor, valid: Tensor | None) -> Tensor:
+    """Mean over the kept elements of x from a function that sums per-element losses with weights
+    (None: all 1; else the kept mask as floats, 0 where ignored); 0 when nothing is kept."""
+    if valid is None:
+        return weighted_sum(None) / max(x.numel(), 1)
+    kept = valid.expand_as(x).to(x.dtype)
+    return weighted_sum(kept) / kept.sum().clamp_min(1)
 
 
 class BCEWithLogitsSum(torch.autograd.Function):
@@ -127,10 +136,7 @@ def binary_cross_entropy(
         pos_weight = pos_weight.to(x).view(1, -1, *([1] * (x.ndim - 2)))
         losses = F.binary_cross_entropy_with_logits(x, y, pos_weight=pos_weight, reduction="none")
         return masked_mean(losses, valid)
-    if valid is None:
-        return BCEWithLogitsSum.apply(x, y, None) / max(y.numel(), 1)
-    kept = valid.expand_as(x).to(x.dtype)
-    return BCEWithLogitsSum.apply(x, y, kept) / kept.sum().clamp_min(1)
+    return _kept_mean(lambda kept: BCEWithLogitsSum.apply(x, y, kept), x, valid)
 
 
 @LOSSES.register("ce")
@@ -301,11 +307,9 @@ def focal_loss(
         return masked_mean(losses, valid)
     y = target.to(x.dtype)
     p = probabilities(x, mode).detach()  # shared with a compound's region part
-    if valid is None:
-        return SigmoidFocalSum.apply(x, p, y, float(gamma), alpha, None) / max(y.numel(), 1)
-    y = torch.where(valid, y, 0.0)
-    kept = valid.expand_as(x).to(x.dtype)
-    return SigmoidFocalSum.apply(x, p, y, float(gamma), alpha, kept) / kept.sum().clamp_min(1)
+    if valid is not None:
+        y = torch.where(valid, y, 0.0)
+    return _kept_mean(lambda kept: SigmoidFocalSum.apply(x, p, y, float(gamma), alpha, kept), x, valid)
 
 
 def _focal_eps(x: Tensor) -> float:

@@ -22,6 +22,7 @@ from ._common import (
     check_class_vector,
     check_class_vector_length,
     check_nonnegative,
+    masked_mean,
     multiclass_sums,
     per_class,
     soft_sums,
@@ -318,11 +319,7 @@ def exp_log_loss(
     dice_term = (-dice.clamp_min(torch.finfo(dice.dtype).tiny).log()).clamp_min(EXP_LOG_EPS).pow(gamma_dice)
     weights = torch.where(frequencies > 0, (frequencies.sum() / frequencies.clamp_min(1e-30)).sqrt(), 0.0)
     cross = per_class(weights, labels) * (-log_p_y).clamp_min(EXP_LOG_EPS).pow(gamma_cross)
-    if valid is None:
-        cross_term = cross.mean()
-    else:
-        cross_term = torch.where(valid, cross, 0.0).sum() / valid.sum().clamp_min(1).to(log_p_y.dtype)
-    return w_dice * dice_term.mean() + w_cross * cross_term
+    return w_dice * dice_term.mean() + w_cross * masked_mean(cross, valid)
 
 
 @LOSSES.register("exp_log")
