@@ -1,0 +1,41 @@
+"""Which configuration wins on my data, and is the difference real? Case-level statistics for sweep reports.
+
+    v = summarise(records, higher_is_better=True)   # records: (config, seed, case, value)
+    print(sentence(v, split="test", metric="Dice")); plot_ranks(v, "ranks.png"); json.dumps(v.to_dict())
+
+Plain numpy/scipy/matplotlib; reads no run directories.
+"""
+
+from segtrain.verdict.plot import plot_ranks
+from segtrain.verdict.result import Comparison, RankStability, Verdict
+from segtrain.verdict.sentence import sentence
+from segtrain.verdict.stats import holm, kendall_tau_rows, wilcoxon_greater
+from segtrain.verdict.summarise import summarise
+from segtrain.verdict.table import (
+    CaseTable,
+    DroppedCase,
+    FailedConfig,
+    FailedSeed,
+    IncompleteSeed,
+    build_table,
+    records_from_nested,
+)
+
+__all__ = [
+    "CaseTable",
+    "Comparison",
+    "DroppedCase",
+    "FailedConfig",
+    "FailedSeed",
+    "IncompleteSeed",
+    "RankStability",
+    "Verdict",
+    "build_table",
+    "holm",
+    "kendall_tau_rows",
+    "plot_ranks",
+    "records_from_nested",
+    "sentence",
+    "summarise",
+    "wilcoxon_greater",
+]

@@ -1,0 +1,109 @@
+"""The statistics behind a verdict: Holm's step-down correction, the one-sided paired Wilcoxon test,
+case-bootstrap resamples and Kendall's tau between rankings. Plain numpy/scipy, vectorised over resamples.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy import stats
+
+__all__ = [
+    "bootstrap_counts",
+    "bootstrap_means",
+    "holm",
+    "kendall_tau_rows",
+    "rank_rows",
+    "wilcoxon_greater",
+]
+
+
+def holm(p: np.ndarray | list[float]) -> np.ndarray:
+    """Holm (1979) step-down adjusted p-values for m tests.
+
+    Sorting p ascending as p_(1) <= ... <= p_(m), the adjusted value is
+    p~_(i) = max_{j <= i} min(1, (m - j + 1) p_(j)); rejecting where p~ <= alpha is Holm's procedure
+    (the running max keeps the adjusted values monotone in p). Returned in the input order.
+    """
+    p = np.asarray(p, dtype=np.float64)
+    if p.ndim != 1:
+        raise ValueError(f"holm: expected a 1-D array of p-values, got shape {p.shape}")
+    if np.any(np.isnan(p)) or np.any((p < 0) | (p > 1)):
+        raise ValueError(f"holm: p-values must lie in [0, 1], got {p.tolist()}")
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    out = np.empty(m)
+    out[order] = np.maximum.accumulate(scaled)
+    return out
+
+
+def wilcoxon_greater(d: np.ndarray) -> float:
+    """One-sided Wilcoxon signed-rank p-value for H1: the differences ``d`` lie above zero.
+
+    Zero differences are dropped (Wilcoxon's convention, scipy's default ``zero_method="wilcox"``). When every
+    difference is zero there is no evidence either way and p = 1 (scipy would divide by a zero variance).
+    """
+    d = np.asarray(d, dtype=np.float64)
+    if not np.any(d != 0):
+        return 1.0
+    with warnings.catch_warnings():
+        # scipy warns that the exact distribution is unavailable with ties/zeros and uses the normal one
+        warnings.simplefilter("ignore", UserWarning)
+        return float(stats.wilcoxon(d, alternative="greater").pvalue)
+
+
+def bootstrap_counts(n_cases: int, n_boot: int, seed: int) -> np.ndarray:
+    """``counts[b, i]``: how often case i is drawn in resample b (n_cases draws with replacement).
+
+    The resamples are one ``n_boot x n_cases`` index matrix from ``np.random.default_rng(seed)``; counting
+    them lets every mean over a resample be one matrix product instead of a gather per configuration.
+    """
+    if n_cases < 1 or n_boot < 1:
+        raise ValueError(f"bootstrap needs n_cases >= 1 and n_boot >= 1, got {n_cases} and {n_boot}")
+    idx = np.random.default_rng(seed).integers(0, n_cases, size=(n_boot, n_cases))
+    flat = (idx + (np.arange(n_boot) * n_cases)[:, None]).ravel()
+    return np.bincount(flat, minlength=n_boot * n_cases).reshape(n_boot, n_cases).astype(np.float64)
+
+
+def bootstrap_means(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``out[b, k]`` = mean of ``values[k]`` over resample b, i.e. ``values[k, idx[b]].mean()``."""
+    return counts @ values.T / counts.shape[1]
+
+
+def rank_rows(scores: np.ndarray, tol: float = 0.0) -> np.ndarray:
+    """Competition ranks along the last axis: 1 + the number of strictly higher scores, so equal scores share
+    the best of their ranks (R's ``ties.method = "min"``, challengeR's default). Scores within ``tol`` of the
+    next higher one count as equal, so that two identical configurations, whose resampled means may differ
+    in the last bit after a matrix product, tie instead of one always winning.
+    """
+    scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
+    k = scores.shape[-1]
+    order = np.argsort(-scores, axis=-1, kind="stable")
+    ordered = np.take_along_axis(scores, order, axis=-1)
+    new_run = np.ones(ordered.shape, dtype=bool)
+    new_run[:, 1:] = (ordered[:, :-1] - ordered[:, 1:]) > tol
+    pos = np.where(new_run, np.arange(k), 0)
+    run_start = np.maximum.accumulate(pos, axis=-1)
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, run_start + 1, axis=-1)
+    return ranks
+
+
+def kendall_tau_rows(reference: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """Kendall's tau-b between one ranking ``reference`` (K,) and each row of ``ranks`` (B, K).
+
+    tau_b = (C - D) / sqrt((P - T_ref) (P - T_row)) over the P = K (K - 1) / 2 pairs, C/D the concordant and
+    discordant pairs and T the pairs tied in one ranking; scipy.stats.kendalltau's default. NaN where a
+    ranking is all ties (or K < 2), as scipy gives.
+    """
+    k = reference.shape[0]
+    if k < 2:
+        return np.full(ranks.shape[0], np.nan)
+    i, j = np.triu_indices(k, 1)
+    ref = np.sign(reference[i] - reference[j])
+    row = np.sign(ranks[:, i] - ranks[:, j])
+    denom = np.sqrt(np.count_nonzero(ref) * np.count_nonzero(row, axis=1).astype(np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, (row * ref).sum(axis=1) / denom, np.nan)
