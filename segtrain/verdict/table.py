@@ -82,9 +82,9 @@ class CaseTable:
     failed_configs: list[FailedConfig] = field(default_factory=list)
 
 
-def records_from_nested(data: Mapping[str, Mapping[Hashable, Mapping[Hashable, float] | None]]) -> tuple[
-    list[Record], dict[str, list[Hashable]]
-]:
+def records_from_nested(
+    data: Mapping[str, Mapping[Hashable, Mapping[Hashable, float] | None]],
+) -> tuple[list[Record], dict[str, list[Hashable]]]:
     """Flatten ``{config: {seed: {case: value}}}``. A seed mapped to ``None`` is a failed run; returns the
     records and ``{config: [failed seeds]}``."""
     if not isinstance(data, Mapping):
@@ -93,7 +93,9 @@ def records_from_nested(data: Mapping[str, Mapping[Hashable, Mapping[Hashable, f
     failed: dict[str, list[Hashable]] = {}
     for config, per_seed in data.items():
         if not isinstance(per_seed, Mapping):
-            raise TypeError(f"config {config!r}: expected a mapping seed -> case -> value, got {type(per_seed).__name__}")
+            raise TypeError(
+                f"config {config!r}: expected a mapping seed -> case -> value, got {type(per_seed).__name__}"
+            )
         for seed, per_case in per_seed.items():
             if per_case is None:
                 failed.setdefault(config, []).append(seed)
@@ -112,7 +114,9 @@ def _as_record(row: Any) -> Record:
         try:
             return row["config"], row["seed"], row["case"], row["value"]
         except KeyError as err:
-            raise KeyError(f"record {dict(row)!r} lacks key {err.args[0]!r} (needs config, seed, case, value)") from None
+            raise KeyError(
+                f"record {dict(row)!r} lacks key {err.args[0]!r} (needs config, seed, case, value)"
+            ) from None
     if isinstance(row, tuple | list) and len(row) == 4:
         return row[0], row[1], row[2], row[3]
     raise TypeError(f"record {row!r}: expected (config, seed, case, value) or a mapping with those keys")
@@ -141,6 +145,7 @@ def build_table(
     their records, if any, are not used.
     """
     failed_given = {c: list(s) for c, s in (failed_seeds or {}).items()}
+    configs = list(configs) if configs is not None else None
     # (config -> seed -> case -> value); duplicate keys are an error, not an overwrite
     tree: dict[str, dict[Hashable, dict[Hashable, float]]] = {}
     for row in records:
@@ -154,11 +159,13 @@ def build_table(
         per_case[case] = value
 
     expected_configs = list(dict.fromkeys([*(configs or []), *tree, *failed_given]))
-    unknown = sorted(set(tree) - set(configs)) if configs is not None else []
-    if unknown:
-        raise ValueError(f"records name configs {unknown} not in configs= {list(configs)}")
-    all_seeds = list(dict.fromkeys(seeds)) if seeds is not None else list(
-        dict.fromkeys(s for per_seed in tree.values() for s in per_seed)
+    unknown = sorted(set(tree) | set(failed_given)) if configs is None else sorted(set(expected_configs) - set(configs))
+    if configs is not None and unknown:
+        raise ValueError(f"records or failed_seeds name configs {unknown} not in configs= {configs}")
+    all_seeds = (
+        list(dict.fromkeys(seeds))
+        if seeds is not None
+        else list(dict.fromkeys(s for per_seed in tree.values() for s in per_seed))
     )
 
     failed_cfg: list[FailedConfig] = []
