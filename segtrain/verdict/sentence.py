@@ -11,11 +11,11 @@ __all__ = ["sentence"]
 
 
 def _decimals(c: Comparison) -> int:
-    """Decimals that show the interval's width to about one significant digit (0.21 [0.19, 0.23])."""
-    width = c.ci_high - c.ci_low
+    """Decimals that show the interval's width to about one significant digit (0.21 [0.19, 0.23]), and the
+    difference itself to at most three (an interval far narrower than the difference adds nothing)."""
+    width = max(c.ci_high - c.ci_low, 0.01 * abs(c.diff_mean))
     if not math.isfinite(width) or width <= 0:
-        scale = abs(c.diff_mean)
-        return 3 if scale == 0 or not math.isfinite(scale) else max(0, 2 - math.floor(math.log10(scale)))
+        return 3
     return max(0, -math.floor(math.log10(width)))
 
 

@@ -1,0 +1,79 @@
+"""Time segtrain.verdict.summarise on synthetic sweep results.
+
+    python scripts/bench_verdict.py [--configs 40] [--cases 1000] [--seeds 3] [--boot 1000] [--repeats 3]
+
+Builds a long table of (config, seed, case, value) records: a per-case difficulty shared by every
+configuration, a per-configuration offset (a few near the top, so the tests have something to decide) and
+per-seed noise. Prints the median wall time of: building the paired table from the records, the whole
+``summarise`` (table, Wilcoxon tests, Holm, bootstrap, ranks, Kendall tau), ``sentence`` and ``plot_ranks``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the segtrain next to this script
+
+from segtrain.verdict import build_table, plot_ranks, sentence, summarise  # noqa: E402
+
+
+def synthetic_records(n_configs: int, n_cases: int, n_seeds: int, seed: int = 0) -> list[tuple[str, int, str, float]]:
+    rng = np.random.default_rng(seed)
+    difficulty = rng.uniform(0.4, 0.95, n_cases)
+    offset = -np.sort(rng.exponential(0.02, n_configs))
+    noise = rng.normal(0.0, 0.05, (n_configs, n_seeds, n_cases))
+    values = np.clip(difficulty + offset[:, None, None] + noise, 0.0, 1.0)
+    cases = [f"case_{i:05d}" for i in range(n_cases)]
+    return [
+        (f"config_{k:03d}", s, cases[i], float(values[k, s, i]))
+        for k in range(n_configs)
+        for s in range(n_seeds)
+        for i in range(n_cases)
+    ]
+
+
+def timed(fn, repeats: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--configs", type=int, default=40)
+    ap.add_argument("--cases", type=int, default=1000)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--boot", type=int, default=1000)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+
+    records = synthetic_records(args.configs, args.cases, args.seeds)
+    t_table, _ = timed(lambda: build_table(records), args.repeats)
+    t_all, verdict = timed(lambda: summarise(records, higher_is_better=True, n_boot=args.boot), args.repeats)
+    t_text, text = timed(lambda: sentence(verdict, split="synthetic", metric="Dice"), args.repeats)
+    with tempfile.TemporaryDirectory() as tmp:
+        t_plot, _ = timed(lambda: plot_ranks(verdict, Path(tmp) / "ranks.png"), args.repeats)
+    print(
+        f"{args.configs} configs x {args.cases} cases x {args.seeds} seeds ({len(records)} records), "
+        f"{args.boot} bootstrap resamples; median of {args.repeats}:"
+    )
+    print(f"  build_table (records -> paired case means): {t_table:.3f} s")
+    print(f"  summarise (everything, incl. build_table):  {t_all:.3f} s")
+    print(f"  sentence:                                   {t_text * 1e3:.1f} ms")
+    print(f"  plot_ranks:                                 {t_plot:.3f} s")
+    print(f"tie set: {len(verdict.tie_set)} of {args.configs}; median Kendall tau = {verdict.tau_median:.3f}")
+    print(text[:300] + ("..." if len(text) > 300 else ""))
+
+
+if __name__ == "__main__":
+    main()
