@@ -1,11 +1,11 @@
-"""Time segtrain.verdict.summarise on synthetic sweep results.
+"""Time segtrain.verdict.summarize on synthetic sweep results.
 
     python scripts/bench_verdict.py [--configs 40] [--cases 1000] [--seeds 3] [--boot 1000] [--repeats 3]
 
 Builds a long table of (config, seed, case, value) records: a per-case difficulty shared by every
 configuration, a per-configuration offset (a few near the top, so the tests have something to decide) and
 per-seed noise. Prints the median wall time of: building the paired table from the records, the whole
-``summarise`` (table, Wilcoxon tests, Holm, bootstrap, ranks, Kendall tau), ``sentence`` and ``plot_ranks``.
+``summarize`` (table, Wilcoxon tests, Holm, bootstrap, ranks, Kendall tau), ``sentence`` and ``plot_ranks``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the segtrain next to this script
 
-from segtrain.verdict import build_table, plot_ranks, sentence, summarise  # noqa: E402
+from segtrain.verdict import build_table, plot_ranks, sentence, summarize  # noqa: E402
 
 
 def synthetic_records(n_configs: int, n_cases: int, n_seeds: int, seed: int = 0) -> list[tuple[str, int, str, float]]:
@@ -59,7 +59,7 @@ def main() -> None:
 
     records = synthetic_records(args.configs, args.cases, args.seeds)
     t_table, _ = timed(lambda: build_table(records), args.repeats)
-    t_all, verdict = timed(lambda: summarise(records, higher_is_better=True, n_boot=args.boot), args.repeats)
+    t_all, verdict = timed(lambda: summarize(records, higher_is_better=True, n_boot=args.boot), args.repeats)
     t_text, text = timed(lambda: sentence(verdict, split="synthetic", metric="Dice"), args.repeats)
     with tempfile.TemporaryDirectory() as tmp:
         t_plot, _ = timed(lambda: plot_ranks(verdict, Path(tmp) / "ranks.png"), args.repeats)
@@ -68,7 +68,7 @@ def main() -> None:
         f"{args.boot} bootstrap resamples; median of {args.repeats}:"
     )
     print(f"  build_table (records -> paired case means): {t_table:.3f} s")
-    print(f"  summarise (everything, incl. build_table):  {t_all:.3f} s")
+    print(f"  summarize (everything, incl. build_table):  {t_all:.3f} s")
     print(f"  sentence:                                   {t_text * 1e3:.1f} ms")
     print(f"  plot_ranks:                                 {t_plot:.3f} s")
     print(f"tie set: {len(verdict.tie_set)} of {args.configs}; median Kendall tau = {verdict.tau_median:.3f}")

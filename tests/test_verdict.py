@@ -22,7 +22,7 @@ from segtrain.verdict import (
     kendall_tau_rows,
     plot_ranks,
     sentence,
-    summarise,
+    summarize,
 )
 from segtrain.verdict.stats import bootstrap_counts, bootstrap_means, rank_rows
 
@@ -42,7 +42,7 @@ def noisy(rng: np.random.Generator, offsets: dict[str, float], n_cases: int = 40
 def test_clear_winner_matches_scipy() -> None:
     rng = np.random.default_rng(fresh_seed())
     vals = noisy(rng, {"ce": -0.15, "dice": 0.0, "focal": -0.1})
-    v = summarise(records(vals), higher_is_better=True)
+    v = summarize(records(vals), higher_is_better=True)
     assert v.ranking == ("dice", "focal", "ce") and v.tie_set == ("dice",)
     means = {c: x.mean(axis=0) for c, x in vals.items()}  # seeds first, per case
     p = [stats.wilcoxon(means["dice"] - means[c], alternative="greater").pvalue for c in ("focal", "ce")]
@@ -57,7 +57,7 @@ def test_clear_winner_matches_scipy() -> None:
 
 def test_exact_tie_has_p_one_and_both_rank_first() -> None:
     x = np.array([[0.7, 0.8, 0.9, 0.6, 0.75, 0.65, 0.85, 0.5]])  # 8 cases: 2^-8 < alpha / 2
-    v = summarise(records({"a": x, "b": x.copy(), "c": x - 0.3}), higher_is_better=True, n_boot=200)
+    v = summarize(records({"a": x, "b": x.copy(), "c": x - 0.3}), higher_is_better=True, n_boot=200)
     b = v.comparison("b")
     assert b.p_raw == 1.0 and b.p_holm == 1.0 and not b.worse and b.n_nonzero == 0
     assert (b.diff_mean, b.diff_median, b.ci_low, b.ci_high) == (0.0, 0.0, 0.0, 0.0)
@@ -71,7 +71,7 @@ def test_seeds_averaged_per_case_before_testing() -> None:
     m = np.array([0.80, 0.60, 0.60, 0.70, 0.50, 0.90])
     e = np.array([0.30, -0.30, 0.25, -0.25, 0.20, -0.35])
     d = np.array([0.05, 0.10, 0.15, 0.20, 0.25, -0.01])  # "b" worse by d: one negative, of the smallest |d|
-    v = summarise(records({"a": np.stack([m + e, m - e]), "b": (m - d)[None]}), higher_is_better=True)
+    v = summarize(records({"a": np.stack([m + e, m - e]), "b": (m - d)[None]}), higher_is_better=True)
     np.testing.assert_allclose(v.values, [m, m - d], atol=1e-15)
     (c,) = v.comparisons
     # by hand: ranks of |d| are 2..6 positive and 1 negative, W+ = 20; of the 2^6 sign patterns only
@@ -87,7 +87,7 @@ def test_failed_seed_is_listed_and_remaining_seeds_count() -> None:
     rng = np.random.default_rng(fresh_seed())
     vals = noisy(rng, {"a": 0.0, "b": -0.05, "c": -0.1}, n_seeds=3)
     recs = [r for r in records(vals) if not (r[0] == "b" and r[1] == 2)]
-    v = summarise(recs, higher_is_better=True, configs=["a", "b", "c", "never_ran"])
+    v = summarize(recs, higher_is_better=True, configs=["a", "b", "c", "never_ran"])
     assert v.failed_seeds == [FailedSeed("b", 2, "no records")]
     assert v.failed_configs == [FailedConfig("never_ran", "no records")]
     assert "never_ran" not in v.ranking and v.seeds["b"] == (0, 1)
@@ -99,7 +99,7 @@ def test_failed_seed_is_listed_and_remaining_seeds_count() -> None:
     nested = {c: {s: {i: float(x[s, i]) for i in range(x.shape[1])} for s in range(3)} for c, x in vals.items()}
     nested["b"][2] = None
     nested["d"] = {0: None, 1: None}
-    w = summarise(nested, higher_is_better=True)
+    w = summarize(nested, higher_is_better=True)
     assert w.failed_seeds == [FailedSeed("b", 2, "reported failed")]
     assert w.failed_configs == [FailedConfig("d", "all seeds failed (['0', '1'])")]
     np.testing.assert_allclose(w.values, v.values)
@@ -118,7 +118,7 @@ def test_nan_and_missing_cases_are_dropped_for_all_and_reported() -> None:
         DroppedCase(5, "missing", ("c",)),
         DroppedCase(99, "missing", ("b", "c")),
     ]
-    text = sentence(summarise(recs, higher_is_better=True, n_boot=50), split="val", metric="HD95")
+    text = sentence(summarize(recs, higher_is_better=True, n_boot=50), split="val", metric="HD95")
     assert "1 case where HD95 is undefined; 2 cases not scored for every configuration" in text
 
 
@@ -143,7 +143,7 @@ def test_holm_against_hand_computation() -> None:
 def test_holm_applied_over_the_k_minus_1_comparisons() -> None:
     rng = np.random.default_rng(fresh_seed())
     vals = noisy(rng, {"a": 0.0, "b": -0.004, "c": -0.008, "d": -0.02}, n_cases=30, n_seeds=1)
-    v = summarise(records(vals), higher_is_better=True, n_boot=100)
+    v = summarize(records(vals), higher_is_better=True, n_boot=100)
     p = np.array([c.p_raw for c in v.comparisons])
     order = np.argsort(p)
     hand = np.empty(3)
@@ -156,9 +156,9 @@ def test_holm_applied_over_the_k_minus_1_comparisons() -> None:
 def test_bootstrap_is_determined_by_its_seed_and_matches_a_gather() -> None:
     rng = np.random.default_rng(fresh_seed())
     recs = records(noisy(rng, {"a": 0.0, "b": -0.003, "c": -0.006}, n_cases=25))
-    one, two = (summarise(recs, higher_is_better=True, n_boot=300, seed=7) for _ in range(2))
+    one, two = (summarize(recs, higher_is_better=True, n_boot=300, seed=7) for _ in range(2))
     assert json.dumps(one.to_dict()) == json.dumps(two.to_dict())
-    other = summarise(recs, higher_is_better=True, n_boot=300, seed=8)
+    other = summarize(recs, higher_is_better=True, n_boot=300, seed=8)
     assert [c.ci_low for c in other.comparisons] != [c.ci_low for c in one.comparisons]
 
     # the counts-matrix product equals the plain index-matrix gather, and so do the CIs and P(rank 1)
@@ -176,7 +176,7 @@ def test_bootstrap_is_determined_by_its_seed_and_matches_a_gather() -> None:
 def test_dominant_config_ranks_first_in_every_resample() -> None:
     rng = np.random.default_rng(fresh_seed())
     vals = noisy(rng, {"best": 0.3, "mid": 0.15, "low": 0.0}, n_cases=20)
-    v = summarise(records(vals), higher_is_better=True, n_boot=500)
+    v = summarize(records(vals), higher_is_better=True, n_boot=500)
     assert [(s.config, s.p_first, s.rank_low, s.rank_high) for s in v.stability] == [
         ("best", 1.0, 1, 1),
         ("mid", 0.0, 2, 2),
@@ -188,7 +188,7 @@ def test_dominant_config_ranks_first_in_every_resample() -> None:
 def test_rank_interval_and_tau_against_direct_computation() -> None:
     rng = np.random.default_rng(fresh_seed())
     vals = noisy(rng, {f"c{i}": -0.002 * i for i in range(6)}, n_cases=15, n_seeds=1)
-    v = summarise(records(vals), higher_is_better=True, n_boot=400, seed=3)
+    v = summarize(records(vals), higher_is_better=True, n_boot=400, seed=3)
     idx = np.random.default_rng(3).integers(0, 15, size=(400, 15))
     boot_ranks = stats.rankdata(-v.values[:, idx].mean(axis=-1).T, method="min", axis=1)
     full = stats.rankdata(-v.values.mean(axis=1), method="min")
@@ -211,8 +211,8 @@ def test_kendall_tau_rows_matches_scipy_with_ties() -> None:
 def test_lower_is_better_direction() -> None:
     rng = np.random.default_rng(fresh_seed())
     hd = {c: 10 * x for c, x in noisy(rng, {"a": 0.0, "b": 0.03, "c": 0.06}, n_cases=30).items()}
-    lo = summarise(records(hd), higher_is_better=False, n_boot=200)
-    hi = summarise(records({c: -x for c, x in hd.items()}), higher_is_better=True, n_boot=200)
+    lo = summarize(records(hd), higher_is_better=False, n_boot=200)
+    hi = summarize(records({c: -x for c, x in hd.items()}), higher_is_better=True, n_boot=200)
     assert lo.ranking == hi.ranking == ("a", "b", "c")
     for a, b in zip(lo.comparisons, hi.comparisons, strict=True):
         assert a.mean == pytest.approx(-b.mean) and a.diff_mean > 0  # positive = worse, in HD95 units
@@ -223,10 +223,10 @@ def test_lower_is_better_direction() -> None:
 
 def test_few_cases_note_and_single_config() -> None:
     x = np.array([[0.9, 0.8, 0.7]])
-    v = summarise(records({"a": x, "b": x - 0.2, "c": x - 0.3}), higher_is_better=True, n_boot=100)
+    v = summarize(records({"a": x, "b": x - 0.2, "c": x - 0.3}), higher_is_better=True, n_boot=100)
     assert v.tie_set == ("a", "b", "c") and v.comparisons[0].p_raw == pytest.approx(1 / 8)
     assert "no configuration can be shown worse" in sentence(v, split="val", metric="Dice")
-    one = summarise(records({"a": x}), higher_is_better=True, n_boot=10)
+    one = summarize(records({"a": x}), higher_is_better=True, n_boot=10)
     assert one.tie_set == ("a",) and one.comparisons == () and one.stability[0].p_first == 1.0
     assert "only `a` has usable results" in sentence(one, split="val", metric="Dice")
 
@@ -234,10 +234,12 @@ def test_few_cases_note_and_single_config() -> None:
 def test_sentence_reads_like_the_spec() -> None:
     rng = np.random.default_rng(fresh_seed())
     vals = noisy(rng, {"dice": 0.0, "tversky": 0.0, "focal_tversky": 0.0, "ce": -0.21}, n_cases=200, n_seeds=3)
-    # differences of equal size and alternating sign: W+ = W-, nowhere near significant
-    vals["tversky"] = vals["dice"] + 0.01 * np.resize([1, -1], 200)
-    vals["focal_tversky"] = vals["dice"] + 0.02 * np.resize([-1, 1], 200)
-    v = summarise(records(vals), higher_is_better=True)
+    # differences of equal size and alternating sign: W+ = W-, nowhere near significant. Dyadic values and
+    # equal seeds keep every difference exact (roundoff would break the ties between |d| at random)
+    vals["dice"] = np.tile(np.round(vals["dice"][0] * 1024) / 1024, (3, 1))
+    vals["tversky"] = vals["dice"] + 2.0**-7 * np.resize([1, -1], 200)
+    vals["focal_tversky"] = vals["dice"] + 2.0**-6 * np.resize([-1, 1], 200)
+    v = summarize(records(vals), higher_is_better=True)
     text = sentence(v, split="test", metric="Dice", selected_on_same_split=True)
     lead, a, b, last = v.ranking  # the three near-identical means may come in any order
     assert last == "ce" and v.tie_set == (lead, a, b)
@@ -257,14 +259,14 @@ def test_sentence_reads_like_the_spec() -> None:
 
 def test_to_dict_is_json(tmp_path) -> None:
     x = np.array([[0.9, 0.8, 0.7, 0.6]])
-    v = summarise(records({"a": x, "b": x}), higher_is_better=True, n_boot=20)
+    v = summarize(records({"a": x, "b": x}), higher_is_better=True, n_boot=20)
     d = json.loads(json.dumps(v.to_dict(include_values=True), allow_nan=False))
     assert d["tie_set"] == ["a", "b"] and d["comparisons"][0]["p_raw"] == 1.0 and d["values"][1] == x[0].tolist()
 
 
 def test_plot_ranks_writes_png(tmp_path) -> None:
     rng = np.random.default_rng(fresh_seed())
-    v = summarise(records(noisy(rng, {f"c{i}": -0.003 * i for i in range(5)})), higher_is_better=True, n_boot=100)
+    v = summarize(records(noisy(rng, {f"c{i}": -0.003 * i for i in range(5)})), higher_is_better=True, n_boot=100)
     out = plot_ranks(v, tmp_path / "sub" / "ranks.png")
     assert out.read_bytes()[:8] == PNG_SIGNATURE and out.stat().st_size > 5000
 
@@ -282,4 +284,4 @@ def test_plot_ranks_writes_png(tmp_path) -> None:
 )
 def test_bad_input_is_named(recs, error, match) -> None:
     with pytest.raises(error, match=match):
-        summarise(recs, higher_is_better=True)
+        summarize(recs, higher_is_better=True)

@@ -1,6 +1,6 @@
 """Which configuration wins on my data, and is the difference real? Case-level statistics for sweep reports.
 
-    v = summarise(records, higher_is_better=True)   # records: (config, seed, case, value)
+    v = summarize(records, higher_is_better=True)   # records: (config, seed, case, value)
     print(sentence(v, split="test", metric="Dice")); plot_ranks(v, "ranks.png"); json.dumps(v.to_dict())
 
 Plain numpy/scipy/matplotlib; reads no run directories.
@@ -10,7 +10,7 @@ from segtrain.verdict.plot import plot_ranks
 from segtrain.verdict.result import Comparison, RankStability, Verdict
 from segtrain.verdict.sentence import sentence
 from segtrain.verdict.stats import holm, kendall_tau_rows, wilcoxon_greater
-from segtrain.verdict.summarise import summarise
+from segtrain.verdict.summarize import summarize
 from segtrain.verdict.table import (
     CaseTable,
     DroppedCase,
@@ -36,6 +36,6 @@ __all__ = [
     "plot_ranks",
     "records_from_nested",
     "sentence",
-    "summarise",
+    "summarize",
     "wilcoxon_greater",
 ]

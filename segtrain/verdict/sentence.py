@@ -70,7 +70,7 @@ def sentence(
 
     ``units``: the counts to quote, e.g. ``{"cases": 500, "seeds": 3, "folds": 5}`` (default: the cases
     compared and the seeds per configuration). Differences are mean per-case differences with their
-    bootstrap 95% interval; at most ``max_listed`` worse configurations are named, the rest summarised.
+    bootstrap 95% interval; at most ``max_listed`` worse configurations are named, the rest summarized.
     """
     head = f"On {split} ({_units(result, units)})"
     test = f"Holm-Wilcoxon, alpha = {result.alpha:g}"

@@ -1,4 +1,4 @@
-"""``summarise``: rank configurations by their mean per-case metric, test the leader against the rest with
+"""``summarize``: rank configurations by their mean per-case metric, test the leader against the rest with
 Holm-corrected one-sided paired Wilcoxon tests, and measure rank stability over case-bootstrap resamples.
 
 The case is the unit (challengeR, Wiesenfarth et al. 2021, Sci. Rep. 11:2369; Metrics Reloaded, Maier-Hein
@@ -23,7 +23,7 @@ from segtrain.verdict.stats import (
 )
 from segtrain.verdict.table import CaseTable, build_table, records_from_nested
 
-__all__ = ["summarise"]
+__all__ = ["summarize"]
 
 
 def _table(
@@ -46,7 +46,7 @@ def _table(
     return build_table(records, configs=configs, seeds=seeds, failed_seeds=failed)
 
 
-def summarise(
+def summarize(
     data: Any,
     *,
     higher_is_better: bool,
