@@ -99,10 +99,13 @@ def test_failed_seed_is_listed_and_remaining_seeds_count() -> None:
     nested = {c: {s: {i: float(x[s, i]) for i in range(x.shape[1])} for s in range(3)} for c, x in vals.items()}
     nested["b"][2] = None
     nested["d"] = {0: None, 1: None}
+    nested["e"] = {0: {}}
+    nested["c"][1] = {}  # an empty seed is a failed one too, never skipped unreported
     w = summarize(nested, higher_is_better=True)
-    assert w.failed_seeds == [FailedSeed("b", 2, "reported failed")]
-    assert w.failed_configs == [FailedConfig("d", "all seeds failed (['0', '1'])")]
-    np.testing.assert_allclose(w.values, v.values)
+    assert w.failed_seeds == [FailedSeed("b", 2, "reported failed"), FailedSeed("c", 1, "no records")]
+    assert w.failed_configs == [FailedConfig("d", "all seeds failed (['0', '1'])"), FailedConfig("e", "no records")]
+    np.testing.assert_allclose(w.values[w.ranking.index("b")], v.values[v.ranking.index("b")])
+    np.testing.assert_allclose(w.values[w.ranking.index("c")], vals["c"][[0, 2]].mean(axis=0))
 
 
 def test_nan_and_missing_cases_are_dropped_for_all_and_reported() -> None:

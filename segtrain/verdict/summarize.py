@@ -41,6 +41,8 @@ def _table(
         records, marked = records_from_nested(data)
         for c, s in marked.items():
             failed.setdefault(c, []).extend(s)
+        if configs is None:  # a config whose seeds are all empty has no records but is still expected
+            configs = list(data)
     else:
         records = data
     return build_table(records, configs=configs, seeds=seeds, failed_seeds=failed)

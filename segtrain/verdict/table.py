@@ -178,13 +178,13 @@ def build_table(
         marked = set(failed_given.get(config, []))
         usable = {s: v for s, v in per_seed.items() if s not in marked and v}
         if not usable:
-            why = "no records" if not per_seed and not marked else f"all seeds failed ({sorted(map(str, marked))})"
+            why = f"all seeds failed ({sorted(map(str, marked))})" if marked else "no records"
             failed_cfg.append(FailedConfig(config, why))
             continue
         for s in failed_given.get(config, []):
             failed_seed_list.append(FailedSeed(config, s, "reported failed"))
         for s in all_seeds:
-            if s not in per_seed and s not in marked:
+            if not per_seed.get(s) and s not in marked:  # absent, or an empty mapping in nested input
                 failed_seed_list.append(FailedSeed(config, s, "no records"))
         union = list(dict.fromkeys(c for v in usable.values() for c in v))
         for s, v in usable.items():
