@@ -44,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from segtrain.data import build_dataset, build_loader
     from segtrain.engine.checkpoint import load_checkpoint
-    from segtrain.engine.inference import (
+    from segtrain.engine.records import write_json
+    from segtrain.engine.trainer import resolve_device
+    from segtrain.inference import (
         evaluate,
         jsonable,
         model_from_state,
@@ -52,8 +54,6 @@ def main(argv: list[str] | None = None) -> int:
         run_dir_of,
         write_per_image_csv,
     )
-    from segtrain.engine.records import write_json
-    from segtrain.engine.trainer import resolve_device
 
     probe = compose("eval", [o for o in overrides if not o.lstrip("+~").startswith("dataset")])
     ckpt_path = resolve_checkpoint(probe.checkpoint)

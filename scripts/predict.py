@@ -22,7 +22,8 @@ from _compose import compose, run_cli  # noqa: E402
 def main(argv: list[str] | None = None) -> int:
     overrides = list(sys.argv[1:] if argv is None else argv)
 
-    from segtrain.engine.inference import (
+    from segtrain.engine.trainer import resolve_device
+    from segtrain.inference import (
         find_images,
         model_from_checkpoint,
         output_stride,
@@ -30,7 +31,6 @@ def main(argv: list[str] | None = None) -> int:
         resolve_checkpoint,
         training_size,
     )
-    from segtrain.engine.trainer import resolve_device
 
     cfg = compose("predict", overrides)
     checkpoint = resolve_checkpoint(cfg.checkpoint)
