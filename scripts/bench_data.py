@@ -17,7 +17,7 @@ import argparse
 import sys
 import time
 
-from _dataset_config import dataset_config
+from _compose import dataset_config
 
 
 def _loader_rate(loader, batches: int) -> float:
