@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         resolve_checkpoint,
         training_size,
     )
+    from segtrain.modes import BINARY, MULTICLASS
 
     cfg = compose("predict", overrides)
     checkpoint = resolve_checkpoint(cfg.checkpoint)
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         window = None if size is None else -(-size // stride) * stride  # rounded up to the stride
     elif window is not None:
         window = int(window)
-    mode = ds.get("mode", "binary" if int(model_cfg["classes"]) == 1 else "multiclass")
+    mode = ds.get("mode", BINARY if int(model_cfg["classes"]) == 1 else MULTICLASS)
     print(
         f"{len(files)} image(s) from {cfg.input} -> {output}  ({model_cfg['name']}, {mode}, "
         f"window {window or 'off'}, tta {'on' if cfg.tta else 'off'}, {device})"

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from segtrain.modes import BINARY
+
 if TYPE_CHECKING:
     from torch.utils.data import DataLoader, Dataset
 
@@ -100,7 +102,7 @@ def check_model_fits_dataset(model: Mapping[str, Any], dataset: Mapping[str, Any
         if int(model[key]) != int(dataset[ds_key]):
             detail = ""
             if key == "classes":
-                binary = dataset.get("mode") == "binary"
+                binary = dataset.get("mode") == BINARY
                 detail = f" ({'binary: one sigmoid output' if binary else list(dataset.get('class_names') or [])})"
             raise ValueError(
                 f"model.{key}={model[key]} but dataset '{dataset.get('name')}' has {ds_key}={dataset[ds_key]}"

@@ -27,8 +27,9 @@ import numpy as np
 import torch
 
 from segtrain.data import io
-from segtrain.data.base import DATASETS, MODES, SegDataset
+from segtrain.data.base import DATASETS, SegDataset
 from segtrain.data.transforms import build_transforms, pipeline_for_split
+from segtrain.modes import BINARY, MODES, MULTICLASS, MULTILABEL
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +193,7 @@ class FolderDataset(SegDataset):
         if self.problems and not self._collect:
             raise ValueError(format_problems(f"Data set at {self.root}, split '{split}':", self.problems))
 
-        fill = int(ignore_index) if ignore_index is not None and mode != "multilabel" else 0
+        fill = int(ignore_index) if ignore_index is not None and mode != MULTILABEL else 0
         self.mask_fill = fill
         self.transform = build_transforms(pipeline_for_split(augment, split), mask_fill=fill)
         self.mean, self.std = self._resolve_normalize(normalize)
@@ -225,12 +226,12 @@ class FolderDataset(SegDataset):
         where = f"{file_path}" if file_names is not None else "dataset.source_classes"
         self.foreground = None
         self.labels = None
-        if foreground_classes is not None and mode != "binary":
+        if foreground_classes is not None and mode != BINARY:
             raise ValueError(f"dataset.foreground_classes applies to mode=binary, got mode={mode}.")
-        if labels is not None and mode != "multilabel":
+        if labels is not None and mode != MULTILABEL:
             raise ValueError(f"dataset.labels applies to mode=multilabel, got mode={mode}.")
 
-        if mode == "multiclass":
+        if mode == MULTICLASS:
             if source is not None and len(source) != num_classes:
                 raise ValueError(
                     f"dataset.num_classes={num_classes} but {where} lists {len(source)} classes "
@@ -239,7 +240,7 @@ class FolderDataset(SegDataset):
             self.num_source_classes = int(num_classes)
             return list(class_names) if class_names is not None else source
 
-        if mode == "binary" and foreground_classes is None:
+        if mode == BINARY and foreground_classes is None:
             if source is not None and len(source) != 2:
                 raise ValueError(
                     f"dataset.mode=binary reads masks as 0 = background, 1 = foreground, but {where} lists "
@@ -269,7 +270,7 @@ class FolderDataset(SegDataset):
                 raise ValueError(f"dataset.{key}: class index {i} is outside 0..{len(source) - 1} ({where}).")
             return i
 
-        if mode == "binary":
+        if mode == BINARY:
             self.foreground = sorted({to_index(c, "foreground_classes") for c in foreground_classes})
             if not self.foreground:
                 raise ValueError("dataset.foreground_classes is empty; list at least one class.")
@@ -502,7 +503,7 @@ class FolderDataset(SegDataset):
         values = np.unique(mask[bad])
         ignore = f" or ignore_index={self.ignore_index}" if self.ignore_index is not None else ""
         hint = ""
-        if self.mode == "binary" and self.foreground is None and set(values.tolist()) <= {255}:
+        if self.mode == BINARY and self.foreground is None and set(values.tolist()) <= {255}:
             hint = " For masks stored as 0/255 set dataset.mask_scale=255."
         raise ValueError(
             f"Mask file {path} has {int(bad.sum())} pixels with value(s) {values[:10].tolist()}; "
@@ -604,7 +605,7 @@ class FolderDataset(SegDataset):
             image = image[..., None]
         image = (image / scale - self.mean) / self.std
         image_t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
-        if self.mode == "multilabel":
+        if self.mode == MULTILABEL:
             mask_t = torch.from_numpy(mask.transpose(2, 0, 1).astype(np.float32))
         else:
             mask_t = torch.from_numpy(mask.astype(np.int64))

@@ -14,6 +14,7 @@ from torch import nn
 
 from segtrain.inference.predict import predict_logits
 from segtrain.metrics import EMPTY_CLASS_POLICY, SegMetrics
+from segtrain.modes import MULTICLASS
 
 
 def _nan_to_none(value: Any) -> Any:
@@ -50,7 +51,7 @@ def _image_dice(metrics: SegMetrics, logits: torch.Tensor, target: torch.Tensor)
     metrics.reset()
     metrics.update(logits, target)
     dice, _ = metrics.per_class()
-    fg = dice[1:] if metrics.mode == "multiclass" else dice
+    fg = dice[1:] if metrics.mode == MULTICLASS else dice
     kept = [d for d in fg if not math.isnan(d)]
     return sum(kept) / len(kept) if kept else math.nan
 

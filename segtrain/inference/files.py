@@ -14,6 +14,7 @@ from torch import nn
 from segtrain.data import io
 from segtrain.engine.records import colorize
 from segtrain.inference.predict import logits_to_mask, predict_logits
+from segtrain.modes import MULTILABEL
 
 
 def find_images(path: str | Path) -> list[Path]:
@@ -111,7 +112,7 @@ def predict_files(
         logits = logits[0].cpu()
         sid = Path(path).stem
         mask = logits_to_mask(logits, mode)
-        if mode == "multilabel":
+        if mode == MULTILABEL:
             names = names or [f"class_{i}" for i in range(mask.shape[0])]
             mask_paths = [output / f"{sid}_{n}.png" for n in names]
             for channel, p in zip(mask, mask_paths, strict=True):
@@ -130,7 +131,7 @@ def predict_files(
             {
                 "id": sid,
                 "input": str(path),
-                "mask": [str(p) for p in mask_paths] if mode == "multilabel" else str(mask_paths[0]),
+                "mask": [str(p) for p in mask_paths] if mode == MULTILABEL else str(mask_paths[0]),
                 "overlay": str(overlay_path),
                 "height": int(image.shape[-2]),
                 "width": int(image.shape[-1]),

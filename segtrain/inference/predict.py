@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from segtrain.modes import BINARY, MODES, MULTICLASS, MULTILABEL
+
 BLENDS = ("gaussian", "uniform")
 # The four 2-D flips: none, width, height, both (dims of an N x C x H x W tensor).
 FLIPS: tuple[tuple[int, ...], ...] = ((), (3,), (2,), (2, 3))
@@ -124,10 +126,10 @@ def predict_logits(
 def logits_to_mask(logits: torch.Tensor, mode: str) -> torch.Tensor:
     """Hard prediction of one image's C x H x W logits: H x W class indices (multiclass: argmax; binary:
     logit > 0 as 0/1) or, in multilabel mode, C x H x W in {0, 1}."""
-    if mode == "multiclass":
+    if mode == MULTICLASS:
         return logits.argmax(0)
-    if mode == "binary":
+    if mode == BINARY:
         return (logits[0] > 0).long()
-    if mode == "multilabel":
+    if mode == MULTILABEL:
         return (logits > 0).long()
-    raise ValueError(f"mode must be multiclass, binary or multilabel, got {mode!r}")
+    raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
