@@ -48,7 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     from segtrain.engine.trainer import resolve_device
     from segtrain.inference import (
         evaluate,
-        jsonable,
         model_from_state,
         resolve_checkpoint,
         run_dir_of,
@@ -107,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         "device": str(device),
         "seconds": round(seconds, 2),
     }
-    write_json(out / "metrics.json", jsonable(summary))
+    write_json(out / "metrics.json", summary)
     write_per_image_csv(out / "per_image.csv", per_image)
 
     dist = result["per_image_dice"]

@@ -28,6 +28,7 @@ import torch
 
 from segtrain.data import io
 from segtrain.data.base import DATASETS, SegDataset
+from segtrain.data.normalize import normalize_stats
 from segtrain.data.transforms import build_transforms, pipeline_for_split
 from segtrain.modes import BINARY, MODES, MULTICLASS, MULTILABEL
 
@@ -196,7 +197,7 @@ class FolderDataset(SegDataset):
         fill = int(ignore_index) if ignore_index is not None and mode != MULTILABEL else 0
         self.mask_fill = fill
         self.transform = build_transforms(pipeline_for_split(augment, split), mask_fill=fill)
-        self.mean, self.std = self._resolve_normalize(normalize)
+        self.mean, self.std = normalize_stats(normalize, self.in_channels)
 
     # ------------------------------------------------------------------ classes
     def _resolve_classes(
@@ -520,27 +521,6 @@ class FolderDataset(SegDataset):
         if self.labels is not None:
             return np.stack([np.isin(mask, group) for group in self.labels], axis=-1).astype(np.uint8)
         return mask
-
-    def _resolve_normalize(self, normalize: Mapping[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
-        normalize = dict(normalize or {})
-        unknown = sorted(set(normalize) - {"mean", "std"})
-        if unknown:
-            raise ValueError(f"dataset.normalize has unknown key(s) {unknown}; expected mean and std.")
-        out = []
-        for key, default in (("mean", 0.0), ("std", 1.0)):
-            value = normalize.get(key)
-            arr = np.asarray(default if value is None else value, dtype=np.float32).reshape(-1)
-            if arr.size == 1:
-                arr = np.repeat(arr, self.in_channels)
-            if arr.size != self.in_channels:
-                raise ValueError(
-                    f"dataset.normalize.{key} has {arr.size} values but "
-                    f"dataset.in_channels={self.in_channels}."
-                )
-            if key == "std" and np.any(arr <= 0):
-                raise ValueError(f"dataset.normalize.std must be positive, got {arr.tolist()}.")
-            out.append(arr)
-        return out[0], out[1]
 
     # ------------------------------------------------------------------ samples
     def __len__(self) -> int:

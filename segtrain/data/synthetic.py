@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from segtrain.data.base import DATASETS, SegDataset
+from segtrain.data.normalize import normalize_stats
 from segtrain.modes import BINARY, MULTICLASS, MULTILABEL
 
 SHAPE_NAMES = ("ellipse", "rectangle", "triangle")
@@ -164,9 +165,8 @@ class ShapesDataset(SegDataset):
         self.max_rotation = float(max_rotation)
         self.texture_cue = float(texture_cue)
         self.seed = int(seed)
-        norm = normalize or {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
-        self._mean = np.asarray(norm["mean"], np.float32)[:, None, None]
-        self._std = np.asarray(norm["std"], np.float32)[:, None, None]
+        mean, std = normalize_stats(normalize or {"mean": 0.5, "std": 0.25}, in_channels)
+        self._mean, self._std = mean[:, None, None], std[:, None, None]
 
     def __len__(self) -> int:
         return self.length

@@ -17,7 +17,7 @@ from segtrain.inference.checkpoint import (
     run_dir_of,
     training_size,
 )
-from segtrain.inference.evaluation import dice_distribution, evaluate, jsonable, write_per_image_csv
+from segtrain.inference.evaluation import dice_distribution, evaluate, write_per_image_csv
 from segtrain.inference.export import compare_exported, export_onnx, export_torchscript
 from segtrain.inference.files import find_images, load_image, overlay, predict_files
 from segtrain.inference.predict import (
@@ -40,7 +40,6 @@ __all__ = [
     "export_torchscript",
     "find_images",
     "forward_padded",
-    "jsonable",
     "load_image",
     "logits_to_mask",
     "model_from_checkpoint",

@@ -17,16 +17,6 @@ from segtrain.metrics import EMPTY_CLASS_POLICY, SegMetrics
 from segtrain.modes import MULTICLASS
 
 
-def _nan_to_none(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, Mapping):
-        return {k: _nan_to_none(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_nan_to_none(v) for v in value]
-    return value
-
-
 def dice_distribution(values: Iterable[float], bins: int = 10) -> dict[str, Any]:
     """mean, median, p10, p90, std, min, max and a histogram over [0, 1] of the defined (non-NaN) values."""
     all_values = list(values)
@@ -120,8 +110,3 @@ def write_per_image_csv(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> 
         for r in rows:
             d = r["dice"]
             writer.writerow([r["id"], "" if d is None or math.isnan(d) else f"{d:.6f}"])
-
-
-def jsonable(value: Any) -> Any:
-    """NaN -> None everywhere (lists included), so the JSON is valid."""
-    return _nan_to_none(value)

@@ -12,9 +12,10 @@ from PIL import Image
 from torch import nn
 
 from segtrain.data import io
-from segtrain.engine.records import colorize
+from segtrain.data.normalize import normalize_stats
 from segtrain.inference.predict import logits_to_mask, predict_logits
 from segtrain.modes import MULTILABEL
+from segtrain.overlays import blend, highest_positive
 
 
 def find_images(path: str | Path) -> list[Path]:
@@ -50,27 +51,15 @@ def load_image(
     """
     arr = io.read_image(path, in_channels)
     unit = arr.astype(np.float32) / io.dtype_max(arr)
-    normalize = normalize or {}
-    stats = []
-    for key, default in (("mean", 0.0), ("std", 1.0)):
-        value = normalize.get(key)
-        v = np.asarray(default if value is None else value, dtype=np.float32).reshape(-1)
-        if v.size == 1:
-            v = np.repeat(v, in_channels)
-        if v.size != in_channels:
-            raise ValueError(f"dataset.normalize.{key} has {v.size} values but the model takes {in_channels} channels")
-        stats.append(v)
-    image = torch.from_numpy(np.ascontiguousarray(((unit - stats[0]) / stats[1]).transpose(2, 0, 1)))
+    mean, std = normalize_stats(normalize, in_channels)
+    image = torch.from_numpy(np.ascontiguousarray(((unit - mean) / std).transpose(2, 0, 1)))
     display = torch.from_numpy(np.ascontiguousarray(unit.transpose(2, 0, 1)))
     return image, display.expand(3, -1, -1) if display.shape[0] == 1 else display[:3]
 
 
 def overlay(display: torch.Tensor, labels: torch.Tensor, alpha: float = 0.5) -> np.ndarray:
     """H x W x 3 uint8: the image (3 x H x W in [0, 1]) with class colours blended over labels > 0."""
-    colour = colorize(labels)
-    fg = (labels > 0).unsqueeze(0)
-    out = torch.where(fg, (1 - alpha) * display + alpha * colour, display)
-    return (out.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    return (blend(display, labels, alpha).clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
 
 
 def _save_png(path: Path, labels: torch.Tensor) -> None:
@@ -117,8 +106,7 @@ def predict_files(
             mask_paths = [output / f"{sid}_{n}.png" for n in names]
             for channel, p in zip(mask, mask_paths, strict=True):
                 _save_png(p, channel)
-            score = torch.where(logits > 0, logits, torch.full_like(logits, -torch.inf))
-            labels = torch.where(mask.bool().any(0), score.argmax(0) + 1, 0)
+            labels = highest_positive(logits, 0)
             present = [n for n, c in zip(names, mask, strict=True) if c.any()]
         else:
             mask_paths = [output / f"{sid}.png"]
