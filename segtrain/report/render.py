@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -135,32 +135,34 @@ def render_markdown(
     if len(policies) == 1:
         lines += ["", f"Empty-class policy: {policies.pop()}"]
 
-    running = [r for r in runs if r.status == "running"]
-    if running:
-        lines += ["", "## Running jobs (counted with their current best)", ""]
-        lines += ["| job | configuration | seed | epochs | current best |", "|---|---|---|---|---|"]
-        for r in running:
-            epochs = f"{r.metrics.get('epochs_completed', '?')} of {r.metrics.get('max_epochs', '?')}"
-            lines.append(
-                f"| {_md(r.job)} | {_md(r.config)} | {_fmt_seed(r.seed)} | {epochs} | {_fmt(r.best_value(metric))} |"
-            )
-    failed = [r for r in runs if r.status == "failed"]
-    if failed:
-        lines += ["", "## Failed jobs", ""]
-        lines += ["| job | configuration | seed | epochs | error |", "|---|---|---|---|---|"]
-        for r in failed:
-            epochs = f"{r.metrics.get('epochs_completed', '?')} of {r.metrics.get('max_epochs', '?')}"
-            lines.append(
-                f"| {_md(r.job)} | {_md(r.config)} | {_fmt_seed(r.seed)} | {epochs} "
-                f"| {_md(r.error or 'no error recorded')} |"
-            )
-    incomplete = [r for r in runs if r.status == "incomplete"]
-    if incomplete:
-        lines += ["", "## Missing/incomplete jobs", ""]
-        lines += ["| job | configuration | seed | reason |", "|---|---|---|---|"]
-        for r in incomplete:
-            lines.append(f"| {_md(r.job)} | {_md(r.config)} | {_fmt_seed(r.seed)} | {_md(r.error or '')} |")
+    lines += _jobs_section(
+        "Running jobs (counted with their current best)", runs, "running", ["epochs", "current best"],
+        lambda r: [_epochs(r), _fmt(r.best_value(metric))],
+    )  # fmt: skip
+    lines += _jobs_section(
+        "Failed jobs", runs, "failed", ["epochs", "error"], lambda r: [_epochs(r), _md(r.error or "no error recorded")]
+    )
+    lines += _jobs_section("Missing/incomplete jobs", runs, "incomplete", ["reason"], lambda r: [_md(r.error or "")])
     return "\n".join(lines) + "\n"
+
+
+def _jobs_section(
+    title: str, runs: list[RunRecord], status: str, columns: list[str], cells: Callable[[RunRecord], list[str]]
+) -> list[str]:
+    """A "## title" table of the jobs with ``status`` (none: no section): job, configuration, seed, then
+    ``columns`` filled by ``cells``."""
+    chosen = [r for r in runs if r.status == status]
+    if not chosen:
+        return []
+    header = ["job", "configuration", "seed", *columns]
+    lines = ["", f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for r in chosen:
+        lines.append("| " + " | ".join([_md(r.job), _md(r.config), _fmt_seed(r.seed), *cells(r)]) + " |")
+    return lines
+
+
+def _epochs(r: RunRecord) -> str:
+    return f"{r.metrics.get('epochs_completed', '?')} of {r.metrics.get('max_epochs', '?')}"
 
 
 def markdown_table(rows: list[ConfigSummary], metric: str) -> str:
