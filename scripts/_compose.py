@@ -1,5 +1,5 @@
-"""Shared by the scripts: Hydra's compose API over configs/ (no run directory, no logging set-up) and the
-one-line error convention of the command-line scripts."""
+"""Shared by the scripts: Hydra's compose API over configs/ (no run directory, no logging set-up), the
+dataset section of a composed config as plain values, and the one-line error convention of the scripts."""
 
 from __future__ import annotations
 
@@ -23,6 +23,16 @@ def compose(config_name: str, overrides: list[str]) -> Any:
 
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         return hydra_compose(config_name=config_name, overrides=overrides)
+
+
+def dataset_config(overrides: list[str]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """(name, constructor keywords, loader settings) of configs/train.yaml's ``dataset`` after ``overrides``,
+    as train.py composes it."""
+    from omegaconf import OmegaConf
+
+    from segtrain.build import split_dataset_config
+
+    return split_dataset_config(OmegaConf.to_container(compose("train", overrides).dataset, resolve=True))
 
 
 def run_cli(main: Callable[[list[str] | None], int], name: str, argv: list[str] | None = None, doc: str = "") -> int:

@@ -17,7 +17,7 @@ import argparse
 import sys
 import time
 
-from _dataset_config import dataset_config
+from _compose import dataset_config
 
 
 def _loader_rate(loader, batches: int) -> float:
@@ -38,8 +38,10 @@ def _model_and_loss(mode: str, in_channels: int, classes: int, ignore_index, dev
     import segmentation_models_pytorch as smp
     import torch
 
+    from segtrain.modes import MULTICLASS
+
     model = smp.Unet("resnet18", encoder_weights=None, in_channels=in_channels, classes=classes).to(device)
-    if mode == "multiclass":
+    if mode == MULTICLASS:
         ce = torch.nn.CrossEntropyLoss(ignore_index=-100 if ignore_index is None else ignore_index)
 
         def loss_fn(logits, mask):

@@ -5,7 +5,7 @@
     python scripts/benchmark.py --device cpu --quick    # tiny sizes, seconds (the smoke test)
 
 Each overhead is a ratio measured in this one process, trainer and bare arms interleaved, medians over
-trials after warm-up (segtrain/bench.py holds the method). Data wait reuses scripts/bench_data.py.
+trials after warm-up (scripts/_bench_trainer.py holds the method). Data wait reuses scripts/bench_data.py.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+for _path in (ROOT, ROOT / "scripts"):  # this checkout's segtrain, and _bench_trainer / bench_data beside us
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 TARGETS = {"trainer_step_ratio": 1.03, "epoch_ratio": 1.05, "metric_fraction": 0.01, "data_wait": 0.05}
 
 
@@ -25,7 +28,8 @@ def _data_wait(datasets: list[str], steps: int, device, quick: bool, job) -> tup
     """{dataset: fraction or None}, {dataset: note}."""
     fractions, notes = {}, {}
     if quick:  # tiny shapes loader through the trainer's own data_wait (bench_data's default sizes take minutes)
-        from segtrain.bench import SHAPES_CLASSES, trainer_data_wait
+        from _bench_trainer import SHAPES_CLASSES, trainer_data_wait
+
         from segtrain.data import build_dataset, build_loader
 
         size = int(job.batch["image"].shape[-1])
@@ -34,7 +38,6 @@ def _data_wait(datasets: list[str], steps: int, device, quick: bool, job) -> tup
         fractions["shapes"] = trainer_data_wait(job, loader, len(loader))
         notes["shapes"] = "quick: tiny shapes loader, Trainer.train_epoch data_wait"
         return fractions, notes
-    sys.path.insert(0, str(ROOT / "scripts"))
     from bench_data import bench
 
     for name in datasets:
@@ -145,9 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cuda-batch", type=int, default=16)
     args = parser.parse_args(argv)
 
+    import _bench_trainer as bench
     import torch
-
-    from segtrain import bench
 
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda but CUDA is not available here")

@@ -10,7 +10,7 @@ import argparse
 import sys
 import time
 
-from _dataset_config import dataset_config
+from _compose import dataset_config
 
 
 def main(argv: list[str] | None = None) -> int:

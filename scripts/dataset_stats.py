@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from _dataset_config import dataset_config
+from _compose import dataset_config
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,18 +42,17 @@ def dataset_config(overrides: list[str], stored: dict[str, Any] | None) -> tuple
 def main(argv: list[str] | None = None) -> int:
     overrides = list(sys.argv[1:] if argv is None else argv)
 
-    from segtrain.data import build_dataset, build_loader
+    from segtrain.build import build_eval_loader, build_split, check_model_fits_dataset
     from segtrain.engine.checkpoint import load_checkpoint
-    from segtrain.engine.inference import (
+    from segtrain.engine.records import write_json
+    from segtrain.engine.trainer import resolve_device
+    from segtrain.inference import (
         evaluate,
-        jsonable,
         model_from_state,
         resolve_checkpoint,
         run_dir_of,
         write_per_image_csv,
     )
-    from segtrain.engine.records import write_json
-    from segtrain.engine.trainer import resolve_device
 
     probe = compose("eval", [o for o in overrides if not o.lstrip("+~").startswith("dataset")])
     ckpt_path = resolve_checkpoint(probe.checkpoint)
@@ -62,24 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     model, config = model_from_state(state, ckpt_path, device)
     cfg, ds, own = dataset_config(overrides, config.get("dataset"))
 
-    name, split = ds.pop("name"), str(cfg.split)
-    loader_cfg = dict(ds.pop("loader", None) or {})
+    name, split = ds["name"], str(cfg.split)
     model_cfg = config["model"]
-    for key, ds_key in (("classes", "num_classes"), ("in_channels", "in_channels")):
-        if int(model_cfg[key]) != int(ds[ds_key]):
-            raise ValueError(
-                f"the checkpoint's model has {key}={model_cfg[key]} but dataset '{name}' has "
-                f"{ds_key}={ds[ds_key]}; evaluate on a data set with the same classes and channels"
-            )
-    dataset = build_dataset(name, split=split, **ds)
-    if len(dataset) == 0:
-        raise ValueError(f"dataset '{name}' split '{split}' is empty")
-    batch_size = cfg.batch_size or loader_cfg.pop("val_batch_size", None) or loader_cfg.get("batch_size", 8)
-    loader_cfg.pop("val_batch_size", None)
-    loader_cfg.pop("batch_size", None)
-    if cfg.num_workers is not None:
-        loader_cfg["num_workers"] = int(cfg.num_workers)
-    loader = build_loader(dataset, int(batch_size), shuffle=False, **loader_cfg)
+    check_model_fits_dataset(
+        model_cfg, ds, "the checkpoint's model needs a data set with the same classes and channels"
+    )
+    dataset = build_split(ds, split)
+    loader = build_eval_loader(ds, dataset, cfg.batch_size, cfg.num_workers)
 
     run_info = state.get("run_info") or {}
     print(
@@ -118,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         "device": str(device),
         "seconds": round(seconds, 2),
     }
-    write_json(out / "metrics.json", jsonable(summary))
+    write_json(out / "metrics.json", summary)
     write_per_image_csv(out / "per_image.csv", per_image)
 
     dist = result["per_image_dice"]

@@ -22,7 +22,8 @@ SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
 def main(argv: list[str] | None = None) -> int:
     overrides = list(sys.argv[1:] if argv is None else argv)
 
-    from segtrain.engine.inference import (
+    from segtrain.engine.records import write_json
+    from segtrain.inference import (
         compare_exported,
         export_onnx,
         export_torchscript,
@@ -32,7 +33,6 @@ def main(argv: list[str] | None = None) -> int:
         run_dir_of,
         training_size,
     )
-    from segtrain.engine.records import write_json
 
     cfg = compose("export", overrides)
     fmt = str(cfg.format).lower()

@@ -22,7 +22,8 @@ from _compose import compose, run_cli  # noqa: E402
 def main(argv: list[str] | None = None) -> int:
     overrides = list(sys.argv[1:] if argv is None else argv)
 
-    from segtrain.engine.inference import (
+    from segtrain.engine.trainer import resolve_device
+    from segtrain.inference import (
         find_images,
         model_from_checkpoint,
         output_stride,
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         resolve_checkpoint,
         training_size,
     )
-    from segtrain.engine.trainer import resolve_device
+    from segtrain.modes import BINARY, MULTICLASS
 
     cfg = compose("predict", overrides)
     checkpoint = resolve_checkpoint(cfg.checkpoint)
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         window = None if size is None else -(-size // stride) * stride  # rounded up to the stride
     elif window is not None:
         window = int(window)
-    mode = ds.get("mode", "binary" if int(model_cfg["classes"]) == 1 else "multiclass")
+    mode = ds.get("mode", BINARY if int(model_cfg["classes"]) == 1 else MULTICLASS)
     print(
         f"{len(files)} image(s) from {cfg.input} -> {output}  ({model_cfg['name']}, {mode}, "
         f"window {window or 'off'}, tta {'on' if cfg.tta else 'off'}, {device})"

@@ -10,19 +10,16 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from segtrain.build import build_datasets, build_loaders, check_config, trainer_config
+
 # torch, smp and the rest load inside the functions that need them, so that `python train.py --help`
 # and config errors answer in a second instead of after ~10 s of imports (smp pulls in timm/torchvision).
-if TYPE_CHECKING:
-    from torch.utils.data import DataLoader
-
-    from segtrain.engine import TrainerConfig
-
 log = logging.getLogger("segtrain")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = PROJECT_ROOT / "configs"
@@ -52,65 +49,6 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def _plain(node: Any) -> Any:
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-
-
-def build_datasets(cfg: DictConfig) -> tuple[Any, Any]:
-    """The train and val data sets of ``cfg.dataset``."""
-    from segtrain.data import build_dataset
-
-    ds_cfg = _plain(cfg.dataset)
-    ds_cfg.pop("loader", None)
-    name = ds_cfg.pop("name")
-    train_set = build_dataset(name, split="train", **ds_cfg)
-    val_set = build_dataset(name, split="val", **ds_cfg)
-    for split, ds in (("train", train_set), ("val", val_set)):
-        if len(ds) == 0:
-            raise ValueError(f"dataset '{name}' split '{split}' is empty")
-    return train_set, val_set
-
-
-def build_loaders(
-    cfg: DictConfig, train_set: Any, val_set: Any, rank: int = 0, world_size: int = 1
-) -> tuple[DataLoader, DataLoader]:
-    """Train and val loaders with ``cfg.dataset.loader``; under torchrun each rank gets its shard of both."""
-    from torch.utils.data import DistributedSampler
-
-    from segtrain.data import build_loader
-    from segtrain.engine.distributed import ShardSampler
-
-    loader = dict(_plain(cfg.dataset.get("loader")) or {})
-    batch_size = int(loader.pop("batch_size", 8))
-    val_batch_size = int(loader.pop("val_batch_size", batch_size))
-    seed = int(cfg.seed)
-    drop_last = len(train_set) > batch_size * world_size
-    train_sampler = val_sampler = None
-    if world_size > 1:
-        train_sampler = DistributedSampler(train_set, world_size, rank, shuffle=True, seed=seed, drop_last=drop_last)
-        val_sampler = ShardSampler(len(val_set), rank, world_size)
-    train = build_loader(
-        train_set, batch_size, shuffle=True, drop_last=drop_last, seed=seed, sampler=train_sampler, **loader
-    )
-    val = build_loader(val_set, val_batch_size, shuffle=False, seed=seed, sampler=val_sampler, **loader)
-    return train, val
-
-
-def check_config(cfg: DictConfig) -> None:
-    """Cross-group consistency that no single group can check."""
-    ds, model = cfg.dataset, cfg.model
-    if int(model.classes) != int(ds.num_classes):
-        raise ValueError(
-            f"model.classes={model.classes} but dataset '{ds.name}' has num_classes={ds.num_classes} "
-            f"({'binary: one sigmoid output' if ds.mode == 'binary' else list(ds.class_names or [])}); "
-            "leave model.classes at ${dataset.num_classes} or make them equal"
-        )
-    if int(model.in_channels) != int(ds.in_channels):
-        raise ValueError(f"model.in_channels={model.in_channels} but dataset.in_channels={ds.in_channels}")
-    if cfg.loss.get("mode") not in (None, ds.mode):
-        raise ValueError(f"loss.mode={cfg.loss.mode} but dataset.mode={ds.mode}; they must agree")
-
-
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Build everything from ``cfg`` and train; returns the metrics.json content."""
     import torch
@@ -124,8 +62,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from segtrain.models import build_model
     from segtrain.optim import build_optimizer, build_scheduler
 
-    check_config(cfg)
-    tcfg = _trainer_config(cfg)
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    check_config(plain)
+    tcfg = trainer_config(plain["trainer"])
     if tcfg.num_threads:  # parallel sweep jobs: cores / jobs each (docs/sweeps.md)
         torch.set_num_threads(int(tcfg.num_threads))
     prefault_torch_constants()  # else torch's CPU log1p/softplus can run 20x slow all run (segtrain/cpu.py)
@@ -135,21 +74,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if world_size > 1 and torch.cuda.is_available() and tcfg.device in ("auto", "cuda"):
         tcfg.device = f"cuda:{local_rank}"
     seed_everything(int(cfg.seed), tcfg.deterministic)
-    train_set, val_set = build_datasets(cfg)
+    train_set, val_set = build_datasets(plain["dataset"])
     ds = train_set
-    model_cfg = _plain(cfg.model)
+    model_cfg = dict(plain["model"])
     model = build_model(model_cfg.pop("name"), **model_cfg)
-    loss_cfg = _plain(cfg.loss)
+    loss_cfg = dict(plain["loss"])
     if loss_cfg.get("frequencies") == "dataset":  # class weights from the training split's pixel counts
         loss_cfg["frequencies"] = dataset_class_frequencies(ds)
         log.info("loss frequencies from the training split: %s", loss_cfg["frequencies"])
     loss_fn = build_loss(**loss_cfg)
     if "distance" in loss_fn.aux_inputs:  # boundary losses: distance maps made in the loader's workers
         train_set, val_set = DistanceMaps(train_set), DistanceMaps(val_set)
-    train_loader, val_loader = build_loaders(cfg, train_set, val_set, rank, world_size)
-    opt_cfg = _plain(cfg.optimizer)
+    train_loader, val_loader = build_loaders(plain["dataset"], train_set, val_set, int(cfg.seed), rank, world_size)
+    opt_cfg = dict(plain["optimizer"])
     optimizer = build_optimizer(opt_cfg.pop("name"), model.parameters(), **opt_cfg)
-    sched_cfg = _plain(cfg.scheduler)
+    sched_cfg = dict(plain["scheduler"])
     sched_name = sched_cfg.pop("name")
     metrics = SegMetrics(ds.num_classes, ds.mode, ds.ignore_index, ds.class_names)
     run_info = {
@@ -188,17 +127,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     finally:
         if world_size > 1:
             torch.distributed.destroy_process_group()
-
-
-def _trainer_config(cfg: DictConfig) -> TrainerConfig:
-    from segtrain.engine import TrainerConfig
-
-    values = _plain(cfg.trainer)
-    try:
-        return TrainerConfig(**values)
-    except TypeError as err:
-        fields = list(TrainerConfig.__dataclass_fields__)
-        raise TypeError(f"bad trainer config ({err}); accepted keys: {', '.join(fields)}") from err
 
 
 def _fmt(v: float | None) -> str:

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from segtrain.modes import MULTICLASS
+
 
 def signed_distance(mask: np.ndarray, threads: int = 1) -> np.ndarray:
     """Kervadec's level set of one binary 2-D or 3-D mask, float32: the Euclidean distance to the object
@@ -44,7 +46,7 @@ def channel_masks(
     """One sample's mask -> C x S booleans, one per model output channel (``spatial`` = S, the image's
     spatial shape), ignored pixels in none: multiclass ``mask == c``; binary and multilabel ``mask > 0.5``
     (the boundary loss's own masks)."""
-    if mode == "multiclass":
+    if mode == MULTICLASS:
         mask = mask.reshape(*spatial)
         out = mask.unsqueeze(0) == torch.arange(num_classes, device=mask.device).view(-1, *[1] * len(spatial))
     else:

@@ -10,7 +10,8 @@ import sys
 import torch
 from conftest import ROOT
 
-from segtrain import bench
+sys.path.insert(0, str(ROOT / "scripts"))
+import _bench_trainer as bench  # noqa: E402  (tooling beside scripts/benchmark.py, not in the library)
 
 
 def test_quick_benchmark_writes_the_comparable_keys(tmp_path):

@@ -1,4 +1,4 @@
-"""segtrain.engine.inference: rebuilding from a checkpoint, TTA, sliding windows, evaluation, prediction, export."""
+"""segtrain.inference: rebuilding from a checkpoint, TTA, sliding windows, evaluation, prediction, export."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from torch import nn
 
 from segtrain.data import build_dataset, build_loader
 from segtrain.engine import save_checkpoint
-from segtrain.engine.inference import (
+from segtrain.inference import (
     compare_exported,
     dice_distribution,
     evaluate,

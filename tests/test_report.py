@@ -327,6 +327,23 @@ def test_two_sweeps_default_to_the_first_dir(tmp_path: Path) -> None:
     assert [r.label for r in result.rows] == ["loss=x", "loss=y"]  # distinct: no prefix needed
 
 
+def test_sweep_line_shows_a_path_below_the_current_dir_relative_else_the_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """summary.md is committed to docs/: it must not carry an absolute path of the machine it ran on."""
+    sweep_a, sweep_b = tmp_path / "work" / "multirun" / "sweep_a", tmp_path / "elsewhere" / "sweep_b"
+    make_job(sweep_a / "0", ["loss=a", "seed=1"], best_dice=0.8)
+    make_job(sweep_b / "0", ["loss=b", "seed=1"], best_dice=0.7)
+    monkeypatch.chdir(tmp_path / "work")
+    markdown = summarize([sweep_a, sweep_b], out_dir=tmp_path / "out", plots=False).markdown
+    assert "Sweeps: `multirun/sweep_a`, `sweep_b`  \n" in markdown
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert "Sweep: `sweep_a`  \n" in summarize(sweep_a, plots=False).markdown
+    monkeypatch.chdir(sweep_a)  # the sweep dir itself is not below it: its name
+    assert "Sweep: `sweep_a`  \n" in summarize(Path("."), plots=False).markdown
+    assert str(tmp_path) not in markdown
+
+
 def test_a_dir_without_jobs_is_an_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no job found"):
         collect_runs(tmp_path)

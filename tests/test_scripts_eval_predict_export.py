@@ -100,7 +100,7 @@ def test_evaluate_overrides_a_key_of_the_checkpoints_dataset_or_picks_a_dataset_
 
 
 def test_evaluate_refuses_a_dataset_with_other_classes(run_dir):
-    with pytest.raises(ValueError, match="model has classes=4 but dataset 'shapes' has num_classes=1"):
+    with pytest.raises(ValueError, match="model.classes=4 but dataset 'shapes' has num_classes=1"):
         evaluate.main([f"checkpoint={run_dir}", "dataset=shapes_binary"])
 
 

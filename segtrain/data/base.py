@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 from torch.utils.data import Dataset
 
+from segtrain.modes import BINARY, MODES, MULTICLASS, MULTILABEL
 from segtrain.registry import Registry
 
 DATASETS = Registry("dataset")
-MODES = ("multiclass", "binary", "multilabel")
 
 
 class SegDataset(Dataset):
@@ -30,11 +30,11 @@ class SegDataset(Dataset):
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"dataset.mode must be one of {MODES}, got {mode!r}")
-        if mode == "binary" and num_classes != 1:
+        if mode == BINARY and num_classes != 1:
             raise ValueError(
                 f"dataset.mode=binary expects dataset.num_classes=1 (one sigmoid output), got {num_classes}"
             )
-        if mode != "binary" and num_classes < 2 and mode == "multiclass":
+        if mode != BINARY and num_classes < 2 and mode == MULTICLASS:
             raise ValueError(f"dataset.mode=multiclass expects dataset.num_classes >= 2, got {num_classes}")
         if class_names is None:
             class_names = [f"class_{i}" for i in range(num_classes)]
@@ -44,7 +44,7 @@ class SegDataset(Dataset):
                 f"dataset.class_names has {len(class_names)} names {class_names} but "
                 f"dataset.num_classes={num_classes}; give one name per model output channel"
             )
-        if mode == "multilabel" and ignore_index is not None:
+        if mode == MULTILABEL and ignore_index is not None:
             raise ValueError("dataset.ignore_index applies to multiclass and binary modes; set it to null")
         if in_channels not in (1, 3) and not isinstance(in_channels, int):
             raise ValueError(f"dataset.in_channels must be an int, got {in_channels!r}")

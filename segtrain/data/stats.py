@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from segtrain.data import io
+from segtrain.modes import BINARY, MULTICLASS, MULTILABEL
 
 
 def _masks_of(source: Any) -> tuple[list[str], Any, int | None, str]:
@@ -21,7 +22,7 @@ def _masks_of(source: Any) -> tuple[list[str], Any, int | None, str]:
     if hasattr(source, "load_mask") and hasattr(source, "class_names"):
         mode = source.mode
         names = list(source.class_names)
-        if mode == "binary":
+        if mode == BINARY:
             names = ["background", *names]
         return names, (source.load_mask(i) for i in range(len(source))), source.ignore_index, mode
     raise TypeError(
@@ -49,7 +50,7 @@ def class_frequencies(
             raise ValueError("class_frequencies(paths) needs num_classes.")
         names = list(class_names) if class_names is not None else [f"class_{i}" for i in range(num_classes)]
         masks = (io.read_mask(p) for p in source)
-        mode = "multiclass"
+        mode = MULTICLASS
         paths = [Path(p) for p in source]
     else:
         names, masks, ignore_index, mode = _masks_of(source)
@@ -63,7 +64,7 @@ def class_frequencies(
         n_images += 1
         sizes[f"{mask.shape[0]}x{mask.shape[1]}"] += 1
         total += mask.shape[0] * mask.shape[1]
-        if mode == "multilabel":
+        if mode == MULTILABEL:
             counts = mask.reshape(-1, mask.shape[-1]).sum(axis=0, dtype=np.int64)
         else:
             flat = mask.reshape(-1).astype(np.int64)
@@ -82,7 +83,7 @@ def class_frequencies(
         image_counts += counts > 0
     if n_images == 0:
         raise ValueError("class_frequencies: the split has no masks; expected at least one sample.")
-    labelled = total if mode == "multilabel" else int(pixel_counts.sum())
+    labelled = total if mode == MULTILABEL else int(pixel_counts.sum())
     freqs = pixel_counts / max(labelled, 1)
     return {
         "class_names": names,

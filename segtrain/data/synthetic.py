@@ -17,6 +17,8 @@ import numpy as np
 import torch
 
 from segtrain.data.base import DATASETS, SegDataset
+from segtrain.data.normalize import normalize_stats
+from segtrain.modes import BINARY, MULTICLASS, MULTILABEL
 
 SHAPE_NAMES = ("ellipse", "rectangle", "triangle")
 _SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
@@ -126,7 +128,7 @@ class ShapesDataset(SegDataset):
     def __init__(
         self,
         split: str,
-        mode: str = "multiclass",
+        mode: str = MULTICLASS,
         num_classes: int = 4,
         class_names: Sequence[str] | None = None,
         ignore_index: int | None = None,
@@ -142,7 +144,7 @@ class ShapesDataset(SegDataset):
         normalize: dict | None = None,
     ) -> None:
         super().__init__(split, mode, num_classes, class_names, ignore_index, in_channels)
-        expected = {"multiclass": 1 + len(SHAPE_NAMES), "binary": 1, "multilabel": len(SHAPE_NAMES)}[mode]
+        expected = {MULTICLASS: 1 + len(SHAPE_NAMES), BINARY: 1, MULTILABEL: len(SHAPE_NAMES)}[mode]
         if self.num_classes != expected:
             raise ValueError(f"dataset 'shapes' in mode={mode} has {expected} classes, got num_classes={num_classes}")
         if in_channels != 3:
@@ -163,9 +165,8 @@ class ShapesDataset(SegDataset):
         self.max_rotation = float(max_rotation)
         self.texture_cue = float(texture_cue)
         self.seed = int(seed)
-        norm = normalize or {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
-        self._mean = np.asarray(norm["mean"], np.float32)[:, None, None]
-        self._std = np.asarray(norm["std"], np.float32)[:, None, None]
+        mean, std = normalize_stats(normalize or {"mean": 0.5, "std": 0.25}, in_channels)
+        self._mean, self._std = mean[:, None, None], std[:, None, None]
 
     def __len__(self) -> int:
         return self.length
@@ -179,9 +180,9 @@ class ShapesDataset(SegDataset):
             self.texture_cue,
         )
         image = torch.from_numpy((img - self._mean) / self._std)
-        if self.mode == "multiclass":
+        if self.mode == MULTICLASS:
             mask = torch.from_numpy(classes)
-        elif self.mode == "binary":
+        elif self.mode == BINARY:
             mask = torch.from_numpy((classes > 0).astype(np.int64))
         else:
             mask = torch.from_numpy(layers.astype(np.float32))

@@ -6,54 +6,30 @@ import csv
 import json
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-PALETTE = (
-    torch.tensor(
-        [
-            [0, 0, 0],
-            [230, 25, 75],
-            [60, 180, 75],
-            [255, 225, 25],
-            [0, 130, 200],
-            [245, 130, 48],
-            [145, 30, 180],
-            [70, 240, 240],
-            [240, 50, 230],
-            [210, 245, 60],
-            [250, 190, 190],
-            [0, 128, 128],
-            [230, 190, 255],
-            [170, 110, 40],
-            [255, 250, 200],
-            [128, 0, 0],
-            [170, 255, 195],
-            [128, 128, 0],
-            [255, 215, 180],
-            [0, 0, 128],
-            [128, 128, 128],
-        ],
-        dtype=torch.float32,
-    )
-    / 255.0
-)
+from segtrain.overlays import overlay_grid  # noqa: F401  (engine/trainer.py imports it from here)
 
 
-def _json_value(v: Any) -> Any:
-    if isinstance(v, float) and math.isnan(v):
+def jsonable(value: Any) -> Any:
+    """NaN -> None everywhere (in dicts, lists and tuples), so that the JSON written is valid."""
+    if isinstance(value, float) and math.isnan(value):
         return None
-    if isinstance(v, dict):
-        return {k: _json_value(x) for k, x in v.items()}
-    return v
+    if isinstance(value, Mapping):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
 
 
 def write_json(path: Path, data: dict) -> None:
     """Atomic JSON write: readers (the sweep report) never see half a file."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_json_value(data), indent=2) + "\n")
+    tmp.write_text(json.dumps(jsonable(data), indent=2) + "\n")
     os.replace(tmp, path)
 
 
@@ -89,41 +65,6 @@ class HistoryCSV:
             if new:
                 w.writeheader()
             w.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
-
-
-def colorize(labels: torch.Tensor) -> torch.Tensor:
-    """H x W class indices -> 3 x H x W colours (class 0 black; values past the palette wrap)."""
-    return PALETTE[labels.long().cpu() % len(PALETTE)].permute(2, 0, 1)
-
-
-def overlay_grid(
-    images: torch.Tensor,
-    targets: torch.Tensor,
-    preds: torch.Tensor,
-    ignore_index: int | None = None,
-    alpha: float = 0.5,
-) -> torch.Tensor:
-    """Rows of (input, ground truth over input, prediction over input) as one 3 x H' x W' image in [0, 1].
-
-    ``images`` N x C x H x W (any normalisation: rescaled per image), ``targets``/``preds`` N x H x W class
-    maps (ignored pixels in the target drawn white).
-    """
-    from torchvision.utils import make_grid
-
-    tiles = []
-    for img, tgt, pred in zip(images.float().cpu(), targets.cpu(), preds.cpu(), strict=True):
-        img = img[:3] if img.shape[0] >= 3 else img[:1].expand(3, -1, -1)
-        lo, hi = img.amin(), img.amax()
-        img = (img - lo) / (hi - lo + 1e-8)
-        valid = tgt != ignore_index if ignore_index is not None else torch.ones_like(tgt, dtype=torch.bool)
-        gt = torch.where(valid, tgt, torch.zeros_like(tgt))
-        for lab in (gt, pred):
-            col = colorize(lab)
-            fg = (lab > 0).unsqueeze(0)
-            tiles.append(torch.where(fg, (1 - alpha) * img + alpha * col, img))
-        tiles[-2] = torch.where(valid.unsqueeze(0), tiles[-2], torch.ones_like(img))
-        tiles.insert(len(tiles) - 2, img)
-    return make_grid(torch.stack(tiles), nrow=3, padding=2, pad_value=1.0)
 
 
 class TensorBoard:

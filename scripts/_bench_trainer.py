@@ -1,5 +1,7 @@
 """Measuring code behind ``scripts/benchmark.py``: how much the framework costs on top of the model.
 
+Tooling, not library: it times the Trainer's own methods from outside, so it lives beside the script.
+
 Every overhead is a ratio taken in one process, arms interleaved (A B, B A, A B, ...) on the same
 model, batch and loss, with the weights, optimizer and scheduler restored before each trial, so that
 the machine's load weighs on both arms alike; the reported value is the median, over trials after

@@ -1,0 +1,134 @@
+"""Config sections -> objects: data sets, loaders, trainer settings, and the checks across config groups.
+
+Plain dicts in, no Hydra: ``cli.py`` passes ``OmegaConf.to_container(cfg.<group>, resolve=True)``, the
+scripts pass the sections of a composed config or of a checkpoint's stored config. torch, smp and the data
+sets load inside the functions, so importing this module is cheap (``python train.py --help`` stays fast).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from segtrain.modes import BINARY
+
+if TYPE_CHECKING:
+    from torch.utils.data import DataLoader, Dataset
+
+    from segtrain.engine import TrainerConfig
+
+DEFAULT_BATCH_SIZE = 8
+# model key -> dataset key that must hold the same number
+MODEL_DATASET_KEYS = (("classes", "num_classes"), ("in_channels", "in_channels"))
+
+
+def split_dataset_config(dataset: Mapping[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """(registered name, constructor keywords, loader settings) of a ``dataset`` section."""
+    if "name" not in dataset:
+        raise ValueError(f"the dataset config has no 'name' (keys: {sorted(dataset)}); expected a registered data set")
+    kwargs = dict(dataset)
+    name = str(kwargs.pop("name"))
+    loader = dict(kwargs.pop("loader", None) or {})
+    return name, kwargs, loader
+
+
+def build_split(dataset: Mapping[str, Any], split: str) -> Dataset:
+    """The ``split`` ("train", "val", "test") of the data set a ``dataset`` section describes; an empty
+    split is an error that names the data set and the split."""
+    from segtrain.data import build_dataset
+
+    name, kwargs, _ = split_dataset_config(dataset)
+    data = build_dataset(name, split=split, **kwargs)
+    if len(data) == 0:
+        raise ValueError(f"dataset '{name}' split '{split}' is empty")
+    return data
+
+
+def build_datasets(dataset: Mapping[str, Any]) -> tuple[Dataset, Dataset]:
+    """The train and val data sets of a ``dataset`` section."""
+    return build_split(dataset, "train"), build_split(dataset, "val")
+
+
+def _batch_sizes(loader: dict[str, Any]) -> tuple[int, int]:
+    """Pops (batch_size, val_batch_size) from ``loader``; val_batch_size defaults to batch_size."""
+    batch_size = loader.pop("batch_size", None)
+    batch_size = int(DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
+    val_batch_size = loader.pop("val_batch_size", None)
+    return batch_size, int(batch_size if val_batch_size is None else val_batch_size)
+
+
+def build_loaders(
+    dataset: Mapping[str, Any], train_set: Dataset, val_set: Dataset, seed: int, rank: int = 0, world_size: int = 1
+) -> tuple[DataLoader, DataLoader]:
+    """Train and val loaders with the ``dataset`` section's ``loader`` settings, seeded by ``seed``; under
+    torchrun (``world_size`` > 1) each rank gets its shard of both."""
+    from torch.utils.data import DistributedSampler
+
+    from segtrain.data import build_loader
+    from segtrain.engine.distributed import ShardSampler
+
+    _, _, loader = split_dataset_config(dataset)
+    batch_size, val_batch_size = _batch_sizes(loader)
+    drop_last = len(train_set) > batch_size * world_size
+    train_sampler = val_sampler = None
+    if world_size > 1:
+        train_sampler = DistributedSampler(train_set, world_size, rank, shuffle=True, seed=seed, drop_last=drop_last)
+        val_sampler = ShardSampler(len(val_set), rank, world_size)
+    train = build_loader(
+        train_set, batch_size, shuffle=True, drop_last=drop_last, seed=seed, sampler=train_sampler, **loader
+    )
+    val = build_loader(val_set, val_batch_size, shuffle=False, seed=seed, sampler=val_sampler, **loader)
+    return train, val
+
+
+def build_eval_loader(
+    dataset: Mapping[str, Any], data: Dataset, batch_size: int | None = None, num_workers: int | None = None
+) -> DataLoader:
+    """An unshuffled loader over ``data`` with the ``dataset`` section's loader settings; ``batch_size``
+    defaults to its ``val_batch_size``, else its ``batch_size``; ``num_workers`` replaces its own."""
+    from segtrain.data import build_loader
+
+    _, _, loader = split_dataset_config(dataset)
+    _, val_batch_size = _batch_sizes(loader)
+    if num_workers is not None:
+        loader["num_workers"] = int(num_workers)
+    return build_loader(data, int(batch_size or val_batch_size), shuffle=False, **loader)
+
+
+def check_model_fits_dataset(model: Mapping[str, Any], dataset: Mapping[str, Any], fix: str) -> None:
+    """``model.classes`` and ``model.in_channels`` equal the data set's ``num_classes`` and ``in_channels``;
+    else a ValueError naming both values, ending with ``fix`` (what to do about it)."""
+    for key, ds_key in MODEL_DATASET_KEYS:
+        if int(model[key]) != int(dataset[ds_key]):
+            detail = ""
+            if key == "classes":
+                binary = dataset.get("mode") == BINARY
+                detail = f" ({'binary: one sigmoid output' if binary else list(dataset.get('class_names') or [])})"
+            raise ValueError(
+                f"model.{key}={model[key]} but dataset '{dataset.get('name')}' has {ds_key}={dataset[ds_key]}"
+                f"{detail}; {fix}"
+            )
+
+
+def check_config(cfg: Mapping[str, Any]) -> None:
+    """Cross-group consistency of a training config (``model``, ``dataset``, ``loss``) that no single group
+    can check."""
+    ds = cfg["dataset"]
+    check_model_fits_dataset(
+        cfg["model"], ds, "leave model.classes/in_channels at ${dataset.num_classes}/${dataset.in_channels} "
+        "or make them equal"
+    )  # fmt: skip
+    loss_mode = (cfg.get("loss") or {}).get("mode")
+    if loss_mode not in (None, ds["mode"]):
+        raise ValueError(f"loss.mode={loss_mode} but dataset.mode={ds['mode']}; they must agree")
+
+
+def trainer_config(trainer: Mapping[str, Any]) -> TrainerConfig:
+    """The ``trainer`` section as a TrainerConfig; an unknown key is an error listing the accepted ones."""
+    from segtrain.engine import TrainerConfig
+
+    try:
+        return TrainerConfig(**trainer)
+    except TypeError as err:
+        fields = list(TrainerConfig.__dataclass_fields__)
+        raise TypeError(f"bad trainer config ({err}); accepted keys: {', '.join(fields)}") from err
