@@ -771,7 +771,7 @@ def test_compound_equals_the_weighted_sum_of_its_parts_in_value_and_gradient(nam
     weights = [1.0, 0.5] if name == "dice_boundary" else [1.0, 1.0]
     logits, target = make_batch(MC, shape=(2, 4, 6, 6), ignore_index=ignore_index, seed=9)
     a, b = logits.clone().requires_grad_(True), logits.clone().requires_grad_(True)
-    separate = sum(w * build_loss(n, ignore_index=ignore_index)(a, target) for w, n in zip(weights, parts))
+    separate = sum(w * build_loss(n, ignore_index=ignore_index)(a, target) for w, n in zip(weights, parts, strict=True))
     separate.backward()
     kwargs = {"boundary_weight_start": 0.5} if name == "dice_boundary" else {}
     whole = build_loss(name, ignore_index=ignore_index, **kwargs)(b, target)
