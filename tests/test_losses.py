@@ -778,3 +778,20 @@ def test_compound_equals_the_weighted_sum_of_its_parts_in_value_and_gradient(nam
     whole.backward()
     torch.testing.assert_close(whole, separate, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(b.grad, a.grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", [MC, BI])
+@pytest.mark.parametrize("ignore_index", [None, 255])
+def test_lovasz_numpy_argsort_agrees_with_torch_sort_in_value_and_gradient(mode, ignore_index, monkeypatch) -> None:
+    from segtrain.losses import lovasz
+
+    logits, target = make_batch(mode, shape=(2, 4, 9, 8), ignore_index=ignore_index, seed=21)
+    loss_fn = build_loss("lovasz", mode=mode, ignore_index=ignore_index)
+    a, b = logits.clone().requires_grad_(True), logits.clone().requires_grad_(True)
+    fast = loss_fn(a, target)
+    fast.backward()
+    monkeypatch.setattr(lovasz, "descending_order", lovasz.descending_order_plain)
+    plain = loss_fn(b, target)
+    plain.backward()
+    torch.testing.assert_close(fast, plain, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-12)

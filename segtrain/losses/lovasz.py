@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -36,12 +37,26 @@ def lovasz_extension(errors: Tensor, fg: Tensor, valid: Tensor | None) -> Tensor
     """
     if valid is not None:
         errors = torch.where(valid, errors, -torch.inf)
-    errors_sorted, perm = torch.sort(errors, dim=1, descending=True)
+    perm = descending_order(errors.detach())
+    errors_sorted = errors.gather(1, perm)
     # counts up to 2^24 are exact in float32; beyond that the cumulative sums need float64
     dtype = errors.dtype if errors.shape[1] < 2**24 else torch.float64
     with torch.no_grad():
         grad = lovasz_grad(fg.gather(1, perm).to(dtype)).to(errors.dtype)
     return (F.relu(errors_sorted) * grad).sum(1)
+
+
+def descending_order(keys: Tensor) -> Tensor:
+    """Row-wise permutation that sorts ``keys`` (G x P) in decreasing order: ``torch.sort`` (the plain
+    version, ``descending_order_plain``), except on a CPU, where numpy's argsort (indices only) keeps
+    Lovasz at least 2x faster than smp's in binary mode (docs/losses.md, "Kept tricks")."""
+    if keys.device.type == "cpu":
+        return torch.from_numpy(np.argsort(np.negative(keys.numpy()), axis=1))
+    return descending_order_plain(keys)
+
+
+def descending_order_plain(keys: Tensor) -> Tensor:
+    return torch.sort(keys, dim=1, descending=True).indices
 
 
 def _groups(t: Tensor, per_image: bool) -> Tensor:
