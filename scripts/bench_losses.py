@@ -1,26 +1,35 @@
 """Time forward + backward of every segtrain loss next to its public counterpart (MONAI, smp, torchvision).
 
     python scripts/bench_losses.py [--quick] [--device cpu|cuda] [--repeats 5] [--only dice,lovasz]
+    python scripts/bench_losses.py --shape 4x21x128x128 --shape 8x1x256x256   # any N x C x S shapes
+    python scripts/bench_losses.py --step ce_dice [--repeats 20]             # a whole training step
 
 Prints one markdown table per shape: median milliseconds after a warm-up, the ratio to the public
 implementation (< 1 is faster) and to plain cross-entropy, each the median of the ratios of the two
 timed in the same round. The boundary losses get their distance maps precomputed, as training does
 (the data pipeline makes them); the time to make them is printed apart.
 Shapes: multiclass 8 x 21 x 256 x 256, binary 16 x 1 x 512 x 512, 3-D multiclass 2 x 4 x 64 x 64 x 64
-(``--quick``: small ones).
+(``--quick``: small ones; ``--shape NxCxHxW``, repeatable, replaces them; C = 1 is binary).
+
+``--step LOSS`` times whole training steps of the default job instead (forward, loss, backward and an
+AdamW step of ``configs/model/unet.yaml``'s U-Net, random init, on a 16 x 3 x 64 x 64 batch as
+``configs/dataset/shapes.yaml``; binary losses get one output channel as ``shapes_binary``) and prints
+the median step in ms. ``--against DIR`` (a segtrain checkout) also loads that checkout's
+``segtrain/losses`` under another name and alternates steps between its loss and this one on the same
+model and batch, printing the median of the per-pair ratios: a busy machine slows both alike.
 
 On Linux the allocator is first told to keep freed memory (``--malloc steady``, the default): glibc
 otherwise hands every tensor above its mmap threshold (dynamic, at most 32 MB) straight back to the
 kernel and page-faults it in again on the next call, and whether a 16 MB tensor lands above or below
-that threshold changes from run to run, so the same command gave plain BCE in 6 ms or in 30 ms.
+that threshold changes from run to run (docs/losses.md has the figures).
 ``--malloc default`` measures glibc's default behaviour.
 
 A second process-wide state: torch's AVX-512 CPU kernels for ``log1p`` / ``softplus`` / ``logsigmoid``
 (so torch's BCE, torchvision's focal and segtrain's losses alike) read constants with masked loads, and
 until the page holding such a constant has been mapped, every call pays a microcode assist and runs about
-20x slower (see ``segtrain.cpu.prefault_torch_constants``). Training maps those pages at start; the
-benchmark does the same first (``--prefault on``, the default) and ``--prefault off`` measures the slow
-state. A canary (``log1p`` of 1M floats) is timed before and after each table, so the state shows.
+20x slower (see ``segtrain.cpu.prefault_torch_constants``). The benchmark maps those pages first
+(``--prefault on``, the default) and ``--prefault off`` measures the slow state. A canary (``log1p`` of
+1M floats) is timed before and after each table, so the state shows.
 """
 
 from __future__ import annotations
@@ -58,7 +67,7 @@ def steady_allocator() -> str:
 
 
 def canary_ms() -> float:
-    """Median time of torch.log1p on 1M floats: about 0.26 ms with the pages prefaulted, 5 ms without (here)."""
+    """Median time of torch.log1p on 1M floats (docs/losses.md has the figures with and without the prefault)."""
     v = torch.rand(1 << 20, generator=torch.Generator().manual_seed(0))
     times = []
     for _ in range(5):
@@ -193,6 +202,71 @@ def bench_shape(label: str, shape: tuple[int, ...], device: str, repeats: int, o
     return "\n".join(rows)
 
 
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``4x21x128x128`` -> (4, 21, 128, 128): N x C x H x W or N x C x D x H x W."""
+    try:
+        shape = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if len(shape) not in (4, 5) or min(shape) < 1:
+        raise argparse.ArgumentTypeError(
+            f"--shape takes N x C x H x W or N x C x D x H x W like 4x21x128x128, got {text!r}"
+        )
+    return shape
+
+
+def other_losses(checkout: str) -> object:
+    """``segtrain.losses`` of another checkout, imported as the package ``segtrain_other`` (its modules
+    import each other relatively, so the two catalogues live side by side)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    root = Path(checkout) / "segtrain"
+    spec = importlib.util.spec_from_file_location(
+        "segtrain_other", root / "__init__.py", submodule_search_locations=[str(root)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["segtrain_other"] = module
+    spec.loader.exec_module(module)
+    return importlib.import_module("segtrain_other.losses")
+
+
+def step_ms(loss_name: str, repeats: int, device: str, against: str = "") -> list[list[float]]:
+    """Wall times (ms) of ``repeats`` training steps after three warm-up steps: the default job's U-Net
+    (configs/model/unet.yaml, random init) on a 16 x 3 x 64 x 64 batch (configs/dataset/shapes.yaml),
+    AdamW (configs/optimizer/adamw.yaml); 4 classes, or 1 output for a loss without multiclass mode.
+    With ``against``, steps alternate between this loss and that checkout's (second list)."""
+    from segtrain.models import build_model
+
+    mode = "multiclass" if "multiclass" in LOSSES.get(loss_name).modes else "binary"
+    classes = 4 if mode == "multiclass" else 1
+    gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    model = build_model("unet", classes, 3, "tu-regnetx_002", None, decoder_channels=[128, 64, 32, 16, 16]).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
+    loss_fns = [build_loss(loss_name, mode=mode)]
+    if against:
+        loss_fns.append(other_losses(against).build_loss(loss_name, mode=mode))
+    images = torch.randn(16, 3, 64, 64, generator=gen).to(device)
+    target = torch.randint(0, max(classes, 2), (16, 64, 64), generator=gen).to(device)
+    times: list[list[float]] = [[] for _ in loss_fns]
+    for i in range(repeats + 3):
+        for k in [(j + i) % len(loss_fns) for j in range(len(loss_fns))]:  # the order alternates
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fns[k](model(images), target)
+            loss.backward()
+            optimizer.step()
+            if device == "cuda":
+                torch.cuda.synchronize()
+            if i >= 3:
+                times[k].append((time.perf_counter() - start) * 1000)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small shapes (seconds on a CPU)")
@@ -200,6 +274,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats after one warm-up")
     parser.add_argument("--only", default="", help="comma-separated loss names")
     parser.add_argument("--shapes", default="", help="comma-separated subset of: multiclass, binary, 3d")
+    parser.add_argument("--shape", type=parse_shape, action="append", help="NxCxHxW in place of the set shapes")
+    parser.add_argument("--step", default="", help="time training steps with this loss (module docstring)")
+    parser.add_argument("--against", default="", help="--step: a segtrain checkout whose loss alternates with this")
     parser.add_argument("--malloc", choices=("steady", "default"), default="steady", help="see the module docstring")
     parser.add_argument("--prefault", choices=("on", "off"), default="on", help="see the module docstring")
     args = parser.parse_args()
@@ -210,6 +287,20 @@ def main() -> None:
     only = {s.strip() for s in args.only.split(",") if s.strip()} or None
     setup = f"{torch.get_num_threads()} threads, repeats {args.repeats}, {allocator}, pages prefaulted: {pages}"
     print(f"torch {torch.__version__}, {setup}\n")
+    if args.step:
+        times = step_ms(args.step, args.repeats, args.device, args.against)
+        print(f"step {args.step}: median {statistics.median(times[0]):.2f} ms over {len(times[0])} steps")
+        if args.against:
+            print(
+                f"step {args.step} of {args.against}: median {statistics.median(times[1]):.2f} ms; "
+                f"this / that, median of the per-pair ratios: {paired_ratio(times[0], times[1]):.3f}"
+            )
+        return
+    if args.shape:  # given shapes replace the set ones, and --shapes does not filter them
+        shapes, wanted = (
+            {f"shape {i + 1}: {'binary' if s[1] == 1 else 'multiclass'}": s for i, s in enumerate(args.shape)},
+            set(),
+        )
     for label, shape in shapes.items():
         key = "3d" if "3-D" in label else label
         if wanted and key not in wanted:

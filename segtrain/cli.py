@@ -53,7 +53,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Build everything from ``cfg`` and train; returns the metrics.json content."""
     import torch
 
-    from segtrain.cpu import prefault_torch_constants
     from segtrain.data import DistanceMaps, dataset_class_frequencies
     from segtrain.engine import Trainer
     from segtrain.engine.distributed import broadcast_object, init_distributed
@@ -67,7 +66,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     tcfg = trainer_config(plain["trainer"])
     if tcfg.num_threads:  # parallel sweep jobs: cores / jobs each (docs/sweeps.md)
         torch.set_num_threads(int(tcfg.num_threads))
-    prefault_torch_constants()  # else torch's CPU log1p/softplus can run 20x slow all run (segtrain/cpu.py)
     rank, world_size, local_rank = init_distributed()
     # every rank works in rank 0's run directory (resume reads its last.pt); only rank 0 writes there
     run_dir = Path(broadcast_object(HydraConfig.get().runtime.output_dir))

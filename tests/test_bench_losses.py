@@ -1,5 +1,6 @@
 """scripts/bench_losses.py: the paired ratio, and a --quick run that prints the table."""
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -9,13 +10,21 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_losses import paired_ratio  # noqa: E402
+from bench_losses import paired_ratio, parse_shape  # noqa: E402
 
 
 def test_paired_ratio_is_the_median_of_per_round_ratios():
     # round 2 ran on a slow machine for both: the per-round ratio stays 0.5
     assert paired_ratio([1.0, 10.0, 2.0], [2.0, 20.0, 4.0]) == pytest.approx(0.5)
     assert paired_ratio([1.0, 3.0, 2.0], [1.0, 1.0, 1.0]) == pytest.approx(2.0)
+
+
+def test_shape_option_takes_four_or_five_sizes():
+    assert parse_shape("4x21x128x128") == (4, 21, 128, 128)
+    assert parse_shape("2X4x8x8x8") == (2, 4, 8, 8, 8)
+    for bad in ("4x21x128", "4x0x8x8", "4xax8x8"):
+        with pytest.raises(argparse.ArgumentTypeError, match="--shape"):
+            parse_shape(bad)
 
 
 def test_quick_run_prints_a_row_per_loss_with_the_public_ratio():

@@ -714,40 +714,28 @@ def test_combo_forwards_set_epoch_to_its_parts() -> None:
 @pytest.mark.parametrize(
     ("gamma", "alpha"), [(2.0, None), (2.0, 0.25), (0.5, 0.7), (0.0, None), (1.0, None), (3.0, 0.25)]
 )
-@pytest.mark.parametrize("weighted", [False, True])
-def test_sigmoid_focal_sum_matches_the_formula_and_passes_gradcheck(gamma, alpha, weighted) -> None:
-    from segtrain.losses.distribution import SigmoidFocalSum
-
+def test_sigmoid_focal_matches_the_formula_on_soft_targets_and_passes_gradcheck(gamma, alpha) -> None:
     gen = torch.Generator().manual_seed(11)
     x = (torch.randn(2, 3, 5, 4, generator=gen, dtype=torch.float64) * 3).requires_grad_(True)
     y = torch.rand(2, 3, 5, 4, generator=gen, dtype=torch.float64)  # soft targets too
     y[0] = y[0].round()
-    w = (torch.rand(2, 3, 5, 4, generator=gen, dtype=torch.float64) > 0.3).double() if weighted else None
-
-    def focal(v: torch.Tensor) -> torch.Tensor:  # p passed in detached, as focal_loss does
-        return SigmoidFocalSum.apply(v, v.sigmoid().detach(), y, gamma, alpha, w)
-
-    assert torch.autograd.gradcheck(focal, (x,))
+    loss_fn = build_loss("focal", mode="multilabel", gamma=gamma, alpha=alpha)
+    assert torch.autograd.gradcheck(lambda v: loss_fn(v, y), (x,))
     p = x.sigmoid()
     q = y + p * (1 - 2 * y)
     at = 1.0 if alpha is None else alpha * y + (1 - alpha) * (1 - y)
-    per_element = at * q**gamma * (F.softplus(x, threshold=1000) - x * y)
-    want = (per_element if w is None else per_element * w).sum()
-    torch.testing.assert_close(focal(x), want, rtol=1e-12, atol=0)
+    want = (at * q**gamma * (F.softplus(x, threshold=1000) - x * y)).mean()
+    torch.testing.assert_close(loss_fn(x, y), want, rtol=1e-12, atol=0)
 
 
-def test_log_softmax_at_label_hand_written_gradient_passes_gradcheck() -> None:
-    from segtrain.losses._common import LogSoftmaxAtLabel
-
-    gen = torch.Generator().manual_seed(12)
-    x = (torch.randn(2, 4, 5, 3, generator=gen, dtype=torch.float64) * 3).requires_grad_(True)
-    labels = torch.randint(0, 4, (2, 5, 3), generator=gen)
-    assert torch.autograd.gradcheck(lambda v: LogSoftmaxAtLabel.apply(v, labels), (x,))
-    want = x.log_softmax(1).gather(1, labels.unsqueeze(1)).squeeze(1)
-    torch.testing.assert_close(LogSoftmaxAtLabel.apply(x, labels), want, rtol=1e-12, atol=0)
+@pytest.mark.parametrize("gamma", [2.0, 0.5, 3.0])
+def test_multiclass_focal_passes_gradcheck(gamma: float) -> None:
+    logits, target = make_batch(MC, shape=(2, 4, 5, 3), ignore_index=255, seed=15)
+    loss_fn = build_loss("focal", gamma=gamma, ignore_index=255)
+    assert torch.autograd.gradcheck(lambda v: loss_fn(v, target), (logits.requires_grad_(True),))
 
 
-def test_hand_written_backwards_may_run_twice_on_a_retained_graph() -> None:
+def test_gradients_may_run_twice_on_a_retained_graph() -> None:
     cases = [("ce", MC, (2, 3, 4, 4)), ("focal", MC, (2, 3, 4, 4)), ("bce", BI, (2, 1, 4, 4))]
     cases += [("dice", BI, (2, 1, 4, 4)), ("dice", MC, (2, 3, 4, 4))]
     for name, mode, shape in cases:
@@ -756,31 +744,6 @@ def test_hand_written_backwards_may_run_twice_on_a_retained_graph() -> None:
         loss = build_loss(name, mode=mode)(logits, target)
         first = torch.autograd.grad(loss, logits, retain_graph=True)[0]
         torch.testing.assert_close(torch.autograd.grad(loss, logits)[0], first, rtol=0, atol=0)
-
-
-@pytest.mark.parametrize("gamma", [2.0, 0.5, 3.0])
-def test_focal_term_hand_written_gradient_passes_gradcheck(gamma: float) -> None:
-    from segtrain.losses.distribution import FocalTerm
-
-    gen = torch.Generator().manual_seed(15)
-    log_p = (torch.rand(3, 7, generator=gen, dtype=torch.float64) * 0.98 + 0.01).log().requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda v: FocalTerm.apply(v, gamma), (log_p,))
-    want = -((1 - log_p.exp()) ** gamma) * log_p
-    torch.testing.assert_close(FocalTerm.apply(log_p, gamma), want, rtol=1e-12, atol=0)
-
-
-@pytest.mark.parametrize("weighted", [False, True])
-def test_bce_with_logits_sum_matches_the_formula_and_passes_gradcheck(weighted: bool) -> None:
-    from segtrain.losses.distribution import BCEWithLogitsSum
-
-    gen = torch.Generator().manual_seed(13)
-    x = (torch.randn(2, 1, 5, 4, generator=gen, dtype=torch.float64) * 4).requires_grad_(True)
-    y = torch.rand(2, 1, 5, 4, generator=gen, dtype=torch.float64)
-    w = torch.rand(2, 1, 5, 4, generator=gen, dtype=torch.float64) if weighted else None
-    assert torch.autograd.gradcheck(lambda v: BCEWithLogitsSum.apply(v, y, w), (x,))
-    per_element = torch.log1p(torch.exp(x)) - x * y
-    want = (per_element if w is None else per_element * w).sum()
-    torch.testing.assert_close(BCEWithLogitsSum.apply(x, y, w), want, rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize("classes", [3, 12])
@@ -801,121 +764,34 @@ def test_soft_sums_match_a_dense_float64_reference(classes, ignore_index, batch,
     torch.testing.assert_close(grad_got, grad_want, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("uses", ["both", "p", "log_p_y"])
-def test_softmax_with_label_log_prob_hand_written_gradient_passes_gradcheck(uses: str) -> None:
-    from segtrain.losses._common import SoftmaxWithLabelLogProb
-
-    gen = torch.Generator().manual_seed(16)
-    x = (torch.randn(2, 4, 5, 3, generator=gen, dtype=torch.float64) * 3).requires_grad_(True)
-    labels = torch.randint(0, 4, (2, 5, 3), generator=gen)
-    w = torch.randn(2, 4, 5, 3, generator=gen, dtype=torch.float64)
-
-    def fn(v: Tensor) -> Tensor:
-        p, log_p_y = SoftmaxWithLabelLogProb.apply(v, labels)
-        return {"both": (p * w).sum() + log_p_y.sum(), "p": (p * w).sum(), "log_p_y": log_p_y.sum()}[uses]
-
-    assert torch.autograd.gradcheck(fn, (x,))
-
-
-@pytest.mark.parametrize("with_log_p_y", [False, True])
-def test_softmax_with_label_log_prob_gradient_of_sums_over_space(with_log_p_y: bool) -> None:
-    """A sum over space hands the backward one value per image and class, expanded (stride 0): the
-    shortcut for that case (3-D logits here) against gradcheck."""
-    from segtrain.losses._common import SoftmaxWithLabelLogProb
-
-    gen = torch.Generator().manual_seed(17)
-    x = (torch.randn(2, 3, 4, 3, 2, generator=gen, dtype=torch.float64) * 3).requires_grad_(True)
-    labels = torch.randint(0, 3, (2, 4, 3, 2), generator=gen)
-    a = torch.randn(2, 3, generator=gen, dtype=torch.float64)
-
-    def fn(v: Tensor) -> Tensor:
-        p, log_p_y = SoftmaxWithLabelLogProb.apply(v, labels)
-        value = (p.sum((2, 3, 4)) * a).sum()
-        return value + log_p_y.sum() if with_log_p_y else value
-
-    assert torch.autograd.gradcheck(fn, (x,))
-
-
-@pytest.mark.parametrize("name", ["ce_dice", "focal_dice"])
+@pytest.mark.parametrize("name", ["ce_dice", "focal_dice", "dice_boundary"])
 @pytest.mark.parametrize("ignore_index", [None, 255])
-def test_pixelwise_and_region_parts_share_one_log_softmax_and_keep_their_gradient(
-    name: str, ignore_index, monkeypatch
-) -> None:
-    first = {"ce_dice": "ce", "focal_dice": "focal"}[name]
+def test_compound_equals_the_weighted_sum_of_its_parts_in_value_and_gradient(name: str, ignore_index) -> None:
+    parts = {"ce_dice": ["ce", "dice"], "focal_dice": ["focal", "dice"], "dice_boundary": ["dice", "boundary"]}[name]
+    weights = [1.0, 0.5] if name == "dice_boundary" else [1.0, 1.0]
     logits, target = make_batch(MC, shape=(2, 4, 6, 6), ignore_index=ignore_index, seed=9)
     a, b = logits.clone().requires_grad_(True), logits.clone().requires_grad_(True)
-    parts = build_loss(first, ignore_index=ignore_index)(a, target) + build_loss("dice", ignore_index=ignore_index)(
-        a, target
-    )
-    parts.backward()
-    calls = []
-    log_softmax = torch.Tensor.log_softmax
-    monkeypatch.setattr(
-        torch.Tensor, "log_softmax", lambda self, *a, **kw: calls.append(1) or log_softmax(self, *a, **kw)
-    )
-    monkeypatch.setattr(torch.Tensor, "softmax", lambda self, *a, **kw: pytest.fail("a second softmax pass"))
-    whole = build_loss(name, ignore_index=ignore_index)(b, target)
+    separate = sum(w * build_loss(n, ignore_index=ignore_index)(a, target) for w, n in zip(weights, parts, strict=True))
+    separate.backward()
+    kwargs = {"boundary_weight_start": 0.5} if name == "dice_boundary" else {}
+    whole = build_loss(name, ignore_index=ignore_index, **kwargs)(b, target)
     whole.backward()
-    assert len(calls) == 1
-    torch.testing.assert_close(whole, parts, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(whole, separate, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(b.grad, a.grad, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("batch", [True, False])
-@pytest.mark.parametrize("squared", [False, True])
-@pytest.mark.parametrize("masked", [False, True])
-def test_dense_counts_hand_written_gradient_passes_gradcheck(batch, squared, masked) -> None:
-    from segtrain.losses._common import DenseCounts
+@pytest.mark.parametrize("mode", [MC, BI])
+@pytest.mark.parametrize("ignore_index", [None, 255])
+def test_lovasz_numpy_argsort_agrees_with_torch_sort_in_value_and_gradient(mode, ignore_index, monkeypatch) -> None:
+    from segtrain.losses import lovasz
 
-    gen = torch.Generator().manual_seed(14)
-    p = torch.rand(2, 3, 7, generator=gen, dtype=torch.float64).requires_grad_(True)
-    g = torch.rand(2, 3, 7, generator=gen, dtype=torch.float64)  # soft labels
-    keep = (torch.rand(2, 1, 7, generator=gen) > 0.3).double() if masked else None
-    if keep is not None:
-        g = g * keep
-    assert torch.autograd.gradcheck(lambda v: DenseCounts.apply(v, g, keep, batch, squared)[:2], (p,))
-    dims = (0, 2) if batch else (2,)
-    kept_p = p if keep is None else p * keep
-    want = ((p * g).sum(dims), (kept_p * p if squared else kept_p).sum(dims), (g * g if squared else g).sum(dims))
-    for got, ref in zip(DenseCounts.apply(p, g, keep, batch, squared), want, strict=True):
-        torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
-
-
-@pytest.mark.parametrize("batch", [True, False])
-@pytest.mark.parametrize("masked", [False, True])
-def test_dense_counts_from_one_matmul_match_the_three_sums(batch, masked) -> None:
-    """one_hot=True: tp, sum p and sum g read off the C x C matrix p g^T (p a softmax, g one-hot)."""
-    from segtrain.losses._common import DenseCounts
-
-    gen = torch.Generator().manual_seed(16)
-    x = torch.randn(2, 4, 9, generator=gen, dtype=torch.float64).requires_grad_(True)
-    labels = torch.randint(0, 4, (2, 1, 9), generator=gen)
-    keep = (torch.rand(2, 1, 9, generator=gen) > 0.3).double() if masked else None
-    g = torch.zeros(2, 4, 9, dtype=torch.float64).scatter_(1, labels, 1.0 if keep is None else keep)
-
-    def counts(v: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return DenseCounts.apply(v.softmax(1), g, keep, batch, False, True)
-
-    assert torch.autograd.gradcheck(lambda v: counts(v)[:2], (x,))
-    dims = (0, 2) if batch else (2,)
-    p = x.softmax(1)
-    kept_p = p if keep is None else p * keep
-    want = ((p * g).sum(dims), kept_p.sum(dims), g.sum(dims))
-    for got, ref in zip(counts(x), want, strict=True):
-        torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
-
-
-def test_compound_parts_share_one_softmax_and_keep_their_gradient(monkeypatch) -> None:
-    logits, target = make_batch(MC, shape=(2, 4, 6, 6), seed=8)
-    loss_fn = build_loss("dice_boundary", boundary_weight_start=0.5)
+    logits, target = make_batch(mode, shape=(2, 4, 9, 8), ignore_index=ignore_index, seed=21)
+    loss_fn = build_loss("lovasz", mode=mode, ignore_index=ignore_index)
     a, b = logits.clone().requires_grad_(True), logits.clone().requires_grad_(True)
-    parts = build_loss("dice")(a, target) + 0.5 * build_loss("boundary")(a, target)
-    parts.backward()
-    calls = []
-    softmax = torch.Tensor.softmax
-    monkeypatch.setattr(torch.Tensor, "softmax", lambda self, *a, **kw: calls.append(1) or softmax(self, *a, **kw))
-    whole = loss_fn(b, target)
-    whole.backward()
-    assert len(calls) == 1
-    torch.testing.assert_close(whole, parts, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(b.grad, a.grad, rtol=1e-12, atol=1e-12)
+    fast = loss_fn(a, target)
+    fast.backward()
+    monkeypatch.setattr(lovasz, "descending_order", lovasz.descending_order_plain)
+    plain = loss_fn(b, target)
+    plain.backward()
+    torch.testing.assert_close(fast, plain, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-12)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..modes import BINARY, MODES, MULTICLASS, MULTILABEL
 from ..registry import Registry
 
 LOSSES = Registry("loss")
 
 # the family modules register themselves on import (they need LOSSES defined above)
 from . import boundary, compound, distribution, lovasz, region  # noqa: E402, F401
-from ._common import BINARY, MODES, MULTICLASS, MULTILABEL, SegmentationLoss, soft_sums  # noqa: E402
+from ._common import SegmentationLoss, soft_sums  # noqa: E402
 
 
 def build_loss(name: str, **kwargs: object) -> nn.Module:

@@ -5,24 +5,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from segtrain.distance import signed_distance_maps
 
 from . import LOSSES
-from ._common import MODES, MULTICLASS, SegmentationLoss, check_nonnegative, one_hot, probabilities, valid_mask
+from ._common import (
+    MODES,
+    MULTICLASS,
+    SegmentationLoss,
+    check_nonnegative,
+    masked_mean,
+    one_hot,
+    probabilities,
+    valid_mask,
+)
 from .compound import WeightedSumLoss
 
 
 def boundary_loss(prob: Tensor, distance: Tensor, valid: Tensor | None) -> Tensor:
     """``mean_{pixels, classes} p_c(x) phi_c(x)``, phi the signed distance map of class c's target
     (Kervadec et al. 2019): negative inside the object, so the loss falls as probability mass moves in."""
-    products = prob * distance.to(prob)
-    if valid is None:
-        return products.mean()
-    valid = valid.expand_as(products)
-    return torch.where(valid, products, 0.0).sum() / valid.sum().clamp_min(1).to(prob.dtype)
+    return masked_mean(prob * distance.to(prob), valid)
 
 
 @LOSSES.register("boundary")

@@ -13,7 +13,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from . import LOSSES
-from ._common import BINARY, MODES, MULTICLASS, SIGMOID_MODES, SegmentationLoss, shared_probabilities
+from ._common import BINARY, MODES, MULTICLASS, SIGMOID_MODES, SegmentationLoss
 
 
 def check_weights(weights: Sequence[float], count: int, loss: str) -> list[float]:
@@ -60,18 +60,12 @@ class WeightedSumLoss(SegmentationLoss):
             build_part(self.name, name, self.mode, self.ignore_index, kwargs) for name, kwargs in parts
         )
         self.aux_inputs = tuple(dict.fromkeys(key for part in self.parts for key in part.aux_inputs))
-        # one part that checks every label by indexing is enough: its error stops the whole sum
-        self.labels_index_checked = any(part.labels_index_checked for part in self.parts)
 
     def compute(self, x: Tensor, target: Tensor, **aux: Tensor) -> Tensor:
-        values = []
-        with shared_probabilities():  # parts that need the softmax / sigmoid compute it once
-            for weight, part in zip(self.weights, self.parts, strict=True):
-                mine = {key: value for key, value in aux.items() if key in part.aux_inputs}
-                values.append(weight * (part.compute(x, target, **mine) if mine else part.compute(x, target)))
-        total = values[0]
-        for value in values[1:]:
-            total = total + value
+        total = 0.0
+        for weight, part in zip(self.weights, self.parts, strict=True):
+            mine = {key: value for key, value in aux.items() if key in part.aux_inputs}
+            total = total + weight * part.compute(x, target, **mine)
         return total
 
     def set_epoch(self, epoch: int, max_epochs: int) -> None:

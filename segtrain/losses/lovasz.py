@@ -2,7 +2,7 @@
 
 Every (image, class) group is sorted at once with one batched ``torch.sort`` and the Jaccard gradient
 comes from cumulative sums, instead of one sort per class and image in a Python loop (smp, the reference
-code): same values, one kernel per step.
+code): the same formula, one kernel per step.
 """
 
 from __future__ import annotations
@@ -18,41 +18,44 @@ from . import LOSSES
 from ._common import BINARY, MULTICLASS, MULTILABEL, SegmentationLoss, one_hot, valid_mask
 
 
-def lovasz_extension(errors: Tensor, fg: Tensor, valid: Tensor | None) -> Tensor:
-    """Lovasz extension of the Jaccard loss for each row of ``errors`` (G x P): ``sum_i e_(i) g_i``.
+def lovasz_grad(fg_sorted: Tensor) -> Tensor:
+    """``g_i = J_i - J_(i-1)`` per row of a sorted 0/1 foreground (G x P), with the Jaccard loss
+    ``J_i = 1 - |fg minus the first i| / |fg plus the first i|`` (Berman et al. 2018, Alg. 1)."""
+    total = fg_sorted.sum(1, keepdim=True)
+    intersection = total - fg_sorted.cumsum(1)
+    union = total + (1 - fg_sorted).cumsum(1)
+    jaccard = 1 - intersection / union
+    return torch.cat([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], 1)
 
-    ``e_(i)`` are a row's errors sorted in decreasing order and ``g_i = J_i - J_(i-1)`` with
-    ``J_i = 1 - |fg minus the first i| / |fg plus the first i|`` (Berman et al. 2018, Alg. 1). Elements
-    where ``valid`` is False sort last with error 0, so they change neither the value nor the gradient.
+
+def lovasz_extension(errors: Tensor, fg: Tensor, valid: Tensor | None) -> Tensor:
+    """Lovasz extension of the Jaccard loss for each row of ``errors`` (G x P): ``sum_i e_(i) g_i``, the
+    errors sorted in decreasing order and ``g = lovasz_grad`` of the foreground in that order.
+
+    Elements where ``valid`` is False sort last with error 0, so they change neither the value nor the
+    gradient.
     """
     if valid is not None:
         errors = torch.where(valid, errors, -torch.inf)
+    perm = descending_order(errors.detach())
+    errors_sorted = errors.gather(1, perm)
+    # counts up to 2^24 are exact in float32; beyond that the cumulative sums need float64
+    dtype = errors.dtype if errors.shape[1] < 2**24 else torch.float64
     with torch.no_grad():
-        perm = descending_order(errors.detach())
-        # counts up to 2^24 are exact in float32; beyond that the cumulative sums need float64
-        size = errors.shape[1]
-        dtype = errors.dtype if size < 2**24 else torch.float64
-        inter = fg.gather(1, perm).to(dtype).cumsum(1)
-        total = inter[:, -1:].clone()
-        inter.neg_().add_(total)  # |fg| - |fg among the first i|
-        union = torch.arange(1, size + 1, device=errors.device, dtype=dtype) + inter
-        ratio = inter.div_(union)  # 1 - J_i
-        grad = torch.empty_like(ratio)
-        grad[:, 0] = 1 - ratio[:, 0]
-        grad[:, 1:] = ratio[:, :-1] - ratio[:, 1:]
-        # each element's weight J_(i) - J_(i-1) back in the unsorted order: the gradient is elementwise
-        weights = torch.empty_like(grad).scatter_(1, perm, grad).to(errors.dtype)
-    return (F.relu(errors) * weights).sum(1)
+        grad = lovasz_grad(fg.gather(1, perm).to(dtype)).to(errors.dtype)
+    return (F.relu(errors_sorted) * grad).sum(1)
 
 
 def descending_order(keys: Tensor) -> Tensor:
-    """Row-wise permutation that sorts ``keys`` (G x P) in decreasing order.
-
-    On a CPU numpy's argsort is several times faster than ``torch.sort`` (which also sorts the values);
-    elsewhere ``torch.sort`` runs one segmented sort over all rows.
-    """
+    """Row-wise permutation that sorts ``keys`` (G x P) in decreasing order: ``torch.sort`` (the plain
+    version, ``descending_order_plain``), except on a CPU, where numpy's argsort (indices only) keeps
+    Lovasz at least 2x faster than smp's in binary mode (docs/losses.md, "Kept tricks")."""
     if keys.device.type == "cpu":
         return torch.from_numpy(np.argsort(np.negative(keys.numpy()), axis=1))
+    return descending_order_plain(keys)
+
+
+def descending_order_plain(keys: Tensor) -> Tensor:
     return torch.sort(keys, dim=1, descending=True).indices
 
 

@@ -18,13 +18,11 @@ from . import LOSSES
 from ._common import (
     MULTICLASS,
     SegmentationLoss,
-    SoftmaxWithLabelLogProb,
     check_class_vector,
     check_class_vector_length,
     check_nonnegative,
+    class_sums,
     masked_mean,
-    multiclass_sums,
-    per_class,
     soft_sums,
     valid_mask,
 )
@@ -80,8 +78,6 @@ def generalized_dice(tp: Tensor, sum_p: Tensor, sum_g: Tensor, smooth: float) ->
 
 class _OverlapLoss(SegmentationLoss):
     """Shared arguments and class selection of the TP / FP / FN losses."""
-
-    labels_index_checked = True  # multiclass_sums scatters or gathers at every label
 
     def __init__(
         self,
@@ -318,7 +314,7 @@ def exp_log_loss(
     """
     dice_term = (-dice.clamp_min(torch.finfo(dice.dtype).tiny).log()).clamp_min(EXP_LOG_EPS).pow(gamma_dice)
     weights = torch.where(frequencies > 0, (frequencies.sum() / frequencies.clamp_min(1e-30)).sqrt(), 0.0)
-    cross = per_class(weights, labels) * (-log_p_y).clamp_min(EXP_LOG_EPS).pow(gamma_cross)
+    cross = weights[labels] * (-log_p_y).clamp_min(EXP_LOG_EPS).pow(gamma_cross)
     return w_dice * dice_term.mean() + w_cross * masked_mean(cross, valid)
 
 
@@ -331,7 +327,6 @@ class ExpLogLoss(SegmentationLoss):
     """
 
     name = "exp_log"
-    labels_index_checked = True  # gathers every label's log-probability
     modes = (MULTICLASS,)
     formula = "w_d E_c[(-ln Dice_c)^g_d] + w_c E_x[w_l (-ln p_l)^g_c], w_l = (sum_k f_k / f_l)^0.5"
     paper = "Wong et al. 2018"
@@ -360,10 +355,9 @@ class ExpLogLoss(SegmentationLoss):
         num_classes = x.shape[1]
         valid = valid_mask(target, self.ignore_index)
         labels = target if valid is None else torch.where(valid, target, 0)
-        # one log-softmax serves both terms, with one backward (p for the counts, the label's log p for
-        # the cross term; p_y for the counts is exp of the latter, so the counts need no gather)
-        p, log_p_y = SoftmaxWithLabelLogProb.apply(x, labels)
-        tp, sum_p, sum_g = multiclass_sums(p, target, valid, True, False, p_y=log_p_y.exp())
+        log_p = x.log_softmax(1)  # one pass for both terms: p for Dice, the label's log p for the cross term
+        log_p_y = log_p.gather(1, labels.unsqueeze(1)).squeeze(1)
+        tp, sum_p, sum_g = class_sums(log_p.exp(), target, self.mode, self.ignore_index, True, False)
         if self.frequencies is not None:
             check_class_vector_length("frequencies", self.frequencies, num_classes, self.name)
             freq = self.frequencies.to(x)
