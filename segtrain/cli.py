@@ -116,7 +116,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     import torch
 
     from segtrain.cpu import prefault_torch_constants
-    from segtrain.data import DistanceMaps, dataset_class_frequencies
+    from segtrain.data import DistanceMaps, TargetMaps, dataset_class_frequencies
     from segtrain.engine import Trainer
     from segtrain.engine.distributed import broadcast_object, init_distributed
     from segtrain.losses import build_loss
@@ -146,6 +146,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     loss_fn = build_loss(**loss_cfg)
     if "distance" in loss_fn.aux_inputs:  # boundary losses: distance maps made in the loader's workers
         train_set, val_set = DistanceMaps(train_set), DistanceMaps(val_set)
+    maps = [key for key in ("skeleton", "target_distance") if key in loss_fn.aux_inputs]
+    if maps:  # skeleton_recall, hausdorff_dt: target maps made in the loader's workers too
+        train_set, val_set = TargetMaps(train_set, maps), TargetMaps(val_set, maps)
     train_loader, val_loader = build_loaders(cfg, train_set, val_set, rank, world_size)
     opt_cfg = _plain(cfg.optimizer)
     optimizer = build_optimizer(opt_cfg.pop("name"), model.parameters(), **opt_cfg)
