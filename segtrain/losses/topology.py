@@ -242,5 +242,3 @@ class SkeletonRecallLoss(SegmentationLoss):
         if self.mode == MULTICLASS:
             p, s = p[:, 1:], s[:, 1:]
         return skeleton_recall_loss(p, s, self.smooth, self.batch)
-
-
