@@ -111,6 +111,14 @@ def public_counterpart(name: str, mode: str) -> tuple[str, Callable] | None:
         "bce_dice": ("MONAI", monai_fn(monai.DiceCELoss(batch=True, **act))),
         "focal_dice": ("MONAI", monai_fn(monai.DiceFocalLoss(batch=True, **act))),
     }
+    # second catalogue: the twins docs/losses.md maps them to (cldice / dice_cldice / asym_unified_focal: binary)
+    table["hausdorff_dt"] = ("MONAI", monai_fn(monai.HausdorffDTLoss(**act)))
+    table["mcc"] = ("MONAI", monai_fn(monai.MCCLoss(batch=True, **act)))
+    if not mc:
+        table["cldice"] = ("MONAI", monai_fn(monai.SoftclDiceLoss(sigmoid=True, smooth=1e-30)))
+        table["dice_cldice"] = ("MONAI", monai_fn(monai.SoftDiceclDiceLoss(sigmoid=True, smooth=1e-30)))
+        unified = monai.AsymmetricUnifiedFocalLoss()
+        table["asym_unified_focal"] = ("MONAI", lambda x, t: unified(torch.sigmoid(x), chan(t)))
     if mc:
         table["focal"] = ("MONAI", monai_fn(monai.FocalLoss(use_softmax=True, to_onehot_y=True)))
     else:
@@ -177,6 +185,12 @@ def bench_shape(label: str, shape: tuple[int, ...], device: str, repeats: int, o
                 maps_ms = (time.perf_counter() - start) * 1000
                 maps = maps.to(device)
             loss_fn = functools.partial(loss_fn, distance=maps)
+        target_maps = [key for key in getattr(loss_fn, "aux_inputs", ()) if key in ("skeleton", "target_distance")]
+        if target_maps:  # skeleton_recall, hausdorff_dt: maps made by the loader's workers in training
+            from segtrain.data.target_maps import MAKERS
+
+            made = {k: torch.stack([MAKERS[k](t, spatial, mode, c, None) for t in target.cpu()]) for k in target_maps}
+            loss_fn = functools.partial(loss_fn, **{k: v.to(device) for k, v in made.items()})
         public = public_counterpart(name, mode)
         # plain CE runs in the same rounds, so the ratio to it is taken under the same load
         if public is None:

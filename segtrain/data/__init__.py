@@ -13,6 +13,7 @@ from segtrain.data.distance import DistanceMaps
 from segtrain.data.folder import FolderDataset
 from segtrain.data.loader import build_loader
 from segtrain.data.stats import class_frequencies, dataset_class_frequencies, image_mean_std
+from segtrain.data.target_maps import TargetMaps
 from segtrain.data.transforms import build_transforms, seed_worker
 from segtrain.data.validate import check_dataset
 
@@ -21,6 +22,7 @@ __all__ = [
     "DistanceMaps",
     "FolderDataset",
     "SegDataset",
+    "TargetMaps",
     "available_datasets",
     "build_dataset",
     "build_loader",

@@ -14,7 +14,18 @@ from ..registry import Registry
 LOSSES = Registry("loss")
 
 # the family modules register themselves on import (they need LOSSES defined above)
-from . import boundary, compound, distribution, lovasz, region  # noqa: E402, F401
+from . import (  # noqa: E402, F401
+    boundary,
+    compound,
+    distribution,
+    hausdorff,
+    lovasz,
+    mcc,
+    pixel,
+    region,
+    topology,
+    unified_focal,
+)
 from ._common import SegmentationLoss, soft_sums  # noqa: E402
 
 

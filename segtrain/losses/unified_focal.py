@@ -1,0 +1,209 @@
+"""The unified focal losses (Yeung et al. 2022): unified_focal (symmetric) and asym_unified_focal, and the
+paper's Combo loss (Taghanaki et al. 2019), registered as combo_taghanaki.
+
+Pixel terms average over units (kept pixels; multilabel: pixel x channel elements), region terms take
+per-class sums over the batch (``batch=True``) or per image, then the mean over classes (and images). In the
+sigmoid modes each channel is the binary problem {background 1 - p, foreground p}.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import LOSSES
+from ._common import BINARY, MODES, MULTICLASS, MULTILABEL, SegmentationLoss, soft_sums, valid_mask
+from ._counts import confusion_counts
+from ._keywords import check_flag, check_smooth, check_unit
+
+# floor under the base of a power below 1 that can be exactly 0 (p = 1, TI = 1): keeps gradients finite
+POWER_FLOOR = 1e-12
+
+
+def unit_log_probability(x: Tensor, target: Tensor, mode: str, ignore_index: int | None) -> tuple[Tensor, Tensor]:
+    """``log P_y`` of every kept unit (1-D) and whether its class is foreground (y >= 1): softmax classes in
+    multiclass mode, {1 - sigmoid, sigmoid} per pixel (binary) or element (multilabel)."""
+    valid = valid_mask(target, ignore_index)
+    labels = target if valid is None else torch.where(valid, target, 0)
+    if mode == MULTICLASS:
+        log_p = x.log_softmax(1).gather(1, labels.unsqueeze(1)).squeeze(1)
+        foreground = labels > 0
+    else:
+        foreground = labels > 0.5
+        log_p = -F.binary_cross_entropy_with_logits(x, foreground.to(x.dtype), reduction="none")
+    if valid is None:
+        return log_p.reshape(-1), foreground.reshape(-1)
+    return log_p[valid], foreground[valid]
+
+
+def class_counts(
+    x: Tensor, target: Tensor, mode: str, ignore_index: int | None, batch: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """TP, FP, FN per class on the last dim, class 0 the background: the softmax classes (multiclass), or per
+    channel the two classes {1 - p, p} (binary, multilabel: channels then flattened with the images)."""
+    tp, fp, fn, tn = confusion_counts(x, target, mode, ignore_index, batch)
+    if mode == MULTICLASS:
+        return tp, fp, fn
+    # the background class of a sigmoid channel: its TP is the channel's TN, its FP the FN, its FN the FP
+    return torch.stack([tn, tp], -1), torch.stack([fn, fp], -1), torch.stack([fp, fn], -1)
+
+
+def focal_term(log_p: Tensor, foreground: Tensor, delta: float, gamma: float, asymmetric: bool) -> Tensor:
+    """The modified focal loss mF (Yeung et al. 2022) per unit: ``-w_y (1 - P_y)^gamma log P_y``,
+    ``w_0 = 1 - delta``, ``w_k = delta``; asymmetric: foreground units lose the focal factor."""
+    factor = (-torch.expm1(log_p)).clamp_min(POWER_FLOOR) ** gamma
+    weight = torch.where(foreground, delta, 1 - delta).to(log_p.dtype)
+    if asymmetric:
+        factor = torch.where(foreground, 1.0, factor)
+    return -weight * factor * log_p
+
+
+def tversky_term(tp: Tensor, fp: Tensor, fn: Tensor, delta: float, gamma: float, smooth: float, asymmetric: bool):
+    """The modified focal Tversky loss mFT per class: ``(1 - TI_k)^(1 - gamma)``,
+    ``TI = (TP + s) / (TP + delta FN + (1 - delta) FP + s)``; asymmetric: the background class (0) keeps
+    ``1 - TI_0`` without the power."""
+    ti = (tp + smooth) / (tp + delta * fn + (1 - delta) * fp + smooth).clamp_min(torch.finfo(tp.dtype).tiny)
+    loss = (1 - ti).clamp_min(POWER_FLOOR) ** (1 - gamma)
+    if asymmetric:
+        loss = torch.cat([1 - ti[..., :1], loss[..., 1:]], -1)
+    return loss
+
+
+def unified_focal_loss(
+    x: Tensor,
+    target: Tensor,
+    mode: str,
+    ignore_index: int | None,
+    weight: float,
+    delta: float,
+    gamma: float,
+    smooth: float,
+    batch: bool,
+    asymmetric: bool,
+) -> Tensor:
+    """``weight mF + (1 - weight) mFT`` (Yeung et al. 2022, "Unified Focal loss: generalising Dice and cross
+    entropy-based losses to handle class imbalanced medical image segmentation")."""
+    log_p, foreground = unit_log_probability(x, target, mode, ignore_index)
+    focal = focal_term(log_p, foreground, delta, gamma, asymmetric)
+    focal = focal.mean() if focal.numel() else focal.sum()
+    tversky = tversky_term(*class_counts(x, target, mode, ignore_index, batch), delta, gamma, smooth, asymmetric)
+    return weight * focal + (1 - weight) * tversky.mean()
+
+
+class _UnifiedFocal(SegmentationLoss):
+    asymmetric = False
+    modes = MODES
+    paper = "Yeung et al. 2022"
+
+    def __init__(
+        self,
+        *,
+        mode: str = MULTICLASS,
+        ignore_index: int | None = None,
+        weight: float = 0.5,
+        delta: float = 0.6,
+        gamma: float = 0.5,
+        smooth: float = 1e-7,
+        batch: bool = True,
+    ) -> None:
+        super().__init__(mode=mode, ignore_index=ignore_index)
+        self.weight = check_unit("weight", weight, self.name)
+        self.delta = check_unit("delta", delta, self.name)
+        self.gamma = check_unit("gamma", gamma, self.name)
+        self.smooth = check_smooth(smooth, self.name)
+        self.batch = check_flag("batch", batch, self.name)
+
+    def compute(self, x: Tensor, target: Tensor) -> Tensor:
+        return unified_focal_loss(
+            x,
+            target,
+            self.mode,
+            self.ignore_index,
+            self.weight,
+            self.delta,
+            self.gamma,
+            self.smooth,
+            self.batch,
+            self.asymmetric,
+        )
+
+
+@LOSSES.register("unified_focal")
+class UnifiedFocalLoss(_UnifiedFocal):
+    """Symmetric unified focal loss (Yeung et al., CMIG 2022): ``weight mF + (1 - weight) mFT``, mF the focal
+    CE with class weights ``1 - delta`` (background) and ``delta``, mFT the focal Tversky loss with
+    ``TI = (TP + s) / (TP + delta FN + (1 - delta) FP + s)`` and power ``1 - gamma``.
+
+    ``weight=1, gamma=0, delta=0.5`` is ``0.5 ce``; ``weight=0, gamma=0`` is ``tversky(alpha=1 - delta,
+    beta=delta)`` over all classes.
+    """
+
+    name = "unified_focal"
+    formula = "weight mF + (1 - weight) mFT: focal CE and focal Tversky with shared delta, gamma"
+    use_when = "class imbalance at both the pixel and the region level, one knob pair for both"
+
+
+@LOSSES.register("asym_unified_focal")
+class AsymUnifiedFocalLoss(_UnifiedFocal):
+    """Asymmetric unified focal loss (Yeung et al., CMIG 2022): as unified_focal, but the focal factors
+    suppress only the background (mF's foreground terms are ``-delta log P_y``, mFT's background term is
+    ``1 - TI_0``). Binary, ``batch=False``: ``(1 + w)`` x MONAI ``AsymmetricUnifiedFocalLoss(weight=2w / (1 + w),
+    delta, gamma)`` on ``sigmoid(x)``."""
+
+    name = "asym_unified_focal"
+    asymmetric = True
+    formula = "as unified_focal, the focal suppression on the background classes only"
+    use_when = "a rare foreground whose recall must not be suppressed"
+
+
+def weighted_bce(x: Tensor, target: Tensor, ignore_index: int | None, beta: float) -> Tensor:
+    """``mean over units of -[beta g log p + (1 - beta)(1 - g) log(1 - p)]`` (Taghanaki et al. 2019's wBCE;
+    beta > 0.5 penalises false negatives); 0 when no unit is kept."""
+    valid = valid_mask(target, ignore_index)
+    g = (target > 0.5).to(x.dtype)
+    values = -(beta * g * F.logsigmoid(x) + (1 - beta) * (1 - g) * F.logsigmoid(-x))
+    if valid is None:
+        return values.mean()
+    kept = values[valid]
+    return kept.mean() if kept.numel() else kept.sum()
+
+
+@LOSSES.register("combo_taghanaki")
+class ComboTaghanakiLoss(SegmentationLoss):
+    """The Combo loss of Taghanaki et al. (CMIG 2019): ``alpha wBCE + (1 - alpha) dice(smooth, batch)``,
+    binary and multilabel only.
+
+    The paper subtracts the Dice coefficient; this is that plus ``1 - alpha``, so it is >= 0 and 0 for a perfect
+    prediction, with the same gradient. ``beta=0.5`` is ``alpha / 2 bce + (1 - alpha) dice(smooth=1)``.
+    (``combo`` is segtrain's generic weighted sum.)
+    """
+
+    name = "combo_taghanaki"
+    modes = (BINARY, MULTILABEL)
+    formula = "alpha wBCE + (1 - alpha) Dice loss, wBCE weighting positives by beta and negatives by 1 - beta"
+    paper = "Taghanaki et al. 2019"
+    use_when = "binary imbalance where false negatives and false positives cost differently"
+
+    def __init__(
+        self,
+        *,
+        mode: str = BINARY,
+        ignore_index: int | None = None,
+        alpha: float = 0.5,
+        beta: float = 0.5,
+        smooth: float = 1.0,
+        batch: bool = True,
+    ) -> None:
+        if mode == MULTICLASS:
+            raise ValueError("combo_taghanaki is defined for binary and multilabel mode only; use ce_dice.")
+        super().__init__(mode=mode, ignore_index=ignore_index)
+        self.alpha = check_unit("alpha", alpha, self.name)
+        self.beta = check_unit("beta", beta, self.name)
+        self.smooth = check_smooth(smooth, self.name)
+        self.batch = check_flag("batch", batch, self.name)
+
+    def compute(self, x: Tensor, target: Tensor) -> Tensor:
+        tp, sum_p, sum_g = soft_sums(x, target, self.mode, self.ignore_index, self.batch)
+        dice = 1 - (2 * tp + self.smooth) / (sum_p + sum_g + self.smooth).clamp_min(torch.finfo(x.dtype).tiny)
+        return self.alpha * weighted_bce(x, target, self.ignore_index, self.beta) + (1 - self.alpha) * dice.mean()
