@@ -554,10 +554,13 @@ def test_maps_made_by_the_loader_equal_the_losses_own(mode: str) -> None:
         TargetMaps(Samples(), ["distance"])
 
 
-# --------------------------------------------------------------------------- exp_log (fixed after merge)
+# --------------------------------------------------------------------------- exp_log (first catalogue)
 
 
-@pytest.mark.xfail(strict=False, reason="exp_log floor: fixed after merge")
-def test_exp_log_is_about_zero_for_a_perfect_prediction() -> None:
+def test_exp_log_is_about_zero_for_a_perfect_prediction_with_finite_gradients() -> None:
     logits, target = perfect(MC)
-    assert abs(float(build_loss("exp_log", mode=MC)(logits, target))) < 1e-4
+    logits = logits.clone().requires_grad_(True)
+    value = build_loss("exp_log", mode=MC)(logits, target)
+    value.backward()
+    assert abs(float(value)) < 1e-4
+    assert torch.isfinite(logits.grad).all()

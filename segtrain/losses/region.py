@@ -295,6 +295,13 @@ def log_cosh(value: Tensor) -> Tensor:
 EXP_LOG_EPS = 1e-6
 
 
+def floored_power(t: Tensor, gamma: float) -> Tensor:
+    """t^gamma above EXP_LOG_EPS, linear below it (matching at EXP_LOG_EPS): exactly 0 at t = 0, and a
+    finite gradient there, where t^gamma with gamma < 1 has an infinite one."""
+    linear = t.clamp_min(0) * EXP_LOG_EPS ** (gamma - 1)
+    return torch.where(t > EXP_LOG_EPS, t.clamp_min(EXP_LOG_EPS).pow(gamma), linear)
+
+
 def exp_log_loss(
     log_p_y: Tensor,
     labels: Tensor,
@@ -312,9 +319,9 @@ def exp_log_loss(
     ``w_l = (sum_k f_k / f_l)^0.5``. Both ``-ln`` are clamped at 1e-6 so the gradients stay finite.
     ``log_p_y``: each pixel's log-probability of its label (N x S; ``labels`` 0 where ``valid`` is False).
     """
-    dice_term = (-dice.clamp_min(torch.finfo(dice.dtype).tiny).log()).clamp_min(EXP_LOG_EPS).pow(gamma_dice)
+    dice_term = floored_power(-dice.clamp_min(torch.finfo(dice.dtype).tiny).log(), gamma_dice)
     weights = torch.where(frequencies > 0, (frequencies.sum() / frequencies.clamp_min(1e-30)).sqrt(), 0.0)
-    cross = weights[labels] * (-log_p_y).clamp_min(EXP_LOG_EPS).pow(gamma_cross)
+    cross = weights[labels] * floored_power(-log_p_y, gamma_cross)
     return w_dice * dice_term.mean() + w_cross * masked_mean(cross, valid)
 
 
