@@ -123,3 +123,19 @@ def test_bf16_autocast_on_cpu_trains_with_finite_loss(tmp_path):
     trainer = make_trainer(tmp_path, max_epochs=1, precision="bf16-mixed")
     result = trainer.fit()
     assert math.isfinite(result["final"]["train/loss"])
+
+
+def test_resume_refuses_a_checkpoint_of_another_configuration(tmp_path):
+    from segtrain.engine.checkpoint import save_checkpoint
+
+    config = {"optimizer": {"name": "adamw", "lr": 0.003}, "trainer": {"max_epochs": 2, "progress_bar": True}}
+    first = make_trainer(tmp_path, max_epochs=1)
+    first.config_dict = config
+    save_checkpoint(first._state(), tmp_path / "last.pt")
+    longer = make_trainer(tmp_path, max_epochs=1)
+    longer.config_dict = {"optimizer": config["optimizer"], "trainer": {"max_epochs": 4, "progress_bar": False}}
+    longer.resume_from(tmp_path / "last.pt")  # more epochs, another progress bar: the same experiment
+    other = make_trainer(tmp_path, max_epochs=1)
+    other.config_dict = {**config, "optimizer": {"name": "adamw", "lr": 0.01}}
+    with pytest.raises(ValueError, match=r"another configuration: optimizer.lr: 0.003 \(stored\) != 0.01 \(now\)"):
+        other.resume_from(tmp_path / "last.pt")

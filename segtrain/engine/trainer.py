@@ -32,6 +32,7 @@ from segtrain.engine.config import TrainerConfig, resolve_device, resolve_precis
 from segtrain.engine.distributed import loss_value_and_finite_everywhere, sync_accumulated_gradients
 from segtrain.engine.records import HistoryCSV, TensorBoard, overlay_grid, write_json
 from segtrain.metrics import EMPTY_CLASS_POLICY, SegMetrics
+from segtrain.run_config import config_differences, describe_differences
 
 log = logging.getLogger("segtrain")
 
@@ -166,6 +167,11 @@ class Trainer:
         clash = {k: v for k, v in clash.items() if v[0] != v[1]}
         if clash:
             raise ValueError(f"cannot resume from {path}: it was trained with other settings {clash} (theirs, ours)")
+        diffs = config_differences(state.get("config") or {}, self.config_dict, ignore=["trainer.max_epochs"])
+        if state.get("config") and self.config_dict and diffs:
+            raise ValueError(
+                f"cannot resume from {path}: it was trained with another configuration: {describe_differences(diffs)}"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -410,6 +416,7 @@ class Trainer:
                 "iou": {c: best.get(f"val/iou/{c}") for c in names},
             },
             "empty_class_policy": EMPTY_CLASS_POLICY,
+            "config": self.config_dict,  # the CLI compares it before skipping a re-run as completed
             "precision": self.precision,
             "device": str(self.device),
             "timing": {
