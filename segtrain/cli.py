@@ -259,6 +259,10 @@ def _completed_result(run_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def hydra_main(cfg: DictConfig) -> float | None:
     """Entry point; returns the best monitored value so Hydra sweepers (Optuna) can optimise it."""
+    from segtrain.config_schema import check_config_types
+
+    # a value of the wrong type (optimizer.lr=abc) stops here with its key named
+    check_config_types(*(OmegaConf.to_container(cfg[g], resolve=True) for g in ("trainer", "optimizer", "scheduler")))
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     main_rank = int(os.environ.get("RANK", "0")) == 0
     done = _completed_result(run_dir, cfg) if main_rank else None
