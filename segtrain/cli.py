@@ -29,9 +29,8 @@ CONFIG_DIR = PROJECT_ROOT / "configs"
 
 
 def _default_data_dir() -> str:
-    """``<repo>/../shared/data`` where that exists (the real data sets beside a checkout), else ``<repo>/data``."""
-    shared = PROJECT_ROOT.parent / "shared" / "data"
-    return str(shared if shared.is_dir() else PROJECT_ROOT / "data")
+    """The data sets' root: ``$SEGTRAIN_DATA``, else ``<repo>/data`` (``paths.data_dir`` overrides both)."""
+    return os.environ.get("SEGTRAIN_DATA") or str(PROJECT_ROOT / "data")
 
 
 for _name, _fn in {"project_root": lambda: str(PROJECT_ROOT), "default_data_dir": _default_data_dir}.items():
