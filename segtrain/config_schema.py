@@ -50,14 +50,19 @@ def _describe(hint: Any) -> str:
         return "true or false"
     if origin is not None:
         return f"a list [{', '.join(_describe(a) for a in args if a is not Ellipsis)}]"
-    return "a number" if hint is float else "an integer" if hint is int else getattr(hint, "__name__", str(hint))
+    names = {float: "a number", int: "an integer", str: "a string"}
+    return names.get(hint) or getattr(hint, "__name__", str(hint))
+
+
+def _article(name: str) -> str:
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 def check_types(group: str, values: Mapping[str, Any], hints: Mapping[str, Any]) -> None:
     """Raise TypeError naming ``group.key``, its value and the expected type for the first mismatch."""
     for key, value in values.items():
         if key in hints and not _matches(value, hints[key]):
-            raise TypeError(f"{group}.{key}={value!r} is a {type(value).__name__}; it must be {_describe(hints[key])}")
+            raise TypeError(f"{group}.{key}={value!r} is {_article(type(value).__name__)}; it must be {_describe(hints[key])}")
 
 
 def _hints(fn: Callable[..., Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ def test_the_default_values_and_ints_for_floats_pass():
     check_config_types(TRAINER, OPTIMIZER, SCHEDULER)
     check_config_types({**TRAINER, "grad_clip": 1}, {**OPTIMIZER, "lr": 1, "betas": [0.9, 0.99]}, SCHEDULER)
     check_config_types(TRAINER, {"name": "sgd", "lr": 0.1, "nesterov": True}, {"name": "step", "step_size": 10})
+    check_config_types({**TRAINER, "precision": 32}, OPTIMIZER, SCHEDULER)  # trainer.precision=32 is a YAML int
 
 
 @pytest.mark.parametrize(
@@ -26,6 +27,7 @@ def test_the_default_values_and_ints_for_floats_pass():
         ({"grad_clip": "1.0"}, {}, {}, r"trainer.grad_clip='1.0' is a str; it must be a number or null"),
         ({}, {"betas": [0.9]}, {}, r"optimizer.betas=\[0.9\] is a list"),
         ({}, {}, {"warmup_steps": 1.5}, r"scheduler.warmup_steps=1.5 is a float; it must be an integer"),
+        ({"monitor": 3}, {}, {}, r"trainer.monitor=3 is an int; it must be a string"),
         ({}, {"name": 3}, {}, r"optimizer.name=3 must be one of: adam, adamw, sgd"),
     ],
 )
@@ -40,3 +42,9 @@ def test_train_py_with_a_string_learning_rate_stops_at_start_up_naming_the_key(t
     assert "optimizer.lr='abc' is a str; it must be a number" in proc.stderr
     assert "not supported between instances" not in proc.stderr
     assert not list((tmp_path / "outputs").rglob("metrics.json"))  # nothing ran
+
+
+def test_precision_32_typed_on_the_command_line_is_accepted():
+    from segtrain.engine import TrainerConfig
+
+    assert TrainerConfig(precision=32).precision == "32"

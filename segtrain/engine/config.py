@@ -17,7 +17,7 @@ class TrainerConfig:
 
     max_epochs: int = 10
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto | 32 | 16-mixed | bf16-mixed
+    precision: str | int = "auto"  # auto | 32 | 16-mixed | bf16-mixed (trainer.precision=32 arrives as an int)
     monitor: str = "val/dice"
     monitor_mode: str = "max"  # max | min
     grad_clip: float | None = None  # max L2 norm of all gradients
@@ -40,6 +40,7 @@ class TrainerConfig:
     num_threads: int | None = None  # read by the CLI: torch.set_num_threads; None: OMP/MKL_NUM_THREADS decide
 
     def __post_init__(self) -> None:
+        self.precision = str(self.precision)
         if self.monitor_mode not in ("max", "min"):
             raise ValueError(f"trainer.monitor_mode must be 'max' or 'min', got {self.monitor_mode!r}")
         if self.precision not in ("auto", "32", "16-mixed", "bf16-mixed"):

@@ -9,7 +9,10 @@
 No callbacks or hooks: what happens at each step is written out below. A non-finite loss raises, or with
 trainer.on_nan=skip drops that micro-batch alone (the rest of its accumulation group still steps). Under
 DDP, ranks decide to skip together, and gradients are all-reduced once per accumulation group (no_sync).
-What shapes the loop (TrainerConfig, device, precision) is in config.py.
+What shapes the loop (TrainerConfig, device, precision) is in config.py; the rest stays in this one file
+(about 420 lines) on purpose: the loop, what a checkpoint holds and restores (``_state``/``resume_from``)
+and what metrics.json says (``_summary``) all read and write the same trainer attributes, and splitting
+them would spread one object's state over several modules.
 """
 
 from __future__ import annotations
@@ -416,7 +419,6 @@ class Trainer:
                 "iou": {c: best.get(f"val/iou/{c}") for c in names},
             },
             "empty_class_policy": EMPTY_CLASS_POLICY,
-            "config": self.config_dict,  # the CLI compares it before skipping a re-run as completed
             "precision": self.precision,
             "device": str(self.device),
             "timing": {
@@ -424,4 +426,5 @@ class Trainer:
                 "total_s": round(total_s, 2),
                 "s_per_epoch": round(self.train_seconds / max(self.epoch, 1), 3),
             },
+            "config": self.config_dict,  # the CLI compares it before skipping a re-run as completed
         }
