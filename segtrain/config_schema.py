@@ -62,7 +62,9 @@ def check_types(group: str, values: Mapping[str, Any], hints: Mapping[str, Any])
     """Raise TypeError naming ``group.key``, its value and the expected type for the first mismatch."""
     for key, value in values.items():
         if key in hints and not _matches(value, hints[key]):
-            raise TypeError(f"{group}.{key}={value!r} is {_article(type(value).__name__)}; it must be {_describe(hints[key])}")
+            raise TypeError(
+                f"{group}.{key}={value!r} is {_article(type(value).__name__)}; it must be {_describe(hints[key])}"
+            )
 
 
 def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
