@@ -26,9 +26,8 @@ CONFIG_DIR = PROJECT_ROOT / "configs"
 
 
 def _default_data_dir() -> str:
-    """``<repo>/../shared/data`` where that exists (the real data sets beside a checkout), else ``<repo>/data``."""
-    shared = PROJECT_ROOT.parent / "shared" / "data"
-    return str(shared if shared.is_dir() else PROJECT_ROOT / "data")
+    """The data sets' root: ``$SEGTRAIN_DATA``, else ``<repo>/data`` (``paths.data_dir`` overrides both)."""
+    return os.environ.get("SEGTRAIN_DATA") or str(PROJECT_ROOT / "data")
 
 
 for _name, _fn in {"project_root": lambda: str(PROJECT_ROOT), "default_data_dir": _default_data_dir}.items():
@@ -150,8 +149,15 @@ def final_summary(result: dict[str, Any], run_dir: Path) -> str:
 
 
 def _completed_result(run_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
-    """metrics.json of a finished job of the same configuration in ``run_dir`` (re-running a sweep into
-    its own directory skips the jobs that completed; unfinished ones resume from last.pt)."""
+    """metrics.json of a finished job of the same experiment in ``run_dir`` (re-running a sweep into its
+    own directory skips the jobs that completed; unfinished ones resume from last.pt).
+
+    The whole resolved config is compared with the one the job stored, except keys that do not change
+    results (segtrain/run_config.py); a difference is an error naming the keys, never stale metrics.
+    A larger ``trainer.max_epochs`` is not a difference: the job continues from its last.pt.
+    """
+    from segtrain.run_config import config_differences, describe_differences
+
     path = run_dir / "metrics.json"
     if not cfg.trainer.get("skip_completed", True) or not path.exists():
         return None
@@ -159,19 +165,32 @@ def _completed_result(run_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
         previous = json.loads(path.read_text())
     except json.JSONDecodeError:
         return None
-    same = (
-        previous.get("status") == "completed"
-        and previous.get("max_epochs") == cfg.trainer.max_epochs
-        and previous.get("loss") == cfg.loss.name
-        and previous.get("model") == cfg.model.name
-        and previous.get("seed") == cfg.seed
-    )
-    return previous if same else None
+    if previous.get("status") != "completed":
+        return None
+    stored = previous.get("config")
+    if not isinstance(stored, dict):
+        raise ValueError(
+            f"{path} records a completed job but not its config, so it cannot tell whether this is the same "
+            "experiment; train into another directory (hydra.run.dir=... / hydra.sweep.dir=...) or remove it"
+        )
+    diffs = config_differences(stored, OmegaConf.to_container(cfg, resolve=True), ignore=["trainer.max_epochs"])
+    if diffs:
+        raise ValueError(
+            f"{run_dir} holds a completed job of another configuration: {describe_differences(diffs)}. "
+            "Train into another directory (hydra.run.dir=... / hydra.sweep.dir=...) or remove that one"
+        )
+    if previous.get("max_epochs") != cfg.trainer.max_epochs:
+        return None
+    return previous
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def hydra_main(cfg: DictConfig) -> float | None:
     """Entry point; returns the best monitored value so Hydra sweepers (Optuna) can optimise it."""
+    from segtrain.config_schema import check_config_types
+
+    # a value of the wrong type (optimizer.lr=abc) stops here with its key named
+    check_config_types(*(OmegaConf.to_container(cfg[g], resolve=True) for g in ("trainer", "optimizer", "scheduler")))
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     main_rank = int(os.environ.get("RANK", "0")) == 0
     done = _completed_result(run_dir, cfg) if main_rank else None

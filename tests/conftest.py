@@ -8,7 +8,11 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("SEGTRAIN_DATA", ROOT.parent / "shared" / "data"))
+# the real data sets: $SEGTRAIN_DATA, else (tests only) a shared/data folder beside the checkout; the variable
+# is set so that train.py subprocesses see it too (the code itself defaults to <repo>/data)
+if not os.environ.get("SEGTRAIN_DATA") and (Path(__file__).resolve().parents[2] / "shared" / "data").is_dir():
+    os.environ["SEGTRAIN_DATA"] = str(Path(__file__).resolve().parents[2] / "shared" / "data")
+SHARED_DATA = Path(os.environ.get("SEGTRAIN_DATA", ROOT / "data"))
 
 # two xdist workers on two cores: one thread per process (and per subprocess) avoids OpenMP
 # oversubscription, which made the suite ~10x slower on a shared 2-core machine

@@ -31,8 +31,11 @@ def test_killed_and_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_pat
     cmd = [sys.executable, str(ROOT / "train.py"), *ARGS, f"hydra.run.dir={killed}"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while not (killed / "metrics.json").exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)  # metrics.json is written last in an epoch, after the checkpoints
+    # metrics.json is written at the end of an epoch while last.pt is still being written on a background
+    # thread: wait for both, else a loaded machine can kill the run before its first checkpoint exists
+    written = (killed / "metrics.json", killed / "checkpoints" / "last.pt")
+    while not all(p.exists() for p in written) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
     time.sleep(0.3)  # into the second epoch
     proc.send_signal(signal.SIGKILL)
     proc.wait()

@@ -1,7 +1,9 @@
-"""torchrun support: process-group set-up from the environment and samplers that shard the data."""
+"""torchrun support: process-group set-up from the environment, samplers that shard the data, and the
+collective decisions of the training step (skip a non-finite step on all ranks or on none)."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -46,3 +48,34 @@ class ShardSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return len(self.indices)
+
+
+def _initialized() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def loss_value_and_finite_everywhere(loss: torch.Tensor) -> tuple[float, bool]:
+    """This rank's loss as a float, and whether the loss is finite on every rank.
+
+    Under DDP a non-finite loss must be skipped by all ranks together: a rank that skipped its backward
+    alone would leave the others waiting in the gradient all-reduce for ever. One all-reduce of a flag,
+    then one host sync for both numbers.
+    """
+    if not _initialized():
+        value = loss.item()
+        return value, math.isfinite(value)
+    bad = (~torch.isfinite(loss.detach())).to(torch.float32).reshape(1)
+    dist.all_reduce(bad)
+    value, n_bad = torch.cat([loss.detach().to(torch.float32).reshape(1), bad]).tolist()
+    return value, n_bad == 0
+
+
+def sync_accumulated_gradients(model: torch.nn.Module) -> None:
+    """Let DDP all-reduce the gradients accumulated so far, with a zero-valued backward through every parameter.
+
+    Used when the micro-batch whose backward was to synchronise an accumulation group was skipped: its
+    forward (outside ``no_sync``) left DDP expecting a backward, so DDP itself must run one, else the next
+    backward (even under ``no_sync``) would all-reduce instead. Adds exactly zero to every gradient.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    (torch.stack([p.sum() for p in params]).sum() * 0.0).backward()

@@ -1,20 +1,27 @@
 """The training loop: one file, one loop, the step in plain sight (nanoGPT's shape).
 
     for each epoch:
-        for each batch: forward under autocast -> loss -> (scaled) backward -> clip -> step -> lr step
+        for each micro-batch: forward under autocast -> loss -> (scaled) backward
+            at the end of each accumulation group: clip -> step -> lr step
         validate: confusion matrix on the device over the whole split -> Dice/IoU
         record: history.csv, TensorBoard, metrics.json; checkpoints last.pt (+ best.pt)
 
-No callbacks or hooks: what happens at each step is written out below.
+No callbacks or hooks: what happens at each step is written out below. A non-finite loss raises, or with
+trainer.on_nan=skip drops that micro-batch alone (the rest of its accumulation group still steps). Under
+DDP, ranks decide to skip together, and gradients are all-reduced once per accumulation group (no_sync).
+What shapes the loop (TrainerConfig, device, precision) is in config.py; the rest stays in this one file
+(about 420 lines) on purpose: the loop, what a checkpoint holds and restores (``_state``/``resume_from``)
+and what metrics.json says (``_summary``) all read and write the same trainer attributes, and splitting
+them would spread one object's state over several modules.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,73 +31,17 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from segtrain.engine.checkpoint import CheckpointWriter, load_checkpoint, rng_state, set_rng_state
+from segtrain.engine.config import TrainerConfig, resolve_device, resolve_precision
+from segtrain.engine.distributed import loss_value_and_finite_everywhere, sync_accumulated_gradients
 from segtrain.engine.records import HistoryCSV, TensorBoard, overlay_grid, write_json
 from segtrain.metrics import EMPTY_CLASS_POLICY, SegMetrics
+from segtrain.run_config import config_differences, describe_differences
 
 log = logging.getLogger("segtrain")
 
 
-@dataclass
-class TrainerConfig:
-    """Everything that shapes the loop; mirrors ``configs/trainer/default.yaml``."""
-
-    max_epochs: int = 10
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto | 32 | 16-mixed | bf16-mixed
-    monitor: str = "val/dice"
-    monitor_mode: str = "max"  # max | min
-    grad_clip: float | None = None  # max L2 norm of all gradients
-    accumulate_grad_batches: int = 1
-    log_every_n_steps: int = 10
-    num_vis: int = 4  # validation images drawn with their overlays each epoch (0: none)
-    on_nan: str = "raise"  # raise | skip
-    max_nan_skips: int = 10  # consecutive skipped steps before giving up
-    early_stopping_patience: int | None = None  # epochs without improvement
-    resume: str | None = None  # null | auto | /path/to/checkpoint.pt
-    deterministic: bool = False
-    channels_last: bool = False
-    compile: bool = False
-    progress_bar: bool = True
-    limit_train_batches: int | None = None
-    limit_val_batches: int | None = None
-    checkpoint: bool = True
-    sync_batchnorm: bool = False  # under torchrun: BatchNorm statistics over all ranks
-    skip_completed: bool = True  # read by the CLI: re-running a finished job is a no-op
-    num_threads: int | None = None  # read by the CLI: torch.set_num_threads; None: OMP/MKL_NUM_THREADS decide
-
-    def __post_init__(self) -> None:
-        if self.monitor_mode not in ("max", "min"):
-            raise ValueError(f"trainer.monitor_mode must be 'max' or 'min', got {self.monitor_mode!r}")
-        if self.precision not in ("auto", "32", "16-mixed", "bf16-mixed"):
-            raise ValueError(f"trainer.precision must be auto, 32, 16-mixed or bf16-mixed, got {self.precision!r}")
-        if self.on_nan not in ("raise", "skip"):
-            raise ValueError(f"trainer.on_nan must be 'raise' or 'skip', got {self.on_nan!r}")
-        if self.max_epochs < 1 or self.accumulate_grad_batches < 1:
-            raise ValueError("trainer.max_epochs and trainer.accumulate_grad_batches must be >= 1")
-
-
 class NonFiniteLossError(FloatingPointError):
     pass
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"trainer.device={name} but CUDA is not available here; use trainer.device=auto or cpu")
-    return device
-
-
-def resolve_precision(name: str, device: torch.device) -> str:
-    """auto: bf16-mixed on GPUs that support it, fp16-mixed on older GPUs, fp32 on CPU."""
-    if name != "auto":
-        if name != "32" and device.type == "cpu" and name == "16-mixed":
-            raise ValueError("trainer.precision=16-mixed needs a GPU; on CPU use 32 or bf16-mixed")
-        return name
-    if device.type == "cuda":
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "32"
 
 
 class Trainer:
@@ -219,6 +170,11 @@ class Trainer:
         clash = {k: v for k, v in clash.items() if v[0] != v[1]}
         if clash:
             raise ValueError(f"cannot resume from {path}: it was trained with other settings {clash} (theirs, ours)")
+        diffs = config_differences(state.get("config") or {}, self.config_dict, ignore=["trainer.max_epochs"])
+        if state.get("config") and self.config_dict and diffs:
+            raise ValueError(
+                f"cannot resume from {path}: it was trained with another configuration: {describe_differences(diffs)}"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -334,6 +290,7 @@ class Trainer:
             dynamic_ncols=True,
         )
         self.optimizer.zero_grad(set_to_none=True)
+        kept = 0  # micro-batches of the current accumulation group whose gradients are accumulated
         it = iter(self.train_loader)
         for i in range(n_batches):
             t0 = time.perf_counter()
@@ -341,20 +298,27 @@ class Trainer:
             x, y = self._to_device(batch)
             aux = self._aux(batch)
             data_wait += time.perf_counter() - t0
-            # forward + loss under autocast; the loss computes in float32 inside where it matters
-            with self._autocast():
-                logits = self.train_forward(x)
-                loss = self.loss_fn(logits, y, **aux)
-            # the one host sync per step: a non-finite loss must stop or skip before it reaches the weights
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                self._non_finite(loss_value, batch, i)
-                continue
-            self.scaler.scale(loss / cfg.accumulate_grad_batches).backward()
-            loss_sum += loss_value
-            counted += 1
             last_of_group = (i + 1) % cfg.accumulate_grad_batches == 0 or i + 1 == n_batches
-            if last_of_group:
+            # DDP all-reduces the gradients in backward: only once per accumulation group, on its last micro-batch
+            with self._grad_sync(last_of_group):
+                # forward + loss under autocast; the loss computes in float32 inside where it matters
+                with self._autocast():
+                    logits = self.train_forward(x)
+                    loss = self.loss_fn(logits, y, **aux)
+                # the one host sync per step: a non-finite loss must stop or skip before it reaches the weights;
+                # under DDP all ranks decide together (a rank skipping alone would hang the others' backward)
+                loss_value, finite = loss_value_and_finite_everywhere(loss)
+                if finite:
+                    self.scaler.scale(loss / cfg.accumulate_grad_batches).backward()
+                    loss_sum += loss_value
+                    counted += 1
+                    kept += 1
+            if not finite:
+                # raises, or skips this micro-batch alone: the group's earlier gradients are kept
+                self._non_finite(loss_value, batch, i)
+                if last_of_group and kept and self.world_size > 1:
+                    sync_accumulated_gradients(model)  # the skipped backward was the group's synchronising one
+            if last_of_group and kept:
                 if cfg.grad_clip:
                     self.scaler.unscale_(self.optimizer)
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -364,23 +328,32 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 self.step += 1
                 self.nan_skips = 0
+            if last_of_group:
+                kept = 0
             bar.update(1)
             if (i + 1) % cfg.log_every_n_steps == 0 and self.is_main:
                 bar.set_postfix(loss=f"{loss_value:.4f}")
         bar.close()
         return (loss_sum / counted if counted else math.nan), data_wait
 
+    def _grad_sync(self, sync: bool) -> contextlib.AbstractContextManager:
+        """DDP's ``no_sync`` unless ``sync``: gradients accumulate locally until the group's last backward."""
+        if self.world_size > 1 and not sync:
+            return self.train_forward.no_sync()
+        return contextlib.nullcontext()
+
     def _non_finite(self, loss: float, batch: dict, index: int) -> None:
         ids = list(batch.get("id", []))[:16]
         where = f"epoch {self.epoch + 1}, batch {index}, optimizer step {self.step}, samples {ids}"
+        if math.isfinite(loss):
+            where += " (non-finite on another rank)"
         if self.cfg.on_nan == "raise":
             raise NonFiniteLossError(
                 f"non-finite loss ({loss}) at {where}; no checkpoint was written for this epoch. "
                 "Lower the learning rate, enable trainer.grad_clip, or set trainer.on_nan=skip"
             )
         self.nan_skips += 1
-        self.optimizer.zero_grad(set_to_none=True)
-        log.warning("skipped a step with a non-finite loss at %s (%d in a row)", where, self.nan_skips)
+        log.warning("skipped a micro-batch with a non-finite loss at %s (%d in a row)", where, self.nan_skips)
         if self.nan_skips >= self.cfg.max_nan_skips:
             raise NonFiniteLossError(f"{self.nan_skips} non-finite losses in a row (last at {where}); giving up")
 
@@ -453,4 +426,5 @@ class Trainer:
                 "total_s": round(total_s, 2),
                 "s_per_epoch": round(self.train_seconds / max(self.epoch, 1), 3),
             },
+            "config": self.config_dict,  # the CLI compares it before skipping a re-run as completed
         }

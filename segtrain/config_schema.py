@@ -1,0 +1,88 @@
+"""Start-up type check of the config groups whose keys are fixed: trainer, optimizer, scheduler.
+
+The expected type of each key is read from the code that takes it (``TrainerConfig``'s fields, the
+optimizer's constructor, the scheduler function), so a wrong value (``optimizer.lr=abc``) stops before
+any training with the key named, instead of a TypeError from deep inside the optimizer. Unknown keys are
+left to the constructors, which list the accepted ones.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if origin in (tuple, list):
+        if not isinstance(value, (tuple, list)):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(value) == len(args) and all(_matches(v, a) for v, a in zip(value, args, strict=True))
+        return all(_matches(v, args[0]) for v in value) if args else True
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True  # a hint this check does not model: the constructor decides
+
+
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        names = [_describe(a) for a in args if typing.get_origin(a) is not None or a.__module__ == "builtins"]
+        return " or ".join(dict.fromkeys(names))
+    if hint is type(None):
+        return "null"
+    if hint is bool:
+        return "true or false"
+    if origin is not None:
+        return f"a list [{', '.join(_describe(a) for a in args if a is not Ellipsis)}]"
+    names = {float: "a number", int: "an integer", str: "a string"}
+    return names.get(hint) or getattr(hint, "__name__", str(hint))
+
+
+def _article(name: str) -> str:
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
+def check_types(group: str, values: Mapping[str, Any], hints: Mapping[str, Any]) -> None:
+    """Raise TypeError naming ``group.key``, its value and the expected type for the first mismatch."""
+    for key, value in values.items():
+        if key in hints and not _matches(value, hints[key]):
+            raise TypeError(
+                f"{group}.{key}={value!r} is {_article(type(value).__name__)}; it must be {_describe(hints[key])}"
+            )
+
+
+def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    hints = typing.get_type_hints(fn)
+    hints.pop("return", None)
+    return hints
+
+
+def check_config_types(trainer: Mapping[str, Any], optimizer: Mapping[str, Any], scheduler: Mapping[str, Any]) -> None:
+    """Type-check the plain (resolved) trainer, optimizer and scheduler groups."""
+    from segtrain.engine.config import TrainerConfig
+    from segtrain.optim import OPTIMIZERS, SCHEDULERS
+
+    check_types("trainer", trainer, _hints(TrainerConfig))
+    for group, registry, values in (("optimizer", OPTIMIZERS, optimizer), ("scheduler", SCHEDULERS, scheduler)):
+        name = values.get("name")
+        if not isinstance(name, str):
+            raise TypeError(f"{group}.name={name!r} must be one of: {', '.join(registry.names())}")
+        entry = registry.get(name)
+        hints = _hints(entry.__init__ if isinstance(entry, type) else entry)
+        check_types(group, {k: v for k, v in values.items() if k != "name"}, hints)

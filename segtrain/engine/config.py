@@ -1,0 +1,71 @@
+"""What shapes the loop (``TrainerConfig``) and where it runs (device, precision).
+
+Kept apart from trainer.py so that the loop module holds the loop; the config is also what the CLI
+type-checks at start-up (segtrain/config_schema.py reads the field types below).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class TrainerConfig:
+    """Everything that shapes the loop; mirrors ``configs/trainer/default.yaml``."""
+
+    max_epochs: int = 10
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str | int = "auto"  # auto | 32 | 16-mixed | bf16-mixed (trainer.precision=32 arrives as an int)
+    monitor: str = "val/dice"
+    monitor_mode: str = "max"  # max | min
+    grad_clip: float | None = None  # max L2 norm of all gradients
+    accumulate_grad_batches: int = 1
+    log_every_n_steps: int = 10
+    num_vis: int = 4  # validation images drawn with their overlays each epoch (0: none)
+    on_nan: str = "raise"  # raise | skip
+    max_nan_skips: int = 10  # consecutive skipped micro-batches before giving up
+    early_stopping_patience: int | None = None  # epochs without improvement
+    resume: str | None = None  # null | auto | /path/to/checkpoint.pt
+    deterministic: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    progress_bar: bool = True
+    limit_train_batches: int | None = None
+    limit_val_batches: int | None = None
+    checkpoint: bool = True
+    sync_batchnorm: bool = False  # under torchrun: BatchNorm statistics over all ranks
+    skip_completed: bool = True  # read by the CLI: re-running a finished job is a no-op
+    num_threads: int | None = None  # read by the CLI: torch.set_num_threads; None: OMP/MKL_NUM_THREADS decide
+
+    def __post_init__(self) -> None:
+        self.precision = str(self.precision)
+        if self.monitor_mode not in ("max", "min"):
+            raise ValueError(f"trainer.monitor_mode must be 'max' or 'min', got {self.monitor_mode!r}")
+        if self.precision not in ("auto", "32", "16-mixed", "bf16-mixed"):
+            raise ValueError(f"trainer.precision must be auto, 32, 16-mixed or bf16-mixed, got {self.precision!r}")
+        if self.on_nan not in ("raise", "skip"):
+            raise ValueError(f"trainer.on_nan must be 'raise' or 'skip', got {self.on_nan!r}")
+        if self.max_epochs < 1 or self.accumulate_grad_batches < 1:
+            raise ValueError("trainer.max_epochs and trainer.accumulate_grad_batches must be >= 1")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"trainer.device={name} but CUDA is not available here; use trainer.device=auto or cpu")
+    return device
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """auto: bf16-mixed on GPUs that support it, fp16-mixed on older GPUs, fp32 on CPU."""
+    if name != "auto":
+        if name != "32" and device.type == "cpu" and name == "16-mixed":
+            raise ValueError("trainer.precision=16-mixed needs a GPU; on CPU use 32 or bf16-mixed")
+        return name
+    if device.type == "cuda":
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "32"

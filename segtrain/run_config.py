@@ -1,0 +1,65 @@
+"""Which settings make two runs the same experiment, and how two resolved configs differ.
+
+A job directory is reused when a sweep is re-run (a completed job is skipped, an unfinished one resumes
+from last.pt). That is only right when the job's stored config and the new one agree on everything that
+changes results; the keys below change only where files go, what is logged, or how fast it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+# dotted keys (and everything under them) that do not change the trained model or its metrics
+OPERATIONAL_KEYS = (
+    "paths",
+    "logger",
+    "hydra",
+    "dataset.root",
+    "dataset.loader.num_workers",
+    "dataset.loader.pin_memory",
+    "dataset.loader.persistent_workers",
+    "dataset.loader.prefetch_factor",
+    "trainer.resume",
+    "trainer.skip_completed",
+    "trainer.num_threads",
+    "trainer.progress_bar",
+    "trainer.log_every_n_steps",
+    "trainer.num_vis",
+    "trainer.checkpoint",
+)
+ABSENT = "<absent>"
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists stay values."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def _ignored(key: str, ignore: Iterable[str]) -> bool:
+    return any(key == k or key.startswith(f"{k}.") for k in ignore)
+
+
+def config_differences(
+    stored: Mapping[str, Any], current: Mapping[str, Any], ignore: Iterable[str] = ()
+) -> list[tuple[str, Any, Any]]:
+    """(key, stored value, current value) for every result-changing key on which the two configs differ."""
+    skip = (*OPERATIONAL_KEYS, *ignore)
+    old = {k: v for k, v in flatten(stored).items() if not _ignored(k, skip)}
+    new = {k: v for k, v in flatten(current).items() if not _ignored(k, skip)}
+    keys = sorted(set(old) | set(new))
+    return [(k, old.get(k, ABSENT), new.get(k, ABSENT)) for k in keys if old.get(k, ABSENT) != new.get(k, ABSENT)]
+
+
+def describe_differences(diffs: list[tuple[str, Any, Any]], limit: int = 8) -> str:
+    """``optimizer.lr: 0.003 (stored) != 0.01 (now); ...``"""
+    parts = [f"{k}: {old!r} (stored) != {new!r} (now)" for k, old, new in diffs[:limit]]
+    more = f"; and {len(diffs) - limit} more" if len(diffs) > limit else ""
+    return "; ".join(parts) + more
