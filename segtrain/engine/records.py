@@ -12,8 +12,6 @@ from typing import Any
 
 import torch
 
-from segtrain.overlays import overlay_grid  # noqa: F401  (engine/trainer.py imports it from here)
-
 
 def jsonable(value: Any) -> Any:
     """NaN -> None everywhere (in dicts, lists and tuples), so that the JSON written is valid."""

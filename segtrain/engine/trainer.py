@@ -33,8 +33,10 @@ from tqdm import tqdm
 from segtrain.engine.checkpoint import CheckpointWriter, load_checkpoint, rng_state, set_rng_state
 from segtrain.engine.config import TrainerConfig, resolve_device, resolve_precision
 from segtrain.engine.distributed import loss_value_and_finite_everywhere, sync_accumulated_gradients
-from segtrain.engine.records import HistoryCSV, TensorBoard, overlay_grid, write_json
+from segtrain.engine.records import HistoryCSV, TensorBoard, write_json
 from segtrain.metrics import EMPTY_CLASS_POLICY, SegMetrics
+from segtrain.modes import BINARY, MULTICLASS
+from segtrain.overlays import highest_positive, overlay_grid
 from segtrain.run_config import config_differences, describe_differences
 
 log = logging.getLogger("segtrain")
@@ -391,14 +393,12 @@ class Trainer:
     def _overlays(self, x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         k = min(self.cfg.num_vis, x.shape[0])
         mode = self.metrics.mode
-        if mode == "multiclass":
+        if mode == MULTICLASS:
             pred, tgt = logits[:k].argmax(1), y[:k].long()
-        elif mode == "binary":
+        elif mode == BINARY:
             pred, tgt = (logits[:k, 0] > 0).long(), y[:k].reshape(k, *logits.shape[2:]).long()
         else:  # multilabel: draw the highest-scoring positive channel
-            score = torch.where(logits[:k] > 0, logits[:k], torch.full_like(logits[:k], -torch.inf))
-            pred = torch.where((logits[:k] > 0).any(1), score.argmax(1) + 1, 0)
-            tgt = torch.where(y[:k].bool().any(1), y[:k].float().argmax(1) + 1, 0)
+            pred, tgt = highest_positive(logits[:k], 1), highest_positive(y[:k].float(), 1)
         return overlay_grid(x[:k], tgt, pred, self.metrics.ignore_index)
 
     def _summary(self, final_row: dict[str, Any], status: str, total_s: float) -> dict[str, Any]:
