@@ -78,7 +78,7 @@ def canary_ms() -> float:
 
 
 def public_counterpart(name: str, mode: str) -> tuple[str, Callable] | None:
-    """The public function DESIGN.md maps ``name`` to in ``mode``, taking (logits, segtrain target)."""
+    """The public function docs/losses.md maps ``name`` to in ``mode``, taking (logits, segtrain target)."""
     try:
         from monai import losses as monai
         from segmentation_models_pytorch import losses as smp

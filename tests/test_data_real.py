@@ -1,4 +1,4 @@
-"""The real data sets in ../shared/data (or $SEGTRAIN_DATA): skipped when absent."""
+"""The real data sets under $SEGTRAIN_DATA: skipped when absent."""
 
 from __future__ import annotations
 

@@ -46,5 +46,5 @@ def test_frequencies_feed_weighted_ce_weights(tmp_path):
     _two_masks(tmp_path)
     freqs = dataset_class_frequencies(FolderDataset(**folder_kwargs(tmp_path, split="train")))
     total = sum(freqs)
-    weights = [(total - f) / total for f in freqs]  # DESIGN.md: w_c = (F - f_c) / F
+    weights = [(total - f) / total for f in freqs]  # docs/losses.md: w_c = (F - f_c) / F
     assert weights[1] > weights[0] and len(weights) == 3

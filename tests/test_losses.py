@@ -1,7 +1,7 @@
 """Every loss, mode and option against a float64 reference written from its formula, plus the contract:
 dtypes, shapes, ignore_index, error messages.
 
-The references below are written straight from the formulas in DESIGN.md's loss table (loops over classes,
+The references below are written straight from the formulas in docs/losses.md's catalogue (loops over classes,
 explicit one-hot) and share no code with segtrain.losses.
 """
 

@@ -1,4 +1,4 @@
-"""segtrain's losses against the public implementations DESIGN.md maps them to (torch, torchvision,
+"""segtrain's losses against the public implementations docs/losses.md maps them to (torch, torchvision,
 MONAI, segmentation_models_pytorch): each test pins one mapping, in float64 where the library allows."""
 
 from __future__ import annotations
