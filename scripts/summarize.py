@@ -1,7 +1,9 @@
-"""Summarize one or more sweeps (or single runs): summary.csv, summary.md, summary.png, curves.png.
+"""Summarize one or more sweeps (or single runs): summary.csv, summary.md, summary.png, curves.png, and,
+when the jobs wrote per_case.csv, the case-level verdict (verdict.json, ranks.png).
 
     python scripts/summarize.py multirun/2024-05-01/12-00-00
     python scripts/summarize.py sweep_a sweep_b --out reports/ab --metric val/iou
+    python scripts/summarize.py multirun/2024-05-01/12-00-00 --alpha 0.01 --metric hd95
 
 Prints summary.md to stdout. The work is done by segtrain.report.summarize.
 """
@@ -19,12 +21,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="+", type=Path, help="sweep directories (Hydra multirun) or run dirs")
     parser.add_argument("--out", type=Path, default=None, help="where to write the outputs [first path]")
-    parser.add_argument("--metric", default=None, help="rank by this metric [the jobs' monitor, e.g. val/dice]")
+    parser.add_argument(
+        "--metric", default=None, help="rank by this metric [per-case dice; without per_case.csv the jobs' monitor]"
+    )
     parser.add_argument("--mode", choices=("max", "min"), default=None, help="direction of --metric [inferred]")
-    parser.add_argument("--no-plots", action="store_true", help="write only summary.csv and summary.md")
+    parser.add_argument("--alpha", type=float, default=0.05, help="level of the Holm-Wilcoxon tests [0.05]")
+    parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples of the cases [1000]")
+    parser.add_argument("--no-plots", action="store_true", help="write no PNG (summary.csv, summary.md, verdict.json)")
     args = parser.parse_args(argv)
     try:
-        result = summarize(args.paths, args.out, metric=args.metric, mode=args.mode, plots=not args.no_plots)
+        result = summarize(
+            args.paths,
+            args.out,
+            metric=args.metric,
+            mode=args.mode,
+            plots=not args.no_plots,
+            alpha=args.alpha,
+            n_boot=args.boot,
+        )
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -29,7 +29,15 @@ class ConfigSummary:
 
     @property
     def seeds(self) -> int:
+        """Counted jobs; with k-fold CV (jobs with a fold) the distinct seeds among them."""
+        if any(r.fold is not None for r in self.runs):
+            return len({r.seed for r in self.counted})
         return len(self.counted)
+
+    @property
+    def folds(self) -> int:
+        """Distinct folds among the counted jobs (0 without k-fold CV)."""
+        return len({r.fold for r in self.counted if r.fold is not None})
 
     def values(self, metric: str) -> list[float]:
         return [v for v in (r.best_value(metric) for r in self.counted) if v is not None]

@@ -42,7 +42,7 @@ def write_csv(runs: list[RunRecord], path: Path, metric: str) -> None:
             if key not in columns:
                 columns.append(key)
     # Group the dynamic columns: overrides, best, final, per class, timing (each in first-seen order).
-    order = ("override:", "best/", "final/", "per_class/", "timing/")
+    order = ("override:", "best/", "final/", "selected/", "threshold/", "val/", "test/", "per_class/", "timing/")
     dynamic = [c for c in columns if c not in _CSV_FIXED]
     dynamic.sort(key=lambda c: next((i for i, p in enumerate(order) if c.startswith(p)), len(order)))
     with path.open("w", newline="") as f:
@@ -74,9 +74,10 @@ def _csv_row(r: RunRecord, metric: str) -> dict[str, Any]:
     for item in r.overrides:
         key, _, value = item.partition("=")
         row[f"override:{key.lstrip('+')}"] = value
-    for section in ("best", "final"):
+    for section in ("best", "final", "selected", "threshold", "val", "test"):
         for key, value in (m.get(section) or {}).items():
-            row[f"{section}/{key}"] = value
+            if not isinstance(value, dict | list):  # nested per_class aggregates stay in metrics.json
+                row[f"{section}/{key}"] = value
     for kind, values in r.per_class.items():
         for cls, value in (values or {}).items():
             row[f"per_class/{kind}/{cls}"] = value
@@ -98,22 +99,36 @@ def shown_sweep_paths(roots: Sequence[Path], cwd: Path | None = None) -> list[st
     return shown
 
 
-def render_markdown(
-    runs: list[RunRecord], rows: list[ConfigSummary], metric: str, mode: str, roots: Sequence[Path]
-) -> str:
+def sweep_header(runs: list[RunRecord], rows: list[ConfigSummary], roots: Sequence[Path]) -> list[str]:
+    """The sweep paths, the job counts by status and the overrides common to every job."""
     counts = Counter(r.status for r in runs)
     status_text = ", ".join(
         f"{counts[s]} {s}" for s in ("completed", "running", "failed", "incomplete") if counts.get(s)
     )
     common = common_overrides(runs)
     lines = [
-        "# Sweep summary",
-        "",
         f"Sweep{'s' if len(roots) > 1 else ''}: {', '.join(f'`{p}`' for p in shown_sweep_paths(roots))}  ",
         f"Jobs: {len(runs)} ({status_text}); configurations: {len(rows)}  ",
     ]
     if common:
         lines.append(f"Overrides common to every job (left out of the labels): `{' '.join(common)}`  ")
+    return lines
+
+
+def render_markdown(
+    runs: list[RunRecord],
+    rows: list[ConfigSummary],
+    metric: str,
+    mode: str,
+    roots: Sequence[Path],
+    note: str | None = None,
+) -> str:
+    """The seed-level report (no per_case.csv): best-epoch `metric` mean ± std over seeds. `note`, when
+    given, is printed above the table (why there is no case-level verdict)."""
+    lines = ["# Sweep summary", ""]
+    if note:
+        lines += [note, ""]
+    lines += sweep_header(runs, rows, roots)
     lines += [
         f"Ranked by `{metric}` ({'higher' if mode == 'max' else 'lower'} is better), each job's value at "
         "its best epoch; mean ± std over seeds (std with ddof=1; `(n=1)` where one seed).",
@@ -131,19 +146,30 @@ def render_markdown(
             "",
             f"Note: the jobs monitor different metrics ({', '.join(monitors)}); all ranked by `{metric}`.",
         ]
+    lines += job_sections(runs, metric)
+    return "\n".join(lines) + "\n"
+
+
+def job_sections(runs: list[RunRecord], metric: str, *, case_level: bool = False) -> list[str]:
+    """The empty-class policy, then the running, failed and missing/incomplete jobs, each with its reason.
+    `case_level`: running jobs are not in the (case-level) ranking; their current best `metric` is shown."""
+    lines: list[str] = []
     policies = {str(r.metrics["empty_class_policy"]) for r in runs if r.metrics.get("empty_class_policy")}
     if len(policies) == 1:
         lines += ["", f"Empty-class policy: {policies.pop()}"]
-
+    counted = "not in the case-level verdict yet" if case_level else "counted with their current best"
     lines += _jobs_section(
-        "Running jobs (counted with their current best)", runs, "running", ["epochs", "current best"],
+        f"Running jobs ({counted})",
+        runs,
+        "running",
+        ["epochs", "current best"],
         lambda r: [_epochs(r), _fmt(r.best_value(metric))],
-    )  # fmt: skip
+    )
     lines += _jobs_section(
         "Failed jobs", runs, "failed", ["epochs", "error"], lambda r: [_epochs(r), _md(r.error or "no error recorded")]
     )
     lines += _jobs_section("Missing/incomplete jobs", runs, "incomplete", ["reason"], lambda r: [_md(r.error or "")])
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _jobs_section(

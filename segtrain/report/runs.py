@@ -2,8 +2,9 @@
 
 A *job* is any directory holding `.hydra/overrides.yaml` (at any depth under the paths given), or a
 directory with a `metrics.json` and no `.hydra` when it is passed directly. A *configuration* is a job's
-overrides minus `seed` and the keys that do not change the experiment (`trainer.resume`, `hydra.*`, ...).
-Jobs without a readable `metrics.json` are kept as "incomplete" with the reason, never dropped silently.
+overrides minus `seed`, `dataset.fold` (k-fold CV: the folds of one seed are one experiment, pooled by the
+report) and the keys that do not change the experiment (`trainer.resume`, `hydra.*`, ...). Jobs without a
+readable `metrics.json` are kept as "incomplete" with the reason, never dropped silently.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ HISTORY_FILE = "history.csv"
 
 # Override keys that never change what is trained: a resumed run is the same experiment, Hydra's own
 # settings only move files, paths and loggers only change where things are written.
-NON_EXPERIMENT_KEYS = frozenset({"seed", "trainer.resume", "resume", "ckpt_path", "trainer.ckpt_path"})
+# `dataset.fold` is part of the job, not of the configuration: k-fold CV scores every case once per seed.
+NON_EXPERIMENT_KEYS = frozenset({"seed", "dataset.fold", "trainer.resume", "resume", "ckpt_path", "trainer.ckpt_path"})
+FOLD_KEY = "dataset.fold"
 NON_EXPERIMENT_PREFIXES = ("hydra.", "paths.", "logger.")
 NON_EXPERIMENT_GROUPS = frozenset({"hydra", "paths", "logger"})
 DEFAULT_MONITOR = "val/dice"
@@ -50,6 +53,7 @@ class RunRecord:
     error: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     config: str = ""  # the configuration's label, set by collect_runs
+    fold: int | str | None = None  # `dataset.fold` override (k-fold CV), None without
 
     @property
     def monitor(self) -> str:
@@ -140,12 +144,15 @@ def _find_job_dirs(root: Path) -> list[Path]:
 def _read_run(job_dir: Path, sweep: Path, sweep_name: str) -> RunRecord:
     overrides = _read_overrides(job_dir / OVERRIDES_FILE)
     seed: int | str | None = None
+    fold: int | str | None = None
     config_overrides: list[str] = []
     for item in overrides:
         key, _, value = item.partition("=")
         key = key.lstrip("+")
         if key == "seed":
             seed = _parse_seed(value)
+        if key == FOLD_KEY:
+            fold = _parse_seed(value)
         if not _is_non_experiment(key):
             config_overrides.append(item)
 
@@ -178,6 +185,7 @@ def _read_run(job_dir: Path, sweep: Path, sweep_name: str) -> RunRecord:
         status=status,
         error=error,
         metrics=metrics,
+        fold=fold,
     )
 
 
