@@ -31,6 +31,7 @@ from segtrain.data.base import DATASETS, SegDataset
 from segtrain.data.classes import resolve_classes
 from segtrain.data.masks import MaskDecoder
 from segtrain.data.normalize import normalize_stats
+from segtrain.data.oversample import check_share
 from segtrain.data.samples import SampleFinder, format_problems
 from segtrain.data.transforms import build_transforms, pipeline_for_split
 from segtrain.modes import MODES, MULTILABEL
@@ -45,7 +46,8 @@ class FolderDataset(SegDataset):
     images_dir / masks_dir (templates with ``{split}``), image_suffix / mask_suffix (stem endings that
     are not part of the id), image_extensions / mask_extensions, recursive (ids are relative paths),
     split_files, val_fraction, split_seed, classes_file, source_classes, palette, void_colors,
-    mask_scale, binary_threshold, label_map, foreground_classes, labels, collect_problems.
+    mask_scale, binary_threshold, label_map, foreground_classes, labels, collect_problems,
+    oversample_foreground (share of training crops centred on a foreground pixel; segtrain.data.oversample).
     """
 
     LAYOUT = (
@@ -91,6 +93,7 @@ class FolderDataset(SegDataset):
         foreground_classes: Sequence[int | str] | None = None,
         labels: Sequence[Sequence[int | str]] | None = None,
         collect_problems: bool = False,
+        oversample_foreground: float = 0.0,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"dataset.mode must be one of {MODES}, got {mode!r}")
@@ -165,7 +168,14 @@ class FolderDataset(SegDataset):
 
         fill = int(ignore_index) if ignore_index is not None and mode != MULTILABEL else 0
         self.mask_fill = fill
-        self.transform = build_transforms(pipeline_for_split(augment, split), mask_fill=fill)
+        # only training crops are oversampled; the share is checked for every split alike
+        share = check_share(oversample_foreground)
+        self.transform = build_transforms(
+            pipeline_for_split(augment, split),
+            mask_fill=fill,
+            oversample_foreground=share if split == "train" else 0.0,
+            ignore_index=self.ignore_index,
+        )
         self.mean, self.std = normalize_stats(normalize, self.in_channels)
 
     def decode_mask(self, raw: np.ndarray, path: Path) -> np.ndarray:

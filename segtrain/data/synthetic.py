@@ -5,7 +5,8 @@ colour are drawn over a textured, noisy background, later shapes occluding earli
 carried by the geometry only (colours are random per shape), so a model has to learn shape, not colour.
 ``foreground_fraction`` sets the expected share of shape pixels: 0.15 is mild, 0.02 is severe imbalance.
 Sample ``i`` of a split depends only on ``(seed, split, i)``, so every run and every worker sees the
-same data whatever the training seed.
+same data whatever the training seed. ``crop_size`` trains on random crops of the generated images
+(val and test stay whole); only then can ``oversample_foreground`` centre a share of them on a shape.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import torch
 
 from segtrain.data.base import DATASETS, SegDataset
 from segtrain.data.normalize import normalize_stats
+from segtrain.data.oversample import KEY as OVERSAMPLE_KEY
+from segtrain.data.oversample import check_share, choose_window, crop_padded, torch_rng
 from segtrain.modes import BINARY, MULTICLASS, MULTILABEL
 
 SHAPE_NAMES = ("ellipse", "rectangle", "triangle")
@@ -123,6 +126,10 @@ class ShapesDataset(SegDataset):
             gridded, ellipses plain); 0 leaves geometry as the only cue, the hardest setting.
         seed: the data seed (independent of the training seed).
         normalize: ``{mean, std}`` per channel applied after generation.
+        crop_size: side of the random square training crops of each generated image (``None``: whole
+            images, no crops); val and test images stay whole.
+        oversample_foreground: share of the training crops centred on a shape pixel, the shape class
+            drawn uniformly over those present (``segtrain.data.oversample``); needs ``crop_size``.
     """
 
     def __init__(
@@ -142,6 +149,8 @@ class ShapesDataset(SegDataset):
         texture_cue: float = 0.0,
         seed: int = 0,
         normalize: dict | None = None,
+        crop_size: int | None = None,
+        oversample_foreground: float = 0.0,
     ) -> None:
         super().__init__(split, mode, num_classes, class_names, ignore_index, in_channels)
         expected = {MULTICLASS: 1 + len(SHAPE_NAMES), BINARY: 1, MULTILABEL: len(SHAPE_NAMES)}[mode]
@@ -165,6 +174,21 @@ class ShapesDataset(SegDataset):
         self.max_rotation = float(max_rotation)
         self.texture_cue = float(texture_cue)
         self.seed = int(seed)
+        if crop_size is not None and (
+            isinstance(crop_size, bool) or not isinstance(crop_size, int) or not 1 <= crop_size <= self.image_size
+        ):
+            raise ValueError(
+                f"dataset.crop_size={crop_size!r}: expected null (whole images) or an int in 1..image_size "
+                f"({self.image_size})"
+            )
+        self.crop_size = crop_size
+        self.oversample_foreground = check_share(oversample_foreground)
+        if self.oversample_foreground > 0 and crop_size is None:
+            raise ValueError(
+                f"{OVERSAMPLE_KEY}={oversample_foreground}: 'shapes' trains on whole generated images, so there "
+                "is no crop to centre on a shape; set dataset.crop_size (e.g. half of dataset.image_size) to "
+                "train on crops, or set the share to 0."
+            )
         mean, std = normalize_stats(normalize or {"mean": 0.5, "std": 0.25}, in_channels)
         self._mean, self._std = mean[:, None, None], std[:, None, None]
 
@@ -179,6 +203,8 @@ class ShapesDataset(SegDataset):
             rng, self.image_size, self.foreground_fraction, self.max_shapes, self.noise, self.max_rotation,
             self.texture_cue,
         )
+        if self.crop_size is not None and self.split == "train":
+            img, classes, layers = self._crop(img, classes, layers)
         image = torch.from_numpy((img - self._mean) / self._std)
         if self.mode == MULTICLASS:
             mask = torch.from_numpy(classes)
@@ -187,3 +213,18 @@ class ShapesDataset(SegDataset):
         else:
             mask = torch.from_numpy(layers.astype(np.float32))
         return {"image": image, "mask": mask, "id": f"shapes-{self.split}-{index:06d}"}
+
+    def _crop(
+        self, img: np.ndarray, classes: np.ndarray, layers: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One training crop of (image C x H x W, class map H x W, layers C x H x W), chosen on the mask of
+        the data set's mode; crop_size <= image_size, so the window never needs padding."""
+        if self.mode == MULTILABEL:
+            mask = layers.transpose(1, 2, 0)
+        else:
+            mask = classes if self.mode == MULTICLASS else (classes > 0).astype(np.int64)
+        size = int(self.crop_size)
+        top, left, _ = choose_window(mask, size, size, self.oversample_foreground, torch_rng(), self.ignore_index)
+        img = crop_padded(img.transpose(1, 2, 0), top, left, size, size, 0.0).transpose(2, 0, 1)
+        layers = crop_padded(layers.transpose(1, 2, 0), top, left, size, size, False).transpose(2, 0, 1)
+        return np.ascontiguousarray(img), crop_padded(classes, top, left, size, size, 0), np.ascontiguousarray(layers)

@@ -21,6 +21,8 @@ import cv2
 import numpy as np
 import torch
 
+from segtrain.data.oversample import check_share, steer_random_crop
+
 _NEAREST = (cv2.INTER_NEAREST, cv2.INTER_NEAREST_EXACT)
 # Transforms that would give a mask wrong values or a pipeline a different meaning.
 _REFUSED = {
@@ -84,12 +86,19 @@ def _build_one(entry: Mapping[str, Any], mask_fill: float | None, index: int) ->
 
 
 def build_transforms(
-    spec: Sequence[Mapping[str, Any]] | None, mask_fill: float | None = 0, seed: int | None = None
+    spec: Sequence[Mapping[str, Any]] | None,
+    mask_fill: float | None = 0,
+    seed: int | None = None,
+    oversample_foreground: float = 0.0,
+    ignore_index: int | None = None,
 ) -> A.Compose:
     """Build an ``A.Compose`` from a list of ``{name, **kwargs}``; ``None`` or ``[]`` is the identity.
 
     ``mask_fill`` is the mask value for pixels a transform invents (padding, rotated-in corners), used
     where an entry sets no ``fill_mask``. Masks always use nearest-neighbour interpolation.
+    ``oversample_foreground`` > 0 replaces the pipeline's RandomCrop by a ForegroundCrop with that share
+    of foreground-centred crops (``segtrain.data.oversample``; ``ignore_index`` is not foreground); 0
+    leaves the pipeline untouched.
     """
     if spec is None:
         spec = []
@@ -98,6 +107,8 @@ def build_transforms(
             f"augment pipeline must be a list of {{name: ..., **kwargs}} entries, got {type(spec).__name__}"
         )
     transforms = [_build_one(entry, mask_fill, i) for i, entry in enumerate(spec)]
+    if check_share(oversample_foreground) > 0:
+        transforms = steer_random_crop(transforms, oversample_foreground, ignore_index)
     if seed is None:
         seed = int(torch.initial_seed() % 2**32)
     return A.Compose(transforms, mask_interpolation=cv2.INTER_NEAREST, seed=seed)
