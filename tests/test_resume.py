@@ -22,13 +22,19 @@ def history(run):
         return [{k: v for k, v in r.items() if k not in ("seconds", "data_wait")} for r in csv.DictReader(f)]
 
 
-def test_killed_and_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path):
+# with oversampling on, every training crop draws from torch's generator, which the checkpoint restores
+OVERSAMPLED = ["dataset.image_size=64", "dataset.crop_size=32", "dataset.oversample_foreground=0.5"]
+
+
+@pytest.mark.parametrize("extra", [[], OVERSAMPLED], ids=["plain", "oversampled"])
+def test_killed_and_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, extra):
+    args = [*ARGS, *extra]
     straight = tmp_path / "straight"
-    run_train([*ARGS, f"hydra.run.dir={straight}"], tmp_path)
+    run_train([*args, f"hydra.run.dir={straight}"], tmp_path)
 
     killed = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, str(ROOT / "train.py"), *ARGS, f"hydra.run.dir={killed}"]
+    cmd = [sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={killed}"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     # metrics.json is written at the end of an epoch while last.pt is still being written on a background
@@ -42,7 +48,7 @@ def test_killed_and_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_pat
     interrupted = json.loads((killed / "metrics.json").read_text())
     assert interrupted["status"] == "running" and interrupted["epochs_completed"] < 4
 
-    run_train([*ARGS, f"hydra.run.dir={killed}"], tmp_path)  # trainer.resume=auto is the default
+    run_train([*args, f"hydra.run.dir={killed}"], tmp_path)  # trainer.resume=auto is the default
     assert "resumed from" in (killed / "train.log").read_text()
     a = load_checkpoint(straight / "checkpoints" / "last.pt")
     b = load_checkpoint(killed / "checkpoints" / "last.pt")
