@@ -235,3 +235,18 @@ def test_shapes_without_crops_cannot_oversample_and_stay_as_today():
     a = build_dataset("shapes", split="train", oversample_foreground=0)[3]
     assert torch.equal(torch.get_rng_state(), before)
     assert torch.equal(a["image"], build_dataset("shapes", split="train")[3]["image"])
+
+
+# ---------------------------------------------------------------------------------------------- config
+def test_share_is_sweepable_from_the_command_line():
+    from omegaconf import OmegaConf
+    from test_sweeps import compose, expand_sweep
+
+    from segtrain.build import build_split
+
+    jobs = expand_sweep(["dataset.crop_size=32", "dataset.oversample_foreground=0,0.33,0.66"])
+    assert [j["dataset.oversample_foreground"] for j in jobs] == ["0", "0.33", "0.66"]
+    for job in jobs:
+        cfg = compose(["dataset.crop_size=32", f"dataset.oversample_foreground={job['dataset.oversample_foreground']}"])
+        ds = build_split(OmegaConf.to_container(cfg.dataset, resolve=True), "train")
+        assert ds.oversample_foreground == float(job["dataset.oversample_foreground"])
