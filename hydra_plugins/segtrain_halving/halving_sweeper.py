@@ -125,13 +125,17 @@ class HalvingSweeper(Sweeper):
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         return successive_halving(jobs, settings, sweep_dir, self._launch)
 
-    def _launch(self, jobs: list[Job], epochs: int) -> None:
-        """One launcher.launch call: ``jobs`` trained to ``epochs``. A failed job is logged, not raised: the
-        rung's decision reads what each job left on disk, and a configuration whose jobs all failed is stopped."""
+    def _launch(self, jobs: list[Job], epochs: int) -> dict[Path, str]:
+        """One launcher.launch call: ``jobs`` trained to ``epochs``. A failed job is logged and returned, not
+        raised: the rung's decision reads what each job left on disk, and a configuration whose jobs all failed
+        is stopped."""
         assert self.launcher is not None
         batch = [[*j.overrides, f"{self.stop_key}={epochs}"] for j in jobs]
         results = self.launcher.launch(batch, initial_job_idx=self.job_idx)
         self.job_idx += len(batch)
+        errors = {}
         for job, r in zip(jobs, results, strict=True):
             if r.status == JobStatus.FAILED:
-                log.warning("job %s failed at %d epochs: %s", job.path.name, epochs, r._return_value)
+                errors[job.path] = f"{type(r._return_value).__name__}: {r._return_value}".splitlines()[0][:300]
+                log.warning("job %s failed at %d epochs: %s", job.path.name, epochs, errors[job.path])
+        return errors

@@ -9,7 +9,7 @@ reduced to one value per case by the report's case rule (segtrain.report.cases).
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,10 +61,11 @@ def epochs_done(path: Path) -> int:
 
 
 def rung_records(
-    jobs: Sequence[Job], sweep_dir: Path, epochs: int, metric: str = "dice"
+    jobs: Sequence[Job], sweep_dir: Path, epochs: int, metric: str = "dice", errors: Mapping[Path, str] | None = None
 ) -> tuple[list[tuple[str, Hashable, Hashable, float]], dict[str, list[str]]]:
     """(config, seed, case, value) records of the jobs that finished the rung, and per configuration the
     problems of the jobs that did not (failed, unfinished, unreadable per_case.csv), as messages.
+    ``errors``: job dir -> the error its launch reported (else metrics.json's error or status is quoted).
 
     With k-fold CV the folds of one seed pool: each case is scored once per seed, by the fold that held it
     out; a case scored by two folds of one seed is an error.
@@ -76,8 +77,8 @@ def rung_records(
     for job in jobs:
         state = job_state(job.path)
         if not finished_rung(job.path, epochs):
-            done = state.get("epochs_completed")
-            why = state.get("error") or f"status {state.get('status', 'missing')}, {done} epochs"
+            done = f"status {state.get('status', 'missing')}, {state.get('epochs_completed')} epochs"
+            why = (errors or {}).get(job.path) or state.get("error") or done
             problems.setdefault(job.config, []).append(f"{job.path.name}: did not finish the rung ({why})")
             continue
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -58,10 +58,14 @@ def configurations(jobs: Sequence[Job]) -> list[str]:
     return configs
 
 
+Launch = Callable[[list[Job], int], Mapping[Path, str] | None]
+
+
 def successive_halving(
-    jobs: Sequence[Job], settings: HalvingSettings, sweep_dir: Path, launch: Callable[[list[Job], int], None]
+    jobs: Sequence[Job], settings: HalvingSettings, sweep_dir: Path, launch: Launch
 ) -> dict[str, Any]:
-    """Run (or continue) the halving sweep of ``jobs``; returns halving.json's content."""
+    """Run (or continue) the halving sweep of ``jobs``; returns halving.json's content. ``launch(jobs, epochs)``
+    trains ``jobs`` to ``epochs`` and returns {job dir: error} for the jobs that failed."""
     configs = configurations(jobs)
     schedule = settings.check()
     seeds = {j.seed for j in jobs}
@@ -81,11 +85,10 @@ def successive_halving(
             "halving: rung %d of %d, %d configurations x their jobs to %d epochs: %d to train, %d already there",
             r, len(schedule) - 1, len(alive), epochs, len(todo), len(rung_jobs) - len(todo),
         )  # fmt: skip
-        if todo:
-            launch(todo, epochs)
+        errors = (launch(todo, epochs) or {}) if todo else {}
         before = schedule[r - 1] if r else 0
         trained = sum(max(0, min(epochs_done(j.path), epochs) - before) for j in rung_jobs)
-        records, problems = rung_records(rung_jobs, Path(sweep_dir), epochs, settings.metric)
+        records, problems = rung_records(rung_jobs, Path(sweep_dir), epochs, settings.metric, errors)
         scored = {rec[0] for rec in records}
         failed = {c: "; ".join(problems.get(c, ["no records"])) for c in alive if c not in scored}
         decision = decide(
