@@ -78,6 +78,8 @@ def rung_records(
         state = job_state(job.path)
         if not finished_rung(job.path, epochs):
             done = f"status {state.get('status', 'missing')}, {state.get('epochs_completed')} epochs"
+            if state.get("status") in ("paused", "completed") and not (job.path / PER_CASE_FILE).is_file():
+                done += f", but no {PER_CASE_FILE}: a job must evaluate its val split whenever it stops"
             why = (errors or {}).get(job.path) or state.get("error") or done
             problems.setdefault(job.config, []).append(f"{job.path.name}: did not finish the rung ({why})")
             continue
