@@ -21,6 +21,7 @@ OPERATIONAL_KEYS = (
     "dataset.loader.persistent_workers",
     "dataset.loader.prefetch_factor",
     "trainer.resume",
+    "trainer.stop_at_epoch",  # where a run pauses, not what it trains: the schedule spans max_epochs
     "trainer.skip_completed",
     "trainer.num_threads",
     "trainer.progress_bar",

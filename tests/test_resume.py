@@ -119,3 +119,29 @@ def test_checkpoint_gets_the_usual_file_mode_not_mkstemps_0600(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_paused_at_stop_at_epoch_and_resumed_is_bit_identical_to_an_uninterrupted_run(tmp_path):
+    """trainer.stop_at_epoch (a successive-halving rung): the LR schedule and loss ramps span max_epochs, so
+    pausing at epoch 2 and continuing to 4 ends where the straight run ends."""
+    straight = tmp_path / "straight"
+    run_train([*ARGS, f"hydra.run.dir={straight}"], tmp_path)
+    paused = tmp_path / "paused"
+    run_train([*ARGS, "trainer.stop_at_epoch=2", f"hydra.run.dir={paused}"], tmp_path)
+    first = json.loads((paused / "metrics.json").read_text())
+    assert first["status"] == "paused" and first["epochs_completed"] == 2 and first["max_epochs"] == 4
+    assert load_checkpoint(paused / "checkpoints" / "last.pt")["epoch"] == 2
+
+    # the same stop again is a no-op (a re-run of a finished rung); a later stop continues from last.pt
+    run_train([*ARGS, "trainer.stop_at_epoch=2", f"hydra.run.dir={paused}"], tmp_path)
+    assert json.loads((paused / "metrics.json").read_text())["epochs_completed"] == 2
+    run_train([*ARGS, "trainer.stop_at_epoch=4", f"hydra.run.dir={paused}"], tmp_path)
+    assert "resumed from" in (paused / "train.log").read_text()
+    a = load_checkpoint(straight / "checkpoints" / "last.pt")
+    b = load_checkpoint(paused / "checkpoints" / "last.pt")
+    assert a["epoch"] == b["epoch"] == 4 and a["step"] == b["step"]
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    assert history(straight) == history(paused)
+    ma, mb = (json.loads((r / "metrics.json").read_text()) for r in (straight, paused))
+    assert mb["status"] == "completed" and ma["best"] == mb["best"] and ma["final"] == mb["final"]

@@ -45,8 +45,9 @@ class FolderDataset(SegDataset):
     root, augment ({train: [...], val: [...]}), normalize ({mean, std} in 0-1 image scale),
     images_dir / masks_dir (templates with ``{split}``), image_suffix / mask_suffix (stem endings that
     are not part of the id), image_extensions / mask_extensions, recursive (ids are relative paths),
-    split_files, val_fraction, split_seed, classes_file, source_classes, palette, void_colors,
-    mask_scale, binary_threshold, label_map, foreground_classes, labels, collect_problems,
+    split_files, val_fraction, split_seed, folds / fold / group_pattern (k-fold CV, see samples.py),
+    classes_file, source_classes, palette, void_colors, mask_scale, binary_threshold, label_map,
+    foreground_classes, labels, collect_problems,
     oversample_foreground (share of training crops centred on a foreground pixel; segtrain.data.oversample).
     """
 
@@ -83,6 +84,9 @@ class FolderDataset(SegDataset):
         split_files: Mapping[str, str] | None = None,
         val_fraction: float | None = None,
         split_seed: int = 0,
+        folds: int | None = None,
+        fold: int | None = None,
+        group_pattern: str | None = None,
         classes_file: str | None = "classes.txt",
         source_classes: Sequence[str] | None = None,
         palette: Sequence[Sequence[int]] | None = None,
@@ -155,6 +159,9 @@ class FolderDataset(SegDataset):
             val_fraction=val_fraction,
             split_seed=split_seed,
             layout=self.LAYOUT,
+            folds=folds,
+            fold=fold,
+            group_pattern=group_pattern,
         )
         self.samples: list[tuple[str, Path, Path]] = finder.find()
         self.problems += finder.problems

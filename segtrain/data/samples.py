@@ -1,15 +1,18 @@
 """Finding a folder data set's image/mask pairs for one split: per-split folders, or one flat folder split
-by id files or a seeded ``val_fraction``. Problems (duplicate ids, unpaired files) are collected, not raised,
-so that a check lists them all at once."""
+by id files or a seeded ``val_fraction``; or, with ``folds``, k-fold CV over the pooled train and val samples
+(folds.py). Problems (duplicate ids, unpaired files) are collected, not raised, so that a check lists them
+all at once."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from segtrain.data import io
+from segtrain.data.folds import check_fold_args, fold_ids
 
 MAX_LISTED = 20
 
@@ -38,7 +41,10 @@ class SampleFinder:
     """The (id, image, mask) triples of ``split``; ``problems`` holds what did not pair up.
 
     ``images_dir`` / ``masks_dir`` are templates under ``root`` (``{split}``: one folder per split);
-    ``layout`` describes the expected layout in errors.
+    ``layout`` describes the expected layout in errors. With ``folds`` (K) and ``fold`` (i), "train" and
+    "val" are the K-fold CV split of the train and val samples pooled (per-split folders or split files:
+    both splits' samples; a flat folder without split files: all of it), seeded by ``split_seed``, with
+    ``group_pattern`` keeping groups in one fold; fold i is "val". Any other split (test) is never pooled.
     """
 
     def __init__(
@@ -56,6 +62,9 @@ class SampleFinder:
         val_fraction: float | None,
         split_seed: int,
         layout: str,
+        folds: int | None = None,
+        fold: int | None = None,
+        group_pattern: str | None = None,
     ) -> None:
         self.root, self.split, self.layout = root, split, layout
         self.images_dir, self.masks_dir = images_dir, masks_dir
@@ -64,6 +73,7 @@ class SampleFinder:
         self.recursive = recursive
         self.split_files = dict(split_files)
         self.val_fraction, self.split_seed = val_fraction, split_seed
+        self.folds, self.fold, self.group_pattern = folds, fold, group_pattern
         self.problems: list[str] = []
 
     def describe_split(self) -> str:
@@ -108,6 +118,40 @@ class SampleFinder:
         return directory
 
     def find(self) -> list[tuple[str, Path, Path]]:
+        check_fold_args(self.folds, self.fold, self.group_pattern)
+        if self.folds is None or self.split not in ("train", "val"):
+            return self._find()
+        assert self.fold is not None
+        pooled: dict[str, tuple[str, Path, Path]] = {}
+        for part in self._pooled_splits():
+            finder = copy.copy(self)  # shares self.problems
+            finder.split, finder.folds = part, None
+            for sample in finder._find():
+                if sample[0] in pooled:
+                    self.problems.append(
+                        f"Sample id '{sample[0]}' is in more than one of the pooled splits "
+                        f"({pooled[sample[0]][1]} and {sample[1]}); expected each id once for k-fold CV."
+                    )
+                    continue
+                pooled[sample[0]] = sample
+        keep = fold_ids(list(pooled), self.split, self.folds, self.fold, self.split_seed, self.group_pattern)
+        return [pooled[i] for i in keep]
+
+    def _pooled_splits(self) -> list[str | None]:
+        """The splits whose samples k-fold CV pools: train and val, or the whole flat folder (None)."""
+        if "{split}" in self.images_dir and not self.split_files:
+            return ["train", "val"]
+        if self.split_files:
+            # a missing train entry is reported by _find's split-file check
+            return [s for s in ("train", "val") if s in self.split_files] or ["train"]
+        if self.val_fraction is not None:
+            raise ValueError(
+                f"dataset.val_fraction={self.val_fraction} and dataset.folds={self.folds} both choose the val "
+                "split; set dataset.val_fraction: null for k-fold CV"
+            )
+        return [None]
+
+    def _find(self) -> list[tuple[str, Path, Path]]:
         per_split = "{split}" in self.images_dir
         if per_split != ("{split}" in self.masks_dir):
             raise ValueError(
@@ -119,7 +163,7 @@ class SampleFinder:
         images = self._index(image_dir, self.image_suffix, self.image_extensions, "Image")
         masks = self._index(mask_dir, self.mask_suffix, self.mask_extensions, "Mask")
 
-        if per_split and not self.split_files:
+        if (per_split and not self.split_files) or self.split is None:  # None: a whole flat folder (k-fold CV)
             ids = sorted(set(images) | set(masks))
         else:
             ids = self._ids_for_flat_split(images, masks)

@@ -27,6 +27,9 @@ class TrainerConfig:
     on_nan: str = "raise"  # raise | skip
     max_nan_skips: int = 10  # consecutive skipped micro-batches before giving up
     early_stopping_patience: int | None = None  # epochs without improvement
+    # pause after this epoch (status "paused"); LR schedule and loss ramps still span max_epochs, so a later
+    # run with a larger (or no) stop resumes from last.pt and ends as the uninterrupted run would
+    stop_at_epoch: int | None = None
     resume: str | None = None  # null | auto | /path/to/checkpoint.pt
     deterministic: bool = False
     channels_last: bool = False
@@ -49,6 +52,13 @@ class TrainerConfig:
             raise ValueError(f"trainer.on_nan must be 'raise' or 'skip', got {self.on_nan!r}")
         if self.max_epochs < 1 or self.accumulate_grad_batches < 1:
             raise ValueError("trainer.max_epochs and trainer.accumulate_grad_batches must be >= 1")
+        if self.stop_at_epoch is not None and self.stop_at_epoch < 1:
+            raise ValueError(f"trainer.stop_at_epoch must be null or >= 1, got {self.stop_at_epoch}")
+
+    @property
+    def end_epoch(self) -> int:
+        """The epoch this run stops after: stop_at_epoch when it comes before max_epochs."""
+        return min(self.max_epochs, self.stop_at_epoch or self.max_epochs)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -218,7 +218,7 @@ class Trainer:
         status, result = "running", {}
         writer = CheckpointWriter()
         try:
-            while self.epoch < cfg.max_epochs:
+            while self.epoch < cfg.end_epoch:
                 epoch_start = time.perf_counter()
                 train_loss, data_wait = self.train_epoch()
                 val = self.validate()
@@ -264,7 +264,12 @@ class Trainer:
                 if cfg.early_stopping_patience and self.epochs_since_best >= cfg.early_stopping_patience:
                     log.info("early stopping: %s did not improve for %d epochs", cfg.monitor, self.epochs_since_best)
                     break
-            status = "completed"
+            else:
+                if self.epoch < cfg.max_epochs:  # stopped at trainer.stop_at_epoch: a later run continues
+                    status = "paused"
+                    log.info("paused after epoch %d of %d (trainer.stop_at_epoch)", self.epoch, cfg.max_epochs)
+            if status != "paused":
+                status = "completed"
         finally:
             tb.close()
             writer.wait()

@@ -30,6 +30,7 @@ from segtrain.verdict import Verdict, plot_ranks
 
 from .aggregate import ConfigSummary, choose_metric, group_configs
 from .casewise import CaseReport, NoCasesError, case_report, has_per_case, per_case_metric
+from .halving import halving_section
 from .plots import plot_curves, plot_summary
 from .render import markdown_table, render_markdown, write_csv
 from .render_verdict import render_case_markdown, verdict_json
@@ -144,6 +145,9 @@ def summarize(
         markdown = render_markdown(runs, rows, metric, mode, roots, note)
     else:
         markdown = render_case_markdown(runs, rows, report, roots)
+    section = halving_section(roots)  # hydra/sweeper=halving: the configurations its rungs stopped
+    if section:
+        markdown = markdown.rstrip("\n") + "\n" + "\n".join(section) + "\n"
     md_path.write_text(markdown)
     verdict_path = ranks_path = None
     if report is not None:

@@ -85,13 +85,18 @@ def case_report(
     """
     if metric not in CASE_METRICS:
         raise ValueError(f"per-case metric must be one of {CASE_METRICS}, got {metric!r}")
-    configs = list(dict.fromkeys(r.config for r in runs))
+    # a paused job was stopped on purpose (trainer.stop_at_epoch: a successive-halving rung): listed as left
+    # out, but its configuration is not ranked, nor counted as failed (summary.md's halving section has it)
+    configs = list(dict.fromkeys(r.config for r in runs if r.status != "paused"))
     left_out: list[LeftOut] = []
     scored: list[tuple[RunRecord, JobCases]] = []
     seen: dict[tuple[str, Hashable, Hashable], RunRecord] = {}
     for r in runs:
         if r.status != "completed":
-            why = {"running": "still running (per_case.csv is written at the end)"}.get(r.status, r.status)
+            why = {
+                "running": "still running (per_case.csv is written at the end)",
+                "paused": "paused by trainer.stop_at_epoch (a successive-halving rung that stopped it)",
+            }.get(r.status, r.status)
             left_out.append(LeftOut(r, f"{why}: {r.error}" if r.error else why))
             continue
         key = (r.config, _seed(r), r.fold)
@@ -122,6 +127,8 @@ def case_report(
     used = {(r.config, _seed(r)) for r, _ in kept}
     failed: dict[str, list[Hashable]] = {}
     for x in left_out:
+        if x.run.status == "paused":
+            continue
         s = _seed(x.run)
         if (x.run.config, s) not in used and s not in failed.get(x.run.config, []):
             failed.setdefault(x.run.config, []).append(s)

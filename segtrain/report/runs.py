@@ -27,7 +27,10 @@ HISTORY_FILE = "history.csv"
 # Override keys that never change what is trained: a resumed run is the same experiment, Hydra's own
 # settings only move files, paths and loggers only change where things are written.
 # `dataset.fold` is part of the job, not of the configuration: k-fold CV scores every case once per seed.
-NON_EXPERIMENT_KEYS = frozenset({"seed", "dataset.fold", "trainer.resume", "resume", "ckpt_path", "trainer.ckpt_path"})
+# `trainer.stop_at_epoch` is where a successive-halving rung paused the job, not what it trains.
+NON_EXPERIMENT_KEYS = frozenset(
+    {"seed", "dataset.fold", "trainer.resume", "trainer.stop_at_epoch", "resume", "ckpt_path", "trainer.ckpt_path"}
+)
 FOLD_KEY = "dataset.fold"
 NON_EXPERIMENT_PREFIXES = ("hydra.", "paths.", "logger.")
 NON_EXPERIMENT_GROUPS = frozenset({"hydra", "paths", "logger"})
@@ -129,7 +132,7 @@ def collect_runs(paths: Sequence[Path | str] | Path | str) -> list[RunRecord]:
             key = job_dir.resolve()
             if key not in seen:
                 seen.add(key)
-                runs.append(_read_run(job_dir, root, name))
+                runs.append(read_run(job_dir, root, name))
     _label_configs(runs)
     return runs
 
@@ -141,7 +144,8 @@ def _find_job_dirs(root: Path) -> list[Path]:
     return jobs
 
 
-def _read_run(job_dir: Path, sweep: Path, sweep_name: str) -> RunRecord:
+def read_run(job_dir: Path, sweep: Path, sweep_name: str) -> RunRecord:
+    """One job directory as a RunRecord (its configuration label is left empty: collect_runs sets it)."""
     overrides = _read_overrides(job_dir / OVERRIDES_FILE)
     seed: int | str | None = None
     fold: int | str | None = None

@@ -1,0 +1,26 @@
+"""The ``hydra/sweeper=halving`` config (registered in Hydra's ConfigStore when Hydra scans its plugins)."""
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional  # noqa: UP035 - OmegaConf structured configs need typing's generics
+
+from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class HalvingSweeperConf:
+    _target_: str = "hydra_plugins.segtrain_halving.halving_sweeper.HalvingSweeper"
+    eta: float = 3.0  # each rung trains eta times longer; at most the top 1/eta configurations go on
+    b0: int = 1  # epochs of the first rung
+    min_cases: int = 10  # never cut on fewer paired validation cases
+    alpha: float = 0.05  # Holm-Wilcoxon level of "significantly worse than the rung's leader"
+    metric: str = "dice"  # per-case metric of per_case.csv: dice, iou, hd95, nsd, cldice
+    # the grid, as for the basic sweeper: {key: "v1,v2"}; command-line sweeps replace a key's values
+    params: Optional[Dict[str, str]] = None  # noqa: UP006, UP045
+    # keys whose values are replicates of one configuration (kept together, averaged per case)
+    replicate_keys: List[str] = field(default_factory=lambda: ["seed", "dataset.fold"])  # noqa: UP006
+    fold_key: str = "dataset.fold"  # of the replicate keys, the k-fold CV fold (pooled, not a seed)
+    epochs_key: str = "trainer.max_epochs"  # the full budget, read from each job's config
+    stop_key: str = "trainer.stop_at_epoch"  # set per rung; must be left out of the job directory name
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="halving", node=HalvingSweeperConf, provider="segtrain")

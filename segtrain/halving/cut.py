@@ -1,0 +1,153 @@
+"""Which configurations a rung of successive halving stops, from the rung's per-case validation records.
+
+1. The verdict (segtrain.verdict.summarize: case means over seeds and folds, ranking, one-sided paired
+   Wilcoxon of the leader against each configuration, Holm at ``alpha``) on the configurations alive.
+2. A configuration significantly worse than the leader (Holm p <= alpha) is stopped.
+3. Of the rest, at most the top max(1, floor(n / eta)) of the rung's n configurations go on (the budget rule
+   of successive halving, Jamieson & Talwalkar 2016; Li et al. 2018, Hyperband), in rank order.
+4. Never on thin evidence: with fewer than two seeds or fewer than ``min_cases`` paired cases nothing is cut
+   at that rung (the reason is recorded). A configuration whose every job failed is stopped as failed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from segtrain.verdict import Verdict, summarize
+
+
+@dataclass
+class Elimination:
+    """A configuration stopped at a rung: its mean per-case score there and the test against the leader."""
+
+    config: str
+    rung: int
+    epochs: int
+    reason: str  # "worse" (significantly worse than the leader), "budget" (outside the top 1/eta), "failed"
+    score: float | None = None
+    p_holm: float | None = None
+    p_raw: float | None = None
+    diff_mean: float | None = None
+    rank: int | None = None
+    detail: str = ""
+
+
+@dataclass
+class RungDecision:
+    rung: int
+    epochs: int
+    configs: list[str]
+    survivors: list[str]
+    eliminated: list[Elimination]
+    leader: str | None
+    tie_set: list[str]
+    means: dict[str, float]
+    n_cases: int
+    n_seeds: int
+    note: str = ""
+    left_out: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["eliminated"] = [asdict(e) for e in self.eliminated]
+        return out
+
+
+def keep_count(n_configs: int, eta: float) -> int:
+    """How many of a rung's configurations may go on: the top 1/eta, at least one."""
+    return max(1, math.floor(n_configs / eta + 1e-9))
+
+
+def decide(
+    records: Iterable[tuple[str, Hashable, Hashable, float]],
+    configs: Sequence[str],
+    *,
+    rung: int,
+    epochs: int,
+    eta: float,
+    alpha: float,
+    min_cases: int,
+    higher_is_better: bool = True,
+    failed: Mapping[str, str] | None = None,
+    cut: bool = True,
+    n_boot: int = 200,
+) -> RungDecision:
+    """The decision after rung ``rung`` (trained to ``epochs``) on (config, seed, case, value) ``records``.
+
+    ``configs``: the configurations alive at this rung; ``failed``: config -> error, for configurations none
+    of whose jobs finished the rung; ``cut=False`` (the last rung) ranks and tests without stopping anything.
+    """
+    failed = dict(failed or {})
+    records = list(records)
+    eliminated = [
+        Elimination(c, rung, epochs, "failed", detail=failed[c]) for c in configs if c in failed
+    ]  # fmt: skip
+    alive = [c for c in configs if c not in failed]
+    if not alive:
+        raise ValueError(f"every configuration failed at rung {rung} ({epochs} epochs): " + "; ".join(
+            f"{c}: {e}" for c, e in failed.items()))  # fmt: skip
+    verdict = _verdict([r for r in records if r[0] in alive], alive, higher_is_better, alpha, n_boot)
+    if verdict is None:  # a single configuration left: nothing to compare
+        return RungDecision(rung, epochs, list(configs), alive, eliminated, alive[0], alive, {}, 0, 0,
+                            note="one configuration left")  # fmt: skip
+    for f in verdict.failed_configs:  # alive but no usable records (e.g. every case undefined)
+        eliminated.append(Elimination(f.config, rung, epochs, "failed", detail=f.reason))
+    ranked = list(verdict.ranking)
+    n_seeds = len({s for seeds in verdict.seeds.values() for s in seeds})
+    left_out = [f"{d.case}: {d.reason}" for d in verdict.dropped_cases] + [
+        f"{s.config} seed {s.seed}: {s.reason}" for s in verdict.failed_seeds
+    ]
+    decision = RungDecision(
+        rung=rung,
+        epochs=epochs,
+        configs=list(configs),
+        survivors=ranked,
+        eliminated=eliminated,
+        leader=verdict.leader,
+        tie_set=list(verdict.tie_set),
+        means=dict(verdict.means),
+        n_cases=verdict.n_cases,
+        n_seeds=n_seeds,
+        left_out=left_out,
+    )
+    if not cut:
+        return decision
+    if n_seeds < 2:
+        decision.note = f"nothing cut: {n_seeds} seed (successive halving never cuts on a single seed)"
+        return decision
+    if verdict.n_cases < min_cases:
+        decision.note = f"nothing cut: {verdict.n_cases} paired cases < min_cases={min_cases}"
+        return decision
+    rank = {c: i + 1 for i, c in enumerate(ranked)}
+    comps = {c.config: c for c in verdict.comparisons}
+    kept: list[str] = []
+    for c in ranked:
+        comp = comps.get(c)
+        if comp is not None and comp.worse:
+            eliminated.append(_elimination(c, rung, epochs, "worse", verdict, comp, rank[c], f"Holm p <= {alpha}"))
+        else:
+            kept.append(c)
+    room = keep_count(len(configs), eta)
+    for c in kept[room:]:
+        eliminated.append(
+            _elimination(c, rung, epochs, "budget", verdict, comps[c], rank[c],
+                         f"not significantly worse, but outside the top 1/eta ({room} of {len(configs)} go on)")
+        )  # fmt: skip
+    decision.survivors = kept[:room]
+    return decision
+
+
+def _elimination(config, rung, epochs, reason, verdict: Verdict, comp, rank, detail) -> Elimination:
+    return Elimination(
+        config, rung, epochs, reason, score=verdict.means[config], p_holm=comp.p_holm, p_raw=comp.p_raw,
+        diff_mean=comp.diff_mean, rank=rank, detail=detail,
+    )  # fmt: skip
+
+
+def _verdict(records: list, alive: list[str], higher_is_better: bool, alpha: float, n_boot: int) -> Verdict | None:
+    if len(alive) < 2:
+        return None
+    return summarize(records, higher_is_better=higher_is_better, alpha=alpha, n_boot=n_boot, configs=alive)

@@ -1,0 +1,151 @@
+"""Successive halving over a grid of configurations, rung by rung, recorded in ``<sweep dir>/halving.json``.
+
+Plain Python: the Hydra sweeper (hydra_plugins/segtrain_halving) turns the command line into ``Job``s and
+passes ``launch(jobs, epochs)``, which trains those jobs to ``epochs`` (one ``launcher.launch`` call, so any
+Hydra launcher works). Per rung: launch the jobs of the configurations alive that have not finished the rung
+(a re-run after a crash skips the finished ones, and replays the rungs halving.json records as decided),
+read their validation records, decide (cut.py), write halving.json.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from segtrain.halving.cut import decide
+from segtrain.halving.jobs import Job, epochs_done, finished_rung, rung_records
+from segtrain.halving.schedule import rung_epochs
+from segtrain.report.cases import CASE_METRICS, LOWER_IS_BETTER
+from segtrain.report.halving import HALVING_FILE
+
+log = logging.getLogger("segtrain")
+
+
+@dataclass
+class HalvingSettings:
+    eta: float = 3.0
+    b0: int = 1
+    max_epochs: int = 10
+    min_cases: int = 10
+    alpha: float = 0.05
+    metric: str = "dice"  # per-case metric of per_case.csv that ranks and tests the configurations
+
+    def check(self) -> list[int]:
+        """The rung schedule; ValueError for bad settings (each names the key)."""
+        if self.metric not in CASE_METRICS:
+            raise ValueError(f"hydra.sweeper.metric must be one of {CASE_METRICS}, got {self.metric!r}")
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"hydra.sweeper.alpha must lie in (0, 1), got {self.alpha!r}")
+        if isinstance(self.min_cases, bool) or not isinstance(self.min_cases, int) or self.min_cases < 1:
+            raise ValueError(f"hydra.sweeper.min_cases must be an integer >= 1, got {self.min_cases!r}")
+        return rung_epochs(self.b0, self.eta, self.max_epochs)
+
+
+def configurations(jobs: Sequence[Job]) -> list[str]:
+    """The grid's configurations in first-seen order; a grid of one is an error (nothing to halve)."""
+    configs = list(dict.fromkeys(j.config for j in jobs))
+    if len(configs) < 2:
+        raise ValueError(
+            f"successive halving needs at least two configurations to choose between; the grid has "
+            f"{len(configs)} ({configs[0] if configs else 'none'}) with {len(jobs)} jobs (seeds/folds). Sweep a "
+            "setting (loss=dice,focal ...), or use the basic sweeper"
+        )
+    return configs
+
+
+Launch = Callable[[list[Job], int], Mapping[Path, str] | None]
+
+
+def successive_halving(
+    jobs: Sequence[Job], settings: HalvingSettings, sweep_dir: Path, launch: Launch
+) -> dict[str, Any]:
+    """Run (or continue) the halving sweep of ``jobs``; returns halving.json's content. ``launch(jobs, epochs)``
+    trains ``jobs`` to ``epochs`` and returns {job dir: error} for the jobs that failed."""
+    configs = configurations(jobs)
+    schedule = settings.check()
+    seeds = {j.seed for j in jobs}
+    if len(seeds) < 2:
+        log.warning("halving: one seed per configuration; nothing will be cut (never on a single seed)")
+    path = Path(sweep_dir) / HALVING_FILE
+    state = _load_or_start(path, jobs, settings, schedule, configs)
+    alive = list(configs)
+    for r, epochs in enumerate(schedule):
+        if r < len(state["rungs"]):  # decided before a crash or in an earlier run: replay
+            alive = list(state["rungs"][r]["survivors"])
+            log.info("halving: rung %d (%d epochs) already decided: %d go on", r, epochs, len(alive))
+            continue
+        rung_jobs = [j for j in jobs if j.config in alive]
+        todo = [j for j in rung_jobs if not finished_rung(j.path, epochs)]
+        log.info(
+            "halving: rung %d of %d, %d configurations x their jobs to %d epochs: %d to train, %d already there",
+            r, len(schedule) - 1, len(alive), epochs, len(todo), len(rung_jobs) - len(todo),
+        )  # fmt: skip
+        errors = (launch(todo, epochs) or {}) if todo else {}
+        before = schedule[r - 1] if r else 0
+        trained = sum(max(0, min(epochs_done(j.path), epochs) - before) for j in rung_jobs)
+        records, problems = rung_records(rung_jobs, Path(sweep_dir), epochs, settings.metric, errors)
+        scored = {rec[0] for rec in records}
+        failed = {c: "; ".join(problems.get(c, ["no records"])) for c in alive if c not in scored}
+        decision = decide(
+            records, alive, rung=r, epochs=epochs, eta=settings.eta, alpha=settings.alpha,
+            min_cases=settings.min_cases, higher_is_better=settings.metric not in LOWER_IS_BETTER, failed=failed,
+            cut=r < len(schedule) - 1,
+        )  # fmt: skip
+        rung = decision.to_dict()
+        rung.update(launched=len(todo), skipped=len(rung_jobs) - len(todo), epochs_trained=trained)
+        rung["problems"] = {c: p for c, p in problems.items() if p}
+        state["rungs"].append(rung)
+        alive = list(decision.survivors)
+        for e in decision.eliminated:
+            log.info("halving: rung %d stops %s (%s %s)", r, e.config, e.reason, e.detail)
+        _save(path, state)
+    last = state["rungs"][-1]
+    state.update(
+        status="completed",
+        winner=last["leader"],
+        tie_set=last["tie_set"],
+        epochs_trained=sum(r["epochs_trained"] for r in state["rungs"]),
+        full_grid_epochs=len(jobs) * settings.max_epochs,
+    )
+    _save(path, state)
+    log.info(
+        "halving: winner %s, tie set %s; %d of the full grid's %d epochs",
+        state["winner"], state["tie_set"], state["epochs_trained"], state["full_grid_epochs"],
+    )  # fmt: skip
+    return state
+
+
+def _header(jobs: Sequence[Job], settings: HalvingSettings, schedule: list[int], configs: list[str]) -> dict:
+    return {
+        "settings": asdict(settings),
+        "schedule": schedule,
+        "configurations": configs,
+        "jobs": [{"config": j.config, "seed": str(j.seed), "fold": j.fold, "dir": j.path.name} for j in jobs],
+    }
+
+
+def _load_or_start(path: Path, jobs, settings, schedule, configs) -> dict[str, Any]:
+    header = _header(jobs, settings, schedule, configs)
+    if path.is_file():
+        old = json.loads(path.read_text())
+        diff = [k for k in header if old.get(k) != header[k]]
+        if diff:
+            raise ValueError(
+                f"{path} records another halving sweep (it differs in {', '.join(diff)}); re-run the same command "
+                "into this directory to continue it, or use a new hydra.sweep.dir"
+            )
+        old["rungs"] = [r for r in old.get("rungs", []) if r.get("survivors") is not None]
+        return old
+    return {**header, "status": "running", "rungs": []}
+
+
+def _save(path: Path, state: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(state, indent=1, default=str) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,95 @@
+"""The "Eliminated by successive halving" section of summary.md, from a sweep's halving.json.
+
+A `hydra/sweeper=halving` sweep stops configurations at rungs; their jobs stay `paused` and are not in the
+verdict above the section. The section lists each stopped configuration with the rung, its mean per-case
+validation score there, and the Holm-adjusted p-value of the leader-vs-it test that stopped it (or the
+budget rule: outside the top 1/eta), and what the halving cost against the full grid.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+HALVING_FILE = "halving.json"
+REASONS = {
+    "worse": "significantly worse than the rung's leader",
+    "budget": "not significantly worse, outside the top 1/eta",
+    "failed": "failed",
+}
+
+
+def read_halving(root: Path) -> dict[str, Any] | None:
+    """halving.json of the sweep at `root`, or None when it is not a halving sweep. ValueError if unreadable."""
+    path = Path(root) / HALVING_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("rungs"), list):
+        raise ValueError(f"{path}: expected an object with a 'rungs' list (written by hydra/sweeper=halving)")
+    return data
+
+
+def halving_section(roots: Sequence[Path]) -> list[str]:
+    """Markdown lines of the section for every root with a halving.json ([] when none has one)."""
+    lines: list[str] = []
+    for root in roots:
+        data = read_halving(root)
+        if data is not None:
+            lines += render_halving(data, root if len(roots) > 1 else None)
+    return lines
+
+
+def render_halving(data: dict[str, Any], root: Path | None = None) -> list[str]:
+    s = data.get("settings", {})
+    metric = s.get("metric", "dice")
+    schedule = ", ".join(str(e) for e in data.get("schedule", []))
+    lines = ["", "## Eliminated by successive halving" + (f" ({root})" if root else ""), ""]
+    lines.append(
+        f"Rungs at {schedule} epochs (eta {s.get('eta')}, b0 {s.get('b0')}). After each rung but the last, a "
+        f"configuration was stopped when significantly worse than the rung's leader on validation {metric} "
+        f"(one-sided paired Wilcoxon over cases, Holm, alpha {s.get('alpha')}), and at most the top 1/eta went "
+        f"on; never on a single seed or on fewer than {s.get('min_cases')} cases. Stopped jobs stay `paused` at "
+        "their rung and are not in the verdict above."
+    )
+    trained, full = data.get("epochs_trained"), data.get("full_grid_epochs")
+    if trained is not None and full:
+        lines += ["", f"Training spent: {trained} epochs, {100 * trained / full:.0f}% of the full grid's {full}."]
+    elif data.get("status") != "completed":
+        lines += ["", f"The halving sweep is still running ({len(data['rungs'])} rungs decided)."]
+    if data.get("winner"):
+        lines += ["", f"Last rung: leader `{data['winner']}`; tie set: {', '.join(f'`{c}`' for c in data['tie_set'])}."]
+    rows = [e for r in data["rungs"] for e in r.get("eliminated", [])]
+    lines += ["", f"| configuration | rung | epochs | {metric} there | p (Holm) | why |"]
+    lines.append("|---|---:|---:|---:|---:|---|")
+    for e in rows:
+        why = REASONS.get(e.get("reason"), str(e.get("reason")))
+        if e.get("detail") and e.get("reason") != "worse":
+            why += f": {e['detail']}"
+        lines.append(
+            f"| {_md(e['config'])} | {e['rung']} | {e['epochs']} | {_num(e.get('score'))} | {_num(e.get('p_holm'))} "
+            f"| {_md(why)} |"
+        )
+    if not rows:
+        lines.append("| (none) | | | | | |")
+    last = len(data.get("schedule", [])) - 1
+    notes = [f"rung {r['rung']}: {r['note']}" for r in data["rungs"] if r.get("note") and r["rung"] != last]
+    if notes:
+        lines += ["", "Rungs that cut nothing: " + "; ".join(notes) + "."]
+    return lines
+
+
+def _num(x: Any) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:.3g}" if abs(x) < 1e-3 else f"{x:.4f}"
+
+
+def _md(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")

@@ -1,0 +1,168 @@
+"""Successive halving (hydra/sweeper=halving): the rung schedule, the cut rule, and whole sweeps of the fake
+app in tests/halving_app (scores made up from the overrides; no training) through Hydra: rungs, resume from
+the last rung, folds pooled, a failing configuration, crash and re-run, joblib, the report section, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+from segtrain.halving import decide, keep_count, rung_epochs
+from segtrain.report import summarize
+
+APP = ROOT / "tests" / "halving_app" / "fake_app.py"
+
+
+def run_app(sweep: Path, *args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "0", **(env or {})}
+    cmd = [sys.executable, str(APP), "-m", "hydra/sweeper=halving", f"hydra.sweep.dir={sweep}", *args]
+    proc = subprocess.run(cmd, cwd=sweep.parent, env=environ, capture_output=True, text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"fake app failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def trained(sweep: Path) -> list[tuple[str, int, int]]:
+    lines = (sweep / "trained.log").read_text().split("\n")
+    return [(a, int(b), int(c)) for a, b, c in (line.split() for line in lines if line)]
+
+
+# ---------------------------------------------------------------------------------------------- schedule
+def test_rung_epochs_grow_by_eta_and_end_at_max_epochs():
+    assert rung_epochs(1, 3, 9) == [1, 3, 9]
+    assert rung_epochs(3, 3, 27) == [3, 9, 27]
+    assert rung_epochs(3, 3, 30) == [3, 9, 27, 30]
+    assert rung_epochs(2, 2, 10) == [2, 4, 8, 10]
+    assert rung_epochs(1, 1.5, 4) == [1, 2, 3, 4]  # at least one epoch more per rung
+
+
+@pytest.mark.parametrize(
+    ("b0", "eta", "max_epochs", "message"),
+    [
+        (1, 1, 9, r"eta must be a number > 1"),
+        (1, 0.5, 9, r"eta must be a number > 1"),
+        (9, 3, 9, r"b0=9: the first rung's epochs must be an integer in 1..8"),
+        (0, 3, 9, r"b0=0"),
+        (1, 3, 1, r"max_epochs >= 2"),
+    ],
+)
+def test_bad_schedule_is_a_clear_error(b0, eta, max_epochs, message):
+    with pytest.raises(ValueError, match=message):
+        rung_epochs(b0, eta, max_epochs)
+
+
+# ---------------------------------------------------------------------------------------------- cut rule
+def records(means: dict[str, float], seeds=(0, 1), n_cases=30, noise=0.01):
+    rng = np.random.default_rng(0)
+    difficulty = rng.normal(0, 0.1, n_cases)
+    return [
+        (c, s, f"case{i}", float(m + difficulty[i] + rng.normal(0, noise)))
+        for c, m in means.items() for s in seeds for i in range(n_cases)
+    ]  # fmt: skip
+
+
+def test_decide_stops_the_significantly_worse_and_keeps_at_most_the_top_one_over_eta():
+    means = {"a": 0.80, "b": 0.7995, "c": 0.60, "d": 0.50, "e": 0.799, "f": 0.40}
+    d = decide(records(means), list(means), rung=0, epochs=1, eta=3, alpha=0.05, min_cases=10)
+    worse = {e.config for e in d.eliminated if e.reason == "worse"}
+    assert {"c", "d", "f"} <= worse and d.leader == "a"
+    assert len(d.survivors) == keep_count(6, 3) == 2 and d.survivors[0] == "a"
+    budget = [e for e in d.eliminated if e.reason == "budget"]
+    assert all(e.p_holm > 0.05 and e.score is not None for e in budget)
+    assert all(e.p_holm <= 0.05 and e.rung == 0 and e.epochs == 1 for e in d.eliminated if e.reason == "worse")
+    assert sorted(d.survivors + [e.config for e in d.eliminated]) == sorted(means)
+
+
+def test_decide_never_cuts_on_one_seed_or_too_few_cases_and_not_on_the_last_rung():
+    means = {"a": 0.8, "b": 0.5, "c": 0.4}
+    one_seed = decide(records(means, seeds=(0,)), list(means), rung=0, epochs=1, eta=3, alpha=0.05, min_cases=10)
+    assert one_seed.survivors == ["a", "b", "c"] and "single seed" in one_seed.note and not one_seed.eliminated
+    few = decide(records(means, n_cases=8), list(means), rung=0, epochs=1, eta=3, alpha=0.05, min_cases=10)
+    assert len(few.survivors) == 3 and "8 paired cases < min_cases=10" in few.note
+    last = decide(records(means), list(means), rung=2, epochs=9, eta=3, alpha=0.05, min_cases=10, cut=False)
+    assert last.survivors == ["a", "b", "c"] and last.tie_set == ["a"]
+
+
+def test_decide_stops_a_failed_configuration_and_raises_when_all_failed():
+    means = {"a": 0.8, "b": 0.79}
+    d = decide(records(means), ["a", "b", "x"], rung=0, epochs=1, eta=1.5, alpha=0.05, min_cases=10,
+               failed={"x": "RuntimeError: boom"})  # fmt: skip
+    assert [(e.config, e.reason, e.detail) for e in d.eliminated if e.reason == "failed"] == [
+        ("x", "failed", "RuntimeError: boom")
+    ]
+    with pytest.raises(ValueError, match="every configuration failed at rung 1"):
+        decide([], ["a", "b"], rung=1, epochs=3, eta=3, alpha=0.05, min_cases=10, failed={"a": "x", "b": "y"})
+
+
+# ---------------------------------------------------------------------------------------------- sweeps
+def test_halving_sweep_with_folds_and_a_failing_configuration(tmp_path):
+    sweep = tmp_path / "sweep"
+    run_app(sweep, "loss=a,b,c,boom", "seed=0,1", "dataset.fold=0,1,2")
+    h = json.loads((sweep / "halving.json").read_text())
+    assert h["schedule"] == [1, 3, 9] and h["status"] == "completed"
+    r0 = h["rungs"][0]
+    assert r0["launched"] == 24 and r0["n_cases"] == 24 and r0["n_seeds"] == 2  # 3 folds x 8 cases, pooled
+    stopped = {e["config"]: e for r in h["rungs"] for e in r["eliminated"]}
+    assert stopped["loss=boom"]["reason"] == "failed" and "always fails" in stopped["loss=boom"]["detail"]
+    assert keep_count(4, 3) == 1 and r0["survivors"] == [h["winner"]] == ["loss=b"]
+    # the winner's jobs resumed on every rung, never retrained from 0; the stopped ones stayed paused at 1
+    runs = trained(sweep)
+    for fold in range(3):
+        for seed in range(2):
+            job = f"dataset.fold={fold},loss=b,seed={seed}"
+            assert [(a, b) for j, a, b in runs if j == job] == [(0, 1), (1, 3), (3, 9)]
+            state = json.loads((sweep / f"dataset.fold={fold},loss=a,seed={seed}" / "metrics.json").read_text())
+            assert state["status"] == "paused" and state["epochs_completed"] == 1
+    assert h["epochs_trained"] == sum(b - a for _, a, b in runs) == 18 + 6 * 8
+    assert h["full_grid_epochs"] == 24 * 9
+
+    report = summarize(sweep, plots=False)
+    md = report.md_path.read_text()
+    assert "## Eliminated by successive halving" in md and "| loss=a | 0 | 1 |" in md
+    p = stopped["loss=a"]["p_holm"]
+    assert stopped["loss=a"]["reason"] == "worse" and p <= 0.05 and (f"{p:.3g}" in md or f"{p:.4f}" in md)
+    assert report.verdict.ranking == ("loss=b",) and report.cases.n_folds == 3
+
+
+def test_crashed_halving_sweep_rerun_skips_the_finished_rung_jobs(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["loss=a,b,c,d,e,f", "seed=0,1", "hydra.sweeper.eta=2"]  # rungs 1, 2, 4, 8, 9
+    crashed = run_app(sweep, *args, env={"FAKE_APP_DIE_AT": "b,1,2"}, check=False)
+    assert crashed.returncode == 3
+    before = trained(sweep)
+    assert ("loss=b,seed=0", 1, 2) in before and not any(j == "loss=b,seed=1" and b == 2 for j, _, b in before)
+    h = json.loads((sweep / "halving.json").read_text())
+    assert h["status"] == "running" and len(h["rungs"]) == 1
+
+    run_app(sweep, *args, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    after = trained(sweep)[len(before) :]
+    assert ("loss=b,seed=0", 1, 2) not in after  # finished before the crash: not trained again
+    h = json.loads((sweep / "halving.json").read_text())
+    assert h["status"] == "completed" and h["rungs"][1]["skipped"] >= 1
+    assert [r["epochs"] for r in h["rungs"]] == h["schedule"] == [1, 2, 4, 8, 9]
+    # a finished sweep re-run trains nothing
+    run_app(sweep, *args)
+    assert len(trained(sweep)) == len(before) + len(after)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["loss=a,b", "seed=0,1", "hydra.sweeper.eta=1"], "eta must be a number > 1"),
+        (["loss=a,b", "seed=0,1", "hydra.sweeper.b0=9"], "b0=9: the first rung's epochs must be an integer in 1..8"),
+        (["loss=a", "seed=0,1,2"], "needs at least two configurations"),
+        (["loss=a,b", "trainer.stop_at_epoch=3"], "do not set trainer.stop_at_epoch"),
+        (["loss=a,b", "trainer.max_epochs=3,9"], "do not sweep trainer.max_epochs"),
+    ],
+)
+def test_bad_halving_input_is_a_clear_error(tmp_path, args, message):
+    proc = run_app(tmp_path / "sweep", *args, check=False)
+    assert proc.returncode != 0 and message in proc.stderr + proc.stdout
+    assert not (tmp_path / "sweep" / "trained.log").exists()
