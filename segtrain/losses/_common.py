@@ -258,7 +258,8 @@ class SegmentationLoss(nn.Module):
 
     Subclasses set the metadata the docs and README table are generated from (``name``, ``modes``,
     ``formula``, ``paper``) and implement ``compute(x, target)`` where ``x`` is float32/float64 logits and
-    ``target`` the canonical target of ``check_inputs``.
+    ``target`` the canonical target of ``check_inputs``. A subclass's constructor takes its own keywords and
+    passes the rest (``**base``: ``mode``, ``ignore_index``) on; the loss registry lists them all.
     """
 
     name: ClassVar[str] = ""

@@ -7,6 +7,7 @@ modes, as torch's BCE); weighted means divide by the sum of the weights, as torc
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -137,14 +138,8 @@ class WeightedCrossEntropyLoss(SegmentationLoss):
     paper = "-"
     use_when = "moderate class imbalance, and you still want a pixel-wise loss"
 
-    def __init__(
-        self,
-        *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
-        frequencies: Sequence[float] | None = None,
-    ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index)
+    def __init__(self, *, frequencies: Sequence[float] | None = None, **base: Any) -> None:
+        super().__init__(**base)  # mode, ignore_index
         self.frequencies = check_class_vector("frequencies", frequencies, "weighted_ce")
         if self.frequencies is not None and self.frequencies.sum() <= 0:
             raise ValueError("weighted_ce: frequencies must not all be 0.")
