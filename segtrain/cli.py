@@ -52,7 +52,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Build everything from ``cfg`` and train; returns the metrics.json content."""
     import torch
 
-    from segtrain.data import DistanceMaps, TargetMaps, dataset_class_frequencies
+    from segtrain.data import TargetMaps, dataset_class_frequencies, map_names
     from segtrain.engine import Trainer
     from segtrain.engine.distributed import broadcast_object, init_distributed
     from segtrain.losses import build_loss
@@ -80,10 +80,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         loss_cfg["frequencies"] = dataset_class_frequencies(ds)
         log.info("loss frequencies from the training split: %s", loss_cfg["frequencies"])
     loss_fn = build_loss(**loss_cfg)
-    if "distance" in loss_fn.aux_inputs:  # boundary losses: distance maps made in the loader's workers
-        train_set, val_set = DistanceMaps(train_set), DistanceMaps(val_set)
-    maps = [key for key in ("skeleton", "target_distance") if key in loss_fn.aux_inputs]
-    if maps:  # skeleton_recall, hausdorff_dt: target maps made in the loader's workers too
+    maps = map_names(loss_fn.aux_inputs)
+    if maps:  # boundary, skeleton_recall, hausdorff_dt: target maps made in the loader's workers
         train_set, val_set = TargetMaps(train_set, maps), TargetMaps(val_set, maps)
     train_loader, val_loader = build_loaders(plain["dataset"], train_set, val_set, int(cfg.seed), rank, world_size)
     opt_cfg = dict(plain["optimizer"])

@@ -6,7 +6,7 @@ workers (``segtrain.data.DistanceMaps``) and the boundary losses can compute the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import edt
 import numpy as np
@@ -28,16 +28,21 @@ def signed_distance(mask: np.ndarray, threads: int = 1) -> np.ndarray:
     return outside - (inside - 1) * mask
 
 
-def signed_distance_maps(masks: Tensor) -> Tensor:
-    """N x K x S boolean masks -> N x K x S float32 signed distance maps, on the CPU, without gradient,
-    using torch's intra-op thread count."""
-    array = np.ascontiguousarray(masks.detach().cpu().numpy())
+def map_each(function: Callable[[np.ndarray, int], np.ndarray], masks: Tensor) -> Tensor:
+    """N x K x S boolean masks -> N x K x S float32 maps, ``function(mask, threads)`` of each 2-D or 3-D mask, on
+    the CPU, without gradient, using torch's intra-op thread count."""
+    array = np.ascontiguousarray(masks.detach().cpu().numpy()).astype(bool, copy=False)
     threads = torch.get_num_threads()
     out = np.empty(array.shape, dtype=np.float32)
     for n in range(array.shape[0]):
         for k in range(array.shape[1]):
-            out[n, k] = signed_distance(array[n, k], threads)
+            out[n, k] = function(array[n, k], threads)
     return torch.from_numpy(out)
+
+
+def signed_distance_maps(masks: Tensor) -> Tensor:
+    """N x K x S boolean masks -> N x K x S float32 signed distance maps (``signed_distance`` of each)."""
+    return map_each(signed_distance, masks)
 
 
 def channel_masks(

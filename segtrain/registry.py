@@ -46,11 +46,22 @@ class Registry:
         return self._entries[name]
 
     def accepted_keywords(self, name: str) -> list[str] | None:
-        """Keyword names the entry's constructor accepts, or None when it takes ``**kwargs``."""
-        params = inspect.signature(self.get(name)).parameters.values()
-        if any(p.kind is p.VAR_KEYWORD for p in params):
-            return None
-        return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        """Keyword names the entry's constructor accepts, or None when it takes ``**kwargs`` of unknown use.
+
+        A class whose ``__init__`` takes ``**kwargs`` passes them to its base class's constructor, so it accepts
+        the base's keywords too (those first)."""
+        obj = self.get(name)
+        if not isinstance(obj, type):
+            return _named_keywords(obj)
+        accepted: list[str] = []
+        for klass in obj.__mro__:
+            if "__init__" not in vars(klass):
+                continue
+            own = _named_keywords(vars(klass)["__init__"])
+            if own is not None:
+                return [key for key in own if key != "self"] + accepted
+            accepted = [key for key in _named_keywords(vars(klass)["__init__"], True) if key != "self"] + accepted
+        return None
 
     def build(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Construct entry ``name``; an unknown keyword raises TypeError listing the accepted ones."""
@@ -63,3 +74,11 @@ class Registry:
                     f"{self.kind} '{name}' got unknown keyword(s) {unknown}; accepted: {', '.join(accepted)}"
                 )
         return obj(*args, **kwargs)
+
+
+def _named_keywords(function: Callable[..., Any], passed_on: bool = False) -> list[str] | None:
+    """The keyword names of ``function``'s signature; None when it also takes ``**kwargs`` (unless ``passed_on``)."""
+    params = inspect.signature(function).parameters.values()
+    if not passed_on and any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]

@@ -15,7 +15,7 @@ import torch
 from skimage.morphology import dilation, skeletonize
 from torch import Tensor
 
-from segtrain.distance import channel_masks
+from segtrain.distance import channel_masks, map_each
 
 
 def skeleton_tube(mask: np.ndarray) -> np.ndarray:
@@ -56,14 +56,8 @@ def two_sided_distance(mask: np.ndarray, threads: int = 1) -> np.ndarray:
 
 
 def distance_maps(masks: Tensor) -> Tensor:
-    """N x K x S boolean masks -> N x K x S float32 two-sided distance maps, on the CPU, without gradient."""
-    array = np.ascontiguousarray(masks.detach().cpu().numpy()).astype(bool, copy=False)
-    threads = torch.get_num_threads()
-    out = np.empty(array.shape, dtype=np.float32)
-    for n in range(array.shape[0]):
-        for k in range(array.shape[1]):
-            out[n, k] = two_sided_distance(array[n, k], threads)
-    return torch.from_numpy(out)
+    """N x K x S boolean masks -> N x K x S float32 two-sided distance maps (``two_sided_distance`` of each)."""
+    return map_each(two_sided_distance, masks)
 
 
 def sample_skeleton_maps(

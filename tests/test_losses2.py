@@ -551,7 +551,7 @@ def test_maps_made_by_the_loader_equal_the_losses_own(mode: str) -> None:
         loss_fn = build_loss(name, mode=mode, ignore_index=ii)
         torch.testing.assert_close(loss_fn(logits, target, **{key: value}), loss_fn(logits, target))
     with pytest.raises(ValueError, match="unknown map names"):
-        TargetMaps(Samples(), ["distance"])
+        TargetMaps(Samples(), ["signed_distance"])
 
 
 # --------------------------------------------------------------------------- exp_log (first catalogue)

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from segtrain.data import folder, layouts, synthetic  # noqa: F401  (register shapes, folder, voc, ...)
 from segtrain.data.base import DATASETS, SegDataset
-from segtrain.data.distance import DistanceMaps
 from segtrain.data.folder import FolderDataset
 from segtrain.data.loader import build_loader
 from segtrain.data.stats import class_frequencies, dataset_class_frequencies, image_mean_std
-from segtrain.data.target_maps import TargetMaps
+from segtrain.data.target_maps import DistanceMaps, TargetMaps, map_names
 from segtrain.data.transforms import build_transforms, seed_worker
 from segtrain.data.validate import check_dataset
 
@@ -31,6 +30,7 @@ __all__ = [
     "class_frequencies",
     "dataset_class_frequencies",
     "image_mean_std",
+    "map_names",
     "seed_worker",
 ]
 

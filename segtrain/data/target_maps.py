@@ -1,26 +1,37 @@
-"""Skeleton and two-sided distance maps of each sample's mask, made in the loader's workers for skeleton_recall
-(``skeleton``) and hausdorff_dt (``target_distance``)."""
+"""Target-side maps of each sample's mask, made in the loader's workers for the losses that take them as extra
+inputs (``aux_inputs``): the boundary losses' ``distance``, skeleton_recall's ``skeleton`` and hausdorff_dt's
+``target_distance``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from torch.utils.data import Dataset
 
+from segtrain.distance import sample_distance_maps
 from segtrain.target_maps import sample_skeleton_maps, sample_target_distance_maps
 
 MAKERS: dict[str, Callable[..., Any]] = {
+    "distance": sample_distance_maps,
     "skeleton": sample_skeleton_maps,
     "target_distance": sample_target_distance_maps,
 }
 
 
+def map_names(aux_inputs: Iterable[str]) -> list[str]:
+    """The names among a loss's ``aux_inputs`` that ``TargetMaps`` makes (empty: the loss takes none)."""
+    wanted = set(aux_inputs)
+    return [key for key in MAKERS if key in wanted]
+
+
 class TargetMaps(Dataset):
     """A data set whose samples also carry the maps named in ``keys`` (a subset of ``MAKERS``): C x S, one per
-    model output channel, of the mask after its transforms. The losses take them as keyword inputs
-    (``loss(logits, target, skeleton=...)``); made here they cost the loader's workers, in parallel with
-    training, instead of the training step. Every other attribute is the wrapped data set's."""
+    model output channel, of the mask after its transforms (``distance``: float32 signed distance maps, Kervadec
+    et al. 2019's level sets; ``skeleton``: uint8 skeleton tubes; ``target_distance``: float32 two-sided distance
+    maps). The losses take them as keyword inputs (``loss(logits, target, skeleton=...)``); made here they cost
+    the loader's workers, in parallel with training, instead of the training step (as in the papers' code).
+    Every other attribute (``num_classes``, ``mode``, ...) is the wrapped data set's."""
 
     def __init__(self, dataset: Any, keys: Sequence[str]) -> None:
         unknown = sorted(set(keys) - set(MAKERS))
@@ -41,6 +52,13 @@ class TargetMaps(Dataset):
         return sample
 
     def __getattr__(self, name: str) -> Any:
-        if name == "dataset":  # not set yet (unpickling in a worker): no recursion
+        if name in ("dataset", "keys"):  # not set yet (unpickling in a worker): no recursion
             raise AttributeError(name)
         return getattr(self.dataset, name)
+
+
+class DistanceMaps(TargetMaps):
+    """``TargetMaps(dataset, ["distance"])``: the boundary losses' signed distance maps."""
+
+    def __init__(self, dataset: Any) -> None:
+        super().__init__(dataset, ["distance"])

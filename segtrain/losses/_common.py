@@ -89,6 +89,21 @@ def _shape_error(logits: Tensor, target: Tensor, mode: str) -> str:
     return f"{shapes}; {mode} mode expects {_SHAPES[mode]}."
 
 
+def out_of_range(target: Tensor, low: float, high: float, ignore_index: int | None) -> Tensor | None:
+    """The mask of target values outside [low, high] that are not ``ignore_index``, or None when there is none.
+    Without an ignore_index one ``aminmax`` pass decides (the common case; the mask is made only for the error)."""
+    if ignore_index is None:
+        if target.numel() == 0:
+            return None
+        smallest, largest = target.aminmax()
+        if not bool((smallest < low) | (largest > high)):
+            return None
+    bad = (target < low) | (target > high)
+    if ignore_index is not None:
+        bad &= target != ignore_index
+    return bad if bool(bad.any()) else None
+
+
 def check_inputs(logits: Tensor, target: Tensor, mode: str, ignore_index: int | None) -> Tensor:
     """Validate shapes and target values; return the target in canonical shape.
 
@@ -109,10 +124,8 @@ def check_inputs(logits: Tensor, target: Tensor, mode: str, ignore_index: int | 
             raise ValueError(_shape_error(logits, target, mode))
         if target.is_floating_point() or target.dtype == torch.bool:
             raise ValueError(f"A multiclass target holds integer class indices, got dtype {target.dtype}.")
-        bad = (target < 0) | (target >= c)
-        if ignore_index is not None:
-            bad &= target != ignore_index
-        if bool(bad.any()):
+        bad = out_of_range(target, 0, c - 1, ignore_index)
+        if bad is not None:
             value = int(target[bad][0])
             ignore = f" and is not ignore_index={ignore_index}" if ignore_index is not None else ""
             raise ValueError(f"Target holds class {value}, which is outside [0, {c}) for {c}-channel logits{ignore}.")
@@ -131,10 +144,8 @@ def check_inputs(logits: Tensor, target: Tensor, mode: str, ignore_index: int | 
         raise ValueError(_shape_error(logits, target, mode))
     if not target.is_floating_point():  # every sigmoid-mode loss computes with a float target
         target = target.to(compute_dtype(logits))
-    bad = (target < 0) | (target > 1)
-    if ignore_index is not None:
-        bad &= target != ignore_index
-    if bool(bad.any()):
+    bad = out_of_range(target, 0, 1, ignore_index)
+    if bad is not None:
         raise ValueError(f"A {mode} target holds values in [0, 1], got {target[bad].flatten()[0].item()}.")
     return target
 
@@ -247,7 +258,8 @@ class SegmentationLoss(nn.Module):
 
     Subclasses set the metadata the docs and README table are generated from (``name``, ``modes``,
     ``formula``, ``paper``) and implement ``compute(x, target)`` where ``x`` is float32/float64 logits and
-    ``target`` the canonical target of ``check_inputs``.
+    ``target`` the canonical target of ``check_inputs``. A subclass's constructor takes its own keywords and
+    passes the rest (``**base``: ``mode``, ``ignore_index``) on; the loss registry lists them all.
     """
 
     name: ClassVar[str] = ""

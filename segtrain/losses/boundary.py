@@ -11,7 +11,6 @@ from segtrain.distance import signed_distance_maps
 
 from . import LOSSES
 from ._common import (
-    MODES,
     MULTICLASS,
     SegmentationLoss,
     check_nonnegative,
@@ -92,7 +91,6 @@ class DiceBoundaryLoss(WeightedSumLoss):
     """
 
     name = "dice_boundary"
-    modes = MODES
     formula = "Dice loss + w_b(epoch) boundary, w_b ramped linearly from start to end"
     paper = "Kervadec et al. 2019"
     use_when = "the boundary loss as the paper uses it (Dice first, boundary ramped in)"

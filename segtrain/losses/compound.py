@@ -13,7 +13,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from . import LOSSES
-from ._common import BINARY, MODES, MULTICLASS, SIGMOID_MODES, SegmentationLoss
+from ._common import BINARY, MULTICLASS, SIGMOID_MODES, SegmentationLoss
 
 
 def check_weights(weights: Sequence[float], count: int, loss: str) -> list[float]:
@@ -101,7 +101,6 @@ class CEDiceLoss(WeightedSumLoss):
     """``w_0 ce + w_1 dice``; with the defaults equals MONAI ``DiceCELoss(batch=True)`` (softmax, one-hot)."""
 
     name = "ce_dice"
-    modes = MODES
     formula = "w_0 CE + w_1 Dice loss"
     paper = "-"
     use_when = "multiclass: nnU-Net's default"
@@ -126,7 +125,6 @@ class FocalDiceLoss(WeightedSumLoss):
     """
 
     name = "focal_dice"
-    modes = MODES
     formula = "w_0 Focal + w_1 Dice loss"
     paper = "-"
     use_when = "imbalance at both the pixel and the region level"
@@ -156,7 +154,6 @@ class ComboLoss(WeightedSumLoss):
     """
 
     name = "combo"
-    modes = MODES
     formula = "sum_i w_i L_i over the listed losses"
     paper = "-"
     use_when = "composing your own weighted sum in config, no code"

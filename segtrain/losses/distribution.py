@@ -7,6 +7,7 @@ modes, as torch's BCE); weighted means divide by the sum of the weights, as torc
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -38,18 +39,20 @@ def cross_entropy(
     Equals ``torch.nn.functional.cross_entropy`` (also with ``weight`` and ``label_smoothing``), except that
     a batch with every pixel ignored gives 0 instead of NaN.
     """
+    if ignore_index is None and weight is None:
+        return F.cross_entropy(x, target, label_smoothing=label_smoothing)
     ignore = -100 if ignore_index is None else ignore_index  # labels are >= 0, so -100 ignores nothing
-    # per pixel w_y (-log p_y) (torch's smoothing mixes in the weighted mean over classes), 0 where ignored
-    losses = F.cross_entropy(
-        x, target, weight=weight, ignore_index=ignore, label_smoothing=label_smoothing, reduction="none"
+    # torch's sum of w_y (-log p_y) over kept pixels (its smoothing mixes in the weighted mean over classes)
+    total = F.cross_entropy(
+        x, target, weight=weight, ignore_index=ignore, label_smoothing=label_smoothing, reduction="sum"
     )
     valid = valid_mask(target, ignore_index)
     if weight is None:
-        return masked_mean(losses, valid)
+        return total / valid.sum().clamp_min(1).to(x.dtype)
     w = weight[target if valid is None else torch.where(valid, target, 0)]
     if valid is not None:
         w = torch.where(valid, w, 0.0)
-    return losses.sum() / w.sum().clamp_min(torch.finfo(x.dtype).tiny)
+    return total / w.sum().clamp_min(torch.finfo(x.dtype).tiny)
 
 
 def binary_cross_entropy(
@@ -68,6 +71,8 @@ def binary_cross_entropy(
         y = y * (1 - label_smoothing) + label_smoothing / 2
     if pos_weight is not None:
         pos_weight = pos_weight.to(x).view(1, -1, *([1] * (x.ndim - 2)))
+    if valid is None:
+        return F.binary_cross_entropy_with_logits(x, y, pos_weight=pos_weight)
     losses = F.binary_cross_entropy_with_logits(x, y, pos_weight=pos_weight, reduction="none")
     return masked_mean(losses, valid)
 
@@ -133,14 +138,8 @@ class WeightedCrossEntropyLoss(SegmentationLoss):
     paper = "-"
     use_when = "moderate class imbalance, and you still want a pixel-wise loss"
 
-    def __init__(
-        self,
-        *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
-        frequencies: Sequence[float] | None = None,
-    ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index)
+    def __init__(self, *, frequencies: Sequence[float] | None = None, **base: Any) -> None:
+        super().__init__(**base)  # mode, ignore_index
         self.frequencies = check_class_vector("frequencies", frequencies, "weighted_ce")
         if self.frequencies is not None and self.frequencies.sum() <= 0:
             raise ValueError("weighted_ce: frequencies must not all be 0.")

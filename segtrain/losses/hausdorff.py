@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
 from segtrain.target_maps import distance_maps
 
 from . import LOSSES
-from ._common import MODES, MULTICLASS, SegmentationLoss, masked_mean, one_hot, valid_mask
+from ._common import MULTICLASS, SegmentationLoss, masked_mean, one_hot, valid_mask
 from ._keywords import check_flag, check_positive
 from .topology import check_target_map
 
@@ -35,21 +37,13 @@ class HausdorffDTLoss(SegmentationLoss):
     """
 
     name = "hausdorff_dt"
-    modes = MODES
     formula = "mean_{x,c} (p - g)^2 (d_G^alpha + d_P^alpha), d the distance to the other set's nearest pixel"
     paper = "Karimi & Salcudean 2019"
     use_when = "you are scored on Hausdorff distance; fine-tuning boundaries after a region loss"
     aux_inputs = ("target_distance",)
 
-    def __init__(
-        self,
-        *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
-        alpha: float = 2.0,
-        include_background: bool = True,
-    ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index)
+    def __init__(self, *, alpha: float = 2.0, include_background: bool = True, **base: Any) -> None:
+        super().__init__(**base)  # mode, ignore_index
         self.alpha = check_positive("alpha", alpha, self.name)
         self.include_background = check_flag("include_background", include_background, self.name)
 

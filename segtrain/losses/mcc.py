@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
 from . import LOSSES
-from ._common import MODES, MULTICLASS, SegmentationLoss
+from ._common import SegmentationLoss
 from ._counts import confusion_counts
 from ._keywords import check_flag, check_smooth
 
@@ -37,21 +39,14 @@ class MCCLoss(SegmentationLoss):
     """
 
     name = "mcc"
-    modes = MODES
     formula = "mean_c 1 - (TP TN - FP FN) / sqrt((TP + FP)(TP + FN)(TN + FP)(TN + FN))"
     paper = "Abhishek & Hamarneh 2021"
     use_when = "strong foreground / background imbalance where TN should count too (skin lesions)"
 
     def __init__(
-        self,
-        *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
-        smooth: float = 1e-5,
-        batch: bool = True,
-        include_background: bool = True,
+        self, *, smooth: float = 1e-5, batch: bool = True, include_background: bool = True, **base: Any
     ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index)
+        super().__init__(**base)  # mode, ignore_index
         self.smooth = check_smooth(smooth, self.name)
         self.batch = check_flag("batch", batch, self.name)
         self.include_background = check_flag("include_background", include_background, self.name)

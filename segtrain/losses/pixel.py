@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import LOSSES
-from ._common import MODES, MULTICLASS, SegmentationLoss, valid_mask
+from ._common import MULTICLASS, SegmentationLoss, valid_mask
 from ._keywords import check_half_open, check_integer
 from .compound import WeightedSumLoss
 
@@ -66,7 +66,6 @@ class TopKLoss(SegmentationLoss):
     """
 
     name = "topk"
-    modes = MODES
     formula = "mean of the max(1, int(n k / 100)) largest unit CE values"
     paper = "Wu et al. 2016"
     use_when = "many easy pixels swamp the CE (nnU-Net's TopK10)"
@@ -92,20 +91,12 @@ class OHEMCrossEntropyLoss(SegmentationLoss):
     """
 
     name = "ohem_ce"
-    modes = MODES
     formula = "mean CE over units with p_t < thresh, at least min_kept N of the lowest p_t"
     paper = "Shrivastava et al. 2016"
     use_when = "street scenes and other data with many easy pixels (mmseg's OHEM)"
 
-    def __init__(
-        self,
-        *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
-        thresh: float = 0.7,
-        min_kept: int = 10000,
-    ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index)
+    def __init__(self, *, thresh: float = 0.7, min_kept: int = 10000, **base: Any) -> None:
+        super().__init__(**base)  # mode, ignore_index
         self.thresh = check_half_open("thresh", thresh, 1, self.name)
         self.min_kept = check_integer("min_kept", min_kept, 1, self.name)
 
@@ -120,7 +111,6 @@ class DiceTopKLoss(WeightedSumLoss):
     ``-Dice``, segtrain's ``1 - Dice``)."""
 
     name = "dice_topk"
-    modes = MODES
     formula = "w_0 Dice loss + w_1 TopK CE"
     paper = "Ma et al. 2021"
     use_when = "nnU-Net's Dice + CE, with CE focused on the hardest pixels"

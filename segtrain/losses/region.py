@@ -10,6 +10,7 @@ target (the smoothing term decides its value, so false positives on it are penal
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -220,27 +221,9 @@ class FocalTverskyLoss(TverskyLoss):
     paper = "Abraham & Khan 2019"
     use_when = "small structures, where Tversky alone plateaus"
 
-    def __init__(
-        self,
-        *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
-        alpha: float = 0.5,
-        beta: float = 0.5,
-        gamma: float = 0.75,
-        smooth: float = 1e-5,
-        batch: bool = True,
-        include_background: bool = True,
-    ) -> None:
-        super().__init__(
-            mode=mode,
-            ignore_index=ignore_index,
-            alpha=alpha,
-            beta=beta,
-            smooth=smooth,
-            batch=batch,
-            include_background=include_background,
-        )
+    def __init__(self, *, gamma: float = 0.75, **tversky: Any) -> None:
+        """``tversky``: tversky's keywords (mode, ignore_index, alpha, beta, smooth, batch, include_background)."""
+        super().__init__(**tversky)
         self.gamma = check_nonnegative("gamma", gamma, self.name)
 
     def compute(self, x: Tensor, target: Tensor) -> Tensor:
@@ -342,15 +325,14 @@ class ExpLogLoss(SegmentationLoss):
     def __init__(
         self,
         *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
         w_dice: float = 0.8,
         w_cross: float = 0.2,
         gamma_dice: float = 0.3,
         gamma_cross: float = 0.3,
         frequencies: Sequence[float] | None = None,
+        **base: Any,
     ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index)
+        super().__init__(**base)  # mode, ignore_index
         self.w_dice = check_nonnegative("w_dice", w_dice, self.name)
         self.w_cross = check_nonnegative("w_cross", w_cross, self.name)
         self.gamma_dice = check_nonnegative("gamma_dice", gamma_dice, self.name)

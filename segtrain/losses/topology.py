@@ -17,7 +17,7 @@ from torch import Tensor
 from segtrain.target_maps import skeleton_maps
 
 from . import LOSSES
-from ._common import MODES, MULTICLASS, SegmentationLoss, one_hot, valid_mask
+from ._common import MULTICLASS, SegmentationLoss, one_hot, valid_mask
 from ._keywords import check_flag, check_integer, check_smooth, check_unit
 from .compound import WeightedSumLoss
 
@@ -110,7 +110,6 @@ class ClDiceLoss(SegmentationLoss):
     """
 
     name = "cldice"
-    modes = MODES
     formula = "mean_c 1 - 2 Tprec Tsens / (Tprec + Tsens) on soft skeletons of p and g"
     paper = "Shit et al. 2021"
     use_when = "tubular or curvilinear structures (vessels, roads, membranes) whose connectivity matters"
@@ -118,14 +117,13 @@ class ClDiceLoss(SegmentationLoss):
     def __init__(
         self,
         *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
         iterations: int = 3,
         smooth: float = 1.0,
         batch: bool = True,
         include_background: bool = True,
+        **base: Any,
     ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index)
+        super().__init__(**base)  # mode, ignore_index
         self.iterations = check_integer("iterations", iterations, 0, self.name)
         self.smooth = check_smooth(smooth, self.name)
         self.batch = check_flag("batch", batch, self.name)
@@ -147,7 +145,6 @@ class DiceClDiceLoss(WeightedSumLoss):
     ``smooth: s, batch: false``."""
 
     name = "dice_cldice"
-    modes = MODES
     formula = "(1 - alpha) Dice loss + alpha clDice loss"
     paper = "Shit et al. 2021"
     use_when = "clDice as the paper trains it, next to a volumetric Dice"
@@ -203,7 +200,6 @@ class SkeletonRecallLoss(SegmentationLoss):
     """
 
     name = "skeleton_recall"
-    modes = MODES
     formula = "1 - mean_c (sum p_c S_c + s) / (sum S_c + s), S the tubed skeleton of the target"
     paper = "Kirchhoff et al. 2024"
     use_when = "thin structures that must stay connected; add it to ce + dice in a combo"

@@ -8,12 +8,14 @@ sigmoid modes each channel is the binary problem {background 1 - p, foreground p
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from . import LOSSES
-from ._common import BINARY, MODES, MULTICLASS, MULTILABEL, SegmentationLoss, soft_sums, valid_mask
+from ._common import BINARY, MULTICLASS, MULTILABEL, SegmentationLoss, soft_sums, valid_mask
 from ._counts import confusion_counts
 from ._keywords import check_flag, check_smooth, check_unit
 
@@ -93,21 +95,19 @@ def unified_focal_loss(
 
 class _UnifiedFocal(SegmentationLoss):
     asymmetric = False
-    modes = MODES
     paper = "Yeung et al. 2022"
 
     def __init__(
         self,
         *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
         weight: float = 0.5,
         delta: float = 0.6,
         gamma: float = 0.5,
         smooth: float = 1e-7,
         batch: bool = True,
+        **base: Any,
     ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index)
+        super().__init__(**base)  # mode, ignore_index
         self.weight = check_unit("weight", weight, self.name)
         self.delta = check_unit("delta", delta, self.name)
         self.gamma = check_unit("gamma", gamma, self.name)
