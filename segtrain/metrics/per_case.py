@@ -98,7 +98,7 @@ def per_case_rows(
                 row["dice"] = 2 * t / (2 * t + f_p + f_n)
                 row["iou"] = t / (t + f_p + f_n)
                 row["hd95"], row["nsd"] = surface_metrics(p[i, c], g[i, c], nsd_tolerance)
-                row["cldice"] = cldice(p[i, c], g[i, c])
+                row["cldice"] = cldice(p[i, c], g[i, c]) if mode != "multiclass" else None
             if mode == "multiclass":
                 row["cldice"] = None
             row.update(
