@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import fresh_seed
+from scipy.ndimage import binary_erosion
 
 from segtrain.metrics.empty_rules import EMPTY_RULES, image_diagonal
-from segtrain.metrics.surface import boundary, hd95, nsd, surface_metrics
+from segtrain.metrics.surface import boundaries, boundary, hd95, nsd, surface_metrics
 from tests._metric_refs import blobs, ref_boundary, ref_hd95, ref_nsd
 
 SHAPES = [(20, 24), (7, 9, 11)]
@@ -35,11 +36,16 @@ def _pair(rng: np.random.Generator, shape: tuple[int, ...]) -> tuple[np.ndarray,
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_boundary_matches_the_neighbour_definition_on_random_masks(shape):
+def test_boundary_matches_the_neighbour_definition_and_monais_erosion(shape):
     rng = np.random.default_rng(fresh_seed())
-    for _ in range(20):
-        mask = rng.random(shape) < rng.uniform(0.2, 0.95)
+    stack = rng.random((3, 2, *shape)) < rng.uniform(0.2, 0.95, size=(3, 2) + (1,) * len(shape))
+    together = boundaries(stack, len(shape))
+    for index in np.ndindex(3, 2):
+        mask = stack[index]
         np.testing.assert_array_equal(boundary(mask), ref_boundary(mask))
+        # MONAI's get_mask_edges (spacing=None): binary_erosion(mask) ^ mask, default structure, zero border
+        np.testing.assert_array_equal(boundary(mask), binary_erosion(mask) ^ mask)
+        np.testing.assert_array_equal(together[index], boundary(mask))
 
 
 @pytest.mark.parametrize("shape", SHAPES)

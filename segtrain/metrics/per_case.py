@@ -1,7 +1,7 @@
 """Per-case metrics: one row per split x image x class, their means, and per_case.csv.
 
 Computed once, at the end of a job, on the selected checkpoint's hard predictions (not per epoch: the
-distance transforms per image x class cost far more than the confusion matrix of ``SegMetrics``).
+boundary distances per image x class cost far more than the confusion matrix of ``SegMetrics``).
 
 Columns (``COLUMNS``): ``split, case, class, dice, iou, hd95, nsd, cldice, tp, fp, fn, ref_pixels,
 pred_pixels``. Per image and class c, with P the predicted and G the reference mask of c:
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from segtrain.metrics.empty_rules import empty_case, empty_value
-from segtrain.metrics.surface import surface_metrics
+from segtrain.metrics.surface import boundaries, check_tolerance, metrics_from_boundaries
 from segtrain.metrics.topology import cldice
 
 COLUMNS = (
@@ -76,6 +76,7 @@ def per_case_rows(
     cases = [str(i) for i in range(n)] if case_ids is None else [str(c) for c in case_ids]
     if len(cases) != n:
         raise ValueError(f"per_case_rows: {len(cases)} case_ids for a batch of {n} images")
+    check_tolerance(nsd_tolerance)
     spatial = p.shape[2:]
     axes = tuple(range(2, p.ndim))
     # counts for the whole batch at once; ignored pixels are already False in both p and g
@@ -83,6 +84,9 @@ def per_case_rows(
     ref_pixels = np.count_nonzero(g, axis=axes)
     pred_pixels = np.count_nonzero(p, axis=axes)
     fp, fn = pred_pixels - tp, ref_pixels - tp
+    # every boundary of the batch in one pass, its pixel coordinates grouped by image x class
+    pred_points, pred_starts = _points_by_mask(boundaries(p, len(spatial)))
+    ref_points, ref_starts = _points_by_mask(boundaries(g, len(spatial)))
     rows = []
     for i in range(n):
         for c in range(k):
@@ -97,10 +101,15 @@ def per_case_rows(
                 t, f_p, f_n = int(tp[i, c]), int(fp[i, c]), int(fn[i, c])
                 row["dice"] = 2 * t / (2 * t + f_p + f_n)
                 row["iou"] = t / (t + f_p + f_n)
-                row["hd95"], row["nsd"] = surface_metrics(p[i, c], g[i, c], nsd_tolerance)
+                j = i * k + c
+                row["hd95"], row["nsd"] = metrics_from_boundaries(
+                    pred_points[pred_starts[j] : pred_starts[j + 1]],
+                    ref_points[ref_starts[j] : ref_starts[j + 1]],
+                    nsd_tolerance,
+                )
                 row["cldice"] = cldice(p[i, c], g[i, c]) if mode != "multiclass" else None
             if mode == "multiclass":
-                row["cldice"] = None
+                row["cldice"] = None  # the empty rules give it a value; label maps have no clDice
             row.update(
                 tp=int(tp[i, c]),
                 fp=int(fp[i, c]),
@@ -161,6 +170,15 @@ def write_per_case_csv(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path
                 raise ValueError(f"per_case row {j} has keys {sorted(row)}; expected the columns {list(COLUMNS)}")
             writer.writerow(["" if row[c] is None else row[c] for c in COLUMNS])
     return path
+
+
+def _points_by_mask(bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates (M x D) of the True pixels of an N x K x S stack, and offsets: mask ``j = n K + k`` owns
+    rows ``starts[j]:starts[j + 1]`` (np.nonzero lists pixels in C order, so each mask's rows are contiguous)."""
+    n, k = bounds.shape[:2]
+    index = np.nonzero(bounds)
+    starts = np.searchsorted(index[0] * k + index[1], np.arange(n * k + 1))
+    return np.stack(index[2:], axis=1), starts
 
 
 def _class_names(class_names: Sequence[str] | None, num_classes: int) -> list[str]:

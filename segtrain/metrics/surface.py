@@ -16,24 +16,42 @@ Definitions follow MONAI (``monai.metrics.compute_hausdorff_distance(percentile=
 
 Empty masks take the values of ``empty_rules.EMPTY_RULES`` (MONAI gives NaN or inf there).
 
-The distances come from an exact squared Euclidean distance transform (``edt.edtsq``) of the complement
-of each boundary, read at the other boundary, over the bounding box of ``P | G`` only: every boundary pixel
-lies in that box, so cropping changes no distance. Squared distances are integers, exact in float32 for
-any image under 4096 pixels a side, so the tolerance test ``d^2 <= tau^2`` has no rounding.
+The distances are exact: for each boundary pixel the nearest boundary pixel of the other mask is found with a
+k-d tree over the boundary pixel coordinates (scipy's ``cKDTree``, as MONAI does on the CPU), and the squared
+distance to it is recomputed in integers, so the tolerance test ``d^2 <= tau^2`` has no rounding. Boundaries
+are sparse, so this is cheaper than a dense distance transform of each mask's bounding box (measured in
+docs/performance.md). ``boundaries`` computes the boundaries of a whole stack of masks at once (one pass of
+shifted comparisons), so per-case metrics find every class's boundary of a batch in a few array operations.
 """
 
 from __future__ import annotations
 
-import edt
 import numpy as np
-from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from segtrain.metrics.empty_rules import empty_case, empty_value
 
 
+def boundaries(masks: np.ndarray, spatial_dims: int) -> np.ndarray:
+    """Boundary of every mask in a boolean stack (leading axes: any, last ``spatial_dims`` axes: the image):
+    foreground pixels with a face neighbour (4 in 2-D, 6 in 3-D) off the mask or off the image."""
+    interior = masks.copy()
+    for axis in range(masks.ndim - spatial_dims, masks.ndim):
+        lower = [slice(None)] * masks.ndim
+        upper = [slice(None)] * masks.ndim
+        lower[axis], upper[axis] = slice(None, -1), slice(1, None)
+        interior[tuple(lower)] &= masks[tuple(upper)]  # the next pixel along the axis is on the mask
+        interior[tuple(upper)] &= masks[tuple(lower)]  # the previous one is
+        for edge in (0, -1):  # the first and last pixels lack a neighbour: outside counts as background
+            index = [slice(None)] * masks.ndim
+            index[axis] = edge
+            interior[tuple(index)] = False
+    return masks & ~interior
+
+
 def boundary(mask: np.ndarray) -> np.ndarray:
-    """Boundary pixels of a boolean mask: foreground pixels with a background (or outside) 4-/6-neighbour."""
-    return mask & ~ndimage.binary_erosion(mask, border_value=0)
+    """Boundary pixels of one boolean mask (see ``boundaries``)."""
+    return boundaries(mask, mask.ndim)
 
 
 def union_bbox(pred: np.ndarray, ref: np.ndarray) -> tuple[slice, ...] | None:
@@ -48,36 +66,38 @@ def union_bbox(pred: np.ndarray, ref: np.ndarray) -> tuple[slice, ...] | None:
     return tuple(box)
 
 
-def surface_sq_distances(pred: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Squared distances (float64) from each boundary pixel of ``pred`` to the boundary of ``ref``, and back.
-
-    Both masks must have foreground (the distances to an empty boundary are not defined).
-    """
-    check_mask_pair(pred, ref)
-    box = union_bbox(pred, ref)
-    if box is None or not pred.any() or not ref.any():
-        raise ValueError("surface distances need foreground in both masks; see empty_rules for empty cases")
-    pred, ref = pred[box], ref[box]
-    bp, br = boundary(pred), boundary(ref)
-    # edtsq: squared distance of every non-zero pixel to the nearest zero, i.e. to the boundary pixels
-    to_ref = edt.edtsq(np.ascontiguousarray(~br), black_border=False, parallel=1)
-    to_pred = edt.edtsq(np.ascontiguousarray(~bp), black_border=False, parallel=1)
-    return to_ref[bp].astype(np.float64), to_pred[br].astype(np.float64)
+def nearest_sq_distances(points: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """For each row of ``points`` (integer pixel coordinates), the squared distance to the nearest row of
+    ``others``, exact in integers (int64)."""
+    _, nearest = cKDTree(others).query(points, k=1)
+    diff = points - others[nearest]
+    return np.einsum("ij,ij->i", diff, diff)
 
 
-def surface_metrics(pred: np.ndarray, ref: np.ndarray, tolerance: float) -> tuple[float, float]:
-    """``(hd95, nsd)`` of a prediction and a reference boolean mask (2-D or 3-D), in pixels."""
-    if tolerance < 0 or not np.isfinite(tolerance):
-        raise ValueError(f"nsd tolerance must be a finite number >= 0 (pixels), got {tolerance!r}")
-    check_mask_pair(pred, ref)
-    case = empty_case(not ref.any(), not pred.any())
-    if case is not None:
-        return empty_value(case, "hd95", pred.shape), empty_value(case, "nsd", pred.shape)
-    d2_pred, d2_ref = surface_sq_distances(pred, ref)
+def metrics_from_boundaries(pred_points: np.ndarray, ref_points: np.ndarray, tolerance: float) -> tuple[float, float]:
+    """``(hd95, nsd)`` from the boundary pixel coordinates (P x D and G x D integer arrays, both non-empty)."""
+    d2_pred = nearest_sq_distances(pred_points, ref_points)
+    d2_ref = nearest_sq_distances(ref_points, pred_points)
     hd95 = max(float(np.percentile(np.sqrt(d2_pred), 95)), float(np.percentile(np.sqrt(d2_ref), 95)))
     tau2 = float(tolerance) ** 2
     nsd = (np.count_nonzero(d2_pred <= tau2) + np.count_nonzero(d2_ref <= tau2)) / (d2_pred.size + d2_ref.size)
     return hd95, float(nsd)
+
+
+def check_tolerance(tolerance: float) -> None:
+    """Raise unless the NSD tolerance is a finite number >= 0."""
+    if not np.isfinite(tolerance) or tolerance < 0:
+        raise ValueError(f"nsd tolerance must be a finite number >= 0 (pixels), got {tolerance!r}")
+
+
+def surface_metrics(pred: np.ndarray, ref: np.ndarray, tolerance: float) -> tuple[float, float]:
+    """``(hd95, nsd)`` of a prediction and a reference boolean mask (2-D or 3-D), in pixels."""
+    check_tolerance(tolerance)
+    check_mask_pair(pred, ref)
+    case = empty_case(not ref.any(), not pred.any())
+    if case is not None:
+        return empty_value(case, "hd95", pred.shape), empty_value(case, "nsd", pred.shape)
+    return metrics_from_boundaries(np.argwhere(boundary(pred)), np.argwhere(boundary(ref)), tolerance)
 
 
 def hd95(pred: np.ndarray, ref: np.ndarray) -> float:
