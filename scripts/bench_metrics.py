@@ -6,8 +6,9 @@ Times ``per_case_rows`` (Dice, IoU, HD95, NSD, counts: multiclass, so no clDice)
 360 x 480, batch by batch, against the forward passes of the default U-Net (configs/model/unet.yaml: smp
 Unet, tu-regnetx_002 encoder, random init) over the same images at the same batch size, on the CPU, in
 eval mode without gradients: the two arms alternate round by round in one process and the reported ratio
-is the median over rounds of each round's metrics/forward ratio. The forward runs on 384 x 480 inputs
-(the val pipeline pads CamVid's height to a multiple of 32).
+is the median over rounds of each round's metrics/forward ratio. The metrics run on one thread; on a
+loaded machine ``--threads 1`` gives the forward one thread too, a ratio that the load distorts less. The
+forward runs on 384 x 480 inputs (the val pipeline pads CamVid's height to a multiple of 32).
 
 Masks: the real val masks when ``$SEGTRAIN_DATA/camvid/masks/val`` exists (11 classes, void = 255 ignored),
 else random smooth label maps with 12 classes. Predictions: ``perturbed`` (default) is the reference with
@@ -69,7 +70,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--tolerance", type=float, default=1.0, help="NSD tolerance in pixels")
     parser.add_argument("--pred", choices=("perturbed", "model"), default="perturbed")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads for the forward (0: torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
     masks, num_classes, ignore_index, source = load_masks(rng)
