@@ -12,8 +12,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from . import LOSSES
-from ._common import BINARY, MULTICLASS, SIGMOID_MODES, SegmentationLoss
+from . import LOSSES, register_loss
+from ._common import BINARY, MULTICLASS, SIGMOID_MODES, LossInfo, SegmentationLoss
 
 
 def check_weights(weights: Sequence[float], count: int, loss: str) -> list[float]:
@@ -74,15 +74,12 @@ class WeightedSumLoss(SegmentationLoss):
                 part.set_epoch(epoch, max_epochs)
 
 
-@LOSSES.register("bce_dice")
+@register_loss("bce_dice")
 class BCEDiceLoss(WeightedSumLoss):
     """``w_0 bce + w_1 dice``; with the defaults equals MONAI ``DiceCELoss(sigmoid=True, batch=True)``."""
 
-    name = "bce_dice"
     modes = SIGMOID_MODES
-    formula = "w_0 BCE + w_1 Dice loss"
-    paper = "-"
-    use_when = "binary segmentation: a robust default"
+    info = LossInfo(formula="w_0 BCE + w_1 Dice loss", paper="-", use_when="binary segmentation: a robust default")
 
     def __init__(
         self,
@@ -96,14 +93,11 @@ class BCEDiceLoss(WeightedSumLoss):
         super().__init__(mode=mode, ignore_index=ignore_index, parts=[("bce", bce), ("dice", dice)], weights=weights)
 
 
-@LOSSES.register("ce_dice")
+@register_loss("ce_dice")
 class CEDiceLoss(WeightedSumLoss):
     """``w_0 ce + w_1 dice``; with the defaults equals MONAI ``DiceCELoss(batch=True)`` (softmax, one-hot)."""
 
-    name = "ce_dice"
-    formula = "w_0 CE + w_1 Dice loss"
-    paper = "-"
-    use_when = "multiclass: nnU-Net's default"
+    info = LossInfo(formula="w_0 CE + w_1 Dice loss", paper="-", use_when="multiclass: nnU-Net's default")
 
     def __init__(
         self,
@@ -117,17 +111,16 @@ class CEDiceLoss(WeightedSumLoss):
         super().__init__(mode=mode, ignore_index=ignore_index, parts=[("ce", ce), ("dice", dice)], weights=weights)
 
 
-@LOSSES.register("focal_dice")
+@register_loss("focal_dice")
 class FocalDiceLoss(WeightedSumLoss):
     """``w_0 focal + w_1 dice``.
 
     Binary with alpha None equals MONAI ``DiceFocalLoss(sigmoid=True, batch=True)``.
     """
 
-    name = "focal_dice"
-    formula = "w_0 Focal + w_1 Dice loss"
-    paper = "-"
-    use_when = "imbalance at both the pixel and the region level"
+    info = LossInfo(
+        formula="w_0 Focal + w_1 Dice loss", paper="-", use_when="imbalance at both the pixel and the region level"
+    )
 
     def __init__(
         self,
@@ -143,7 +136,7 @@ class FocalDiceLoss(WeightedSumLoss):
         )
 
 
-@LOSSES.register("combo")
+@register_loss("combo")
 class ComboLoss(WeightedSumLoss):
     """Any weighted sum of registered losses.
 
@@ -153,10 +146,11 @@ class ComboLoss(WeightedSumLoss):
     and ``ignore_index`` are passed to every part.
     """
 
-    name = "combo"
-    formula = "sum_i w_i L_i over the listed losses"
-    paper = "-"
-    use_when = "composing your own weighted sum in config, no code"
+    info = LossInfo(
+        formula="sum_i w_i L_i over the listed losses",
+        paper="-",
+        use_when="composing your own weighted sum in config, no code",
+    )
 
     def __init__(
         self,

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import LOSSES
-from ._common import BINARY, MULTICLASS, MULTILABEL, SegmentationLoss, one_hot, valid_mask
+from . import register_loss
+from ._common import BINARY, MULTICLASS, MULTILABEL, LossInfo, SegmentationLoss, one_hot, valid_mask
 
 
 def lovasz_grad(fg_sorted: Tensor) -> Tensor:
@@ -103,7 +103,7 @@ def lovasz_hinge(x: Tensor, target: Tensor, ignore_index: int | None, per_image:
     return losses.mean()
 
 
-@LOSSES.register("lovasz")
+@register_loss("lovasz")
 class LovaszLoss(SegmentationLoss):
     """Lovasz-Softmax (multiclass) / Lovasz hinge (binary; multilabel per channel, mean over channels),
     Berman et al., "The Lovasz-Softmax loss", CVPR 2018.
@@ -116,10 +116,11 @@ class LovaszLoss(SegmentationLoss):
         classes: ``"present"`` (classes in the target), ``"all"``, or a list of class indices (multiclass).
     """
 
-    name = "lovasz"
-    formula = "mean_c sum_i e_c(i) (J_c(i) - J_c(i-1)), errors sorted, J the Jaccard loss (Lovasz extension)"
-    paper = "Berman et al. 2018"
-    use_when = "fine-tuning for mIoU (usually after a CE warm-up)"
+    info = LossInfo(
+        formula="mean_c sum_i e_c(i) (J_c(i) - J_c(i-1)), errors sorted, J the Jaccard loss (Lovasz extension)",
+        paper="Berman et al. 2018",
+        use_when="fine-tuning for mIoU (usually after a CE warm-up)",
+    )
 
     def __init__(
         self,
