@@ -48,10 +48,8 @@ class BoundaryLoss(SegmentationLoss):
         use_when="thin or very unbalanced structures; pair it with a region loss",
     )
 
-    def __init__(
-        self, *, mode: str = MULTICLASS, ignore_index: int | None = None, include_background: bool = False
-    ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index)
+    def __init__(self, *, include_background: bool = False, **base: Any) -> None:
+        super().__init__(**base)  # mode, ignore_index
         self.include_background = bool(include_background)
 
     aux_inputs = ("distance",)
@@ -101,21 +99,15 @@ class DiceBoundaryLoss(WeightedSumLoss):
     def __init__(
         self,
         *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
         boundary_weight_start: float = 0.01,
         boundary_weight_end: float = 1.0,
         dice: Mapping[str, Any] | None = None,
         boundary: Mapping[str, Any] | None = None,
+        **base: Any,
     ) -> None:
         self.boundary_weight_start = check_nonnegative("boundary_weight_start", boundary_weight_start, self.name)
         self.boundary_weight_end = check_nonnegative("boundary_weight_end", boundary_weight_end, self.name)
-        super().__init__(
-            mode=mode,
-            ignore_index=ignore_index,
-            parts=[("dice", dice), ("boundary", boundary)],
-            weights=[1.0, self.boundary_weight_start],
-        )
+        super().__init__([("dice", dice), ("boundary", boundary)], [1.0, self.boundary_weight_start], **base)
 
     def set_epoch(self, epoch: int, max_epochs: int) -> None:
         if max_epochs < 1 or epoch < 0:

@@ -93,19 +93,12 @@ class CrossEntropyLoss(SegmentationLoss):
         use_when="the default baseline; well-calibrated probabilities",
     )
 
-    def __init__(
-        self,
-        *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
-        weight: Sequence[float] | None = None,
-        label_smoothing: float = 0.0,
-    ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index)
+    def __init__(self, *, weight: Sequence[float] | None = None, label_smoothing: float = 0.0, **base: Any) -> None:
+        super().__init__(**base)  # mode, ignore_index
         self.label_smoothing = check_nonnegative("label_smoothing", label_smoothing, "ce")
         if self.label_smoothing > 1:
             raise ValueError(f"ce: label_smoothing must lie in [0, 1], got {label_smoothing}.")
-        if weight is not None and mode != MULTICLASS:
+        if weight is not None and self.mode != MULTICLASS:
             raise ValueError("ce: weight is a per-class weight for multiclass mode; use bce's pos_weight instead.")
         self.weight = check_class_vector("weight", weight, "ce")
 
@@ -202,14 +195,8 @@ class BCELoss(SegmentationLoss):
         formula="-[w_+ y log s(x) + (1 - y) log(1 - s(x))]", paper="-", use_when="sigmoid outputs; overlapping labels"
     )
 
-    def __init__(
-        self,
-        *,
-        mode: str = BINARY,
-        ignore_index: int | None = None,
-        pos_weight: float | Sequence[float] | None = None,
-    ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index)
+    def __init__(self, *, mode: str = BINARY, pos_weight: float | Sequence[float] | None = None, **base: Any) -> None:
+        super().__init__(mode=mode, **base)  # ignore_index
         self.pos_weight = check_class_vector("pos_weight", pos_weight, "bce")
 
     def compute(self, x: Tensor, target: Tensor) -> Tensor:
@@ -267,20 +254,13 @@ class FocalLoss(SegmentationLoss):
         use_when="many easy pixels (a large background) drown the hard ones",
     )
 
-    def __init__(
-        self,
-        *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
-        gamma: float = 2.0,
-        alpha: float | Sequence[float] | None = None,
-    ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index)
+    def __init__(self, *, gamma: float = 2.0, alpha: float | Sequence[float] | None = None, **base: Any) -> None:
+        super().__init__(**base)  # mode, ignore_index
         self.gamma = check_nonnegative("gamma", gamma, "focal")
         self.alpha: float | Tensor | None
         if alpha is None:
             self.alpha = None
-        elif mode == MULTICLASS:
+        elif self.mode == MULTICLASS:
             if isinstance(alpha, int | float):
                 raise ValueError(
                     f"focal: in multiclass mode alpha is None or a list of per-class weights, got the number {alpha}."
@@ -288,7 +268,7 @@ class FocalLoss(SegmentationLoss):
             self.alpha = check_class_vector("alpha", alpha, "focal")
         else:
             if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 <= alpha <= 1:
-                raise ValueError(f"focal: in {mode} mode alpha is None or a number in [0, 1], got {alpha!r}.")
+                raise ValueError(f"focal: in {self.mode} mode alpha is None or a number in [0, 1], got {alpha!r}.")
             self.alpha = float(alpha)
 
     def compute(self, x: Tensor, target: Tensor) -> Tensor:

@@ -8,6 +8,7 @@ code): the same formula, one kernel per step.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -122,20 +123,13 @@ class LovaszLoss(SegmentationLoss):
         use_when="fine-tuning for mIoU (usually after a CE warm-up)",
     )
 
-    def __init__(
-        self,
-        *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
-        per_image: bool = False,
-        classes: str | Sequence[int] = "present",
-    ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index)
+    def __init__(self, *, per_image: bool = False, classes: str | Sequence[int] = "present", **base: Any) -> None:
+        super().__init__(**base)  # mode, ignore_index
         self.per_image = bool(per_image)
         if isinstance(classes, str):
             if classes not in ("present", "all"):
                 raise ValueError(f"lovasz: classes must be 'present', 'all' or a list of indices, got {classes!r}.")
-        elif mode != MULTICLASS:
+        elif self.mode != MULTICLASS:
             raise ValueError("lovasz: a list of classes applies to multiclass mode only.")
         elif not classes or any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in classes):
             raise ValueError(f"lovasz: classes must be a non-empty list of class indices, got {classes!r}.")

@@ -6,7 +6,6 @@ pixel x channel elements in multilabel mode (BCE; ignore_index is not applied th
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -16,7 +15,7 @@ from torch import Tensor
 from . import register_loss
 from ._common import MULTICLASS, LossInfo, SegmentationLoss, valid_mask
 from ._keywords import check_half_open, check_integer
-from .compound import WeightedSumLoss
+from .compound import PairLoss
 
 
 def unit_cross_entropy(x: Tensor, target: Tensor, mode: str, ignore_index: int | None) -> Tensor:
@@ -71,8 +70,8 @@ class TopKLoss(SegmentationLoss):
         use_when="many easy pixels swamp the CE (nnU-Net's TopK10)",
     )
 
-    def __init__(self, *, mode: str = MULTICLASS, ignore_index: int | None = None, k: float = 10) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index)
+    def __init__(self, *, k: float = 10, **base: Any) -> None:
+        super().__init__(**base)  # mode, ignore_index
         self.k = check_half_open("k", k, 100, self.name)
 
     def compute(self, x: Tensor, target: Tensor) -> Tensor:
@@ -108,23 +107,13 @@ class OHEMCrossEntropyLoss(SegmentationLoss):
 
 
 @register_loss("dice_topk")
-class DiceTopKLoss(WeightedSumLoss):
+class DiceTopKLoss(PairLoss):
     """``w_0 dice + w_1 topk``: nnU-Net's ``DC_and_topk_loss`` shifted by ``w_0`` (nnU-Net's Dice term is
     ``-Dice``, segtrain's ``1 - Dice``)."""
 
+    pair = ("dice", "topk")
     info = LossInfo(
         formula="w_0 Dice loss + w_1 TopK CE",
         paper="Ma et al. 2021",
         use_when="nnU-Net's Dice + CE, with CE focused on the hardest pixels",
     )
-
-    def __init__(
-        self,
-        *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
-        weights: Sequence[float] = (1.0, 1.0),
-        dice: Mapping[str, Any] | None = None,
-        topk: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index, parts=[("dice", dice), ("topk", topk)], weights=weights)

@@ -82,16 +82,9 @@ class _OverlapLoss(SegmentationLoss):
     """Shared arguments and class selection of the TP / FP / FN losses."""
 
     def __init__(
-        self,
-        *,
-        mode: str,
-        ignore_index: int | None,
-        smooth: float,
-        batch: bool,
-        include_background: bool,
-        squared: bool = False,
+        self, *, smooth: float, batch: bool, include_background: bool, squared: bool = False, **base: Any
     ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index)
+        super().__init__(**base)  # mode, ignore_index
         self.smooth = check_nonnegative("smooth", smooth, self.name)
         self.batch = bool(batch)
         self.include_background = bool(include_background)
@@ -130,22 +123,14 @@ class DiceLoss(_OverlapLoss):
     def __init__(
         self,
         *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
         smooth: float = 1e-5,
         squared: bool = False,
         batch: bool = True,
         include_background: bool = True,
         log_loss: bool = False,
+        **base: Any,
     ) -> None:
-        super().__init__(
-            mode=mode,
-            ignore_index=ignore_index,
-            smooth=smooth,
-            batch=batch,
-            include_background=include_background,
-            squared=squared,
-        )
+        super().__init__(smooth=smooth, batch=batch, include_background=include_background, squared=squared, **base)
         self.log_loss = bool(log_loss)
 
     def compute(self, x: Tensor, target: Tensor) -> Tensor:
@@ -187,21 +172,14 @@ class TverskyLoss(_OverlapLoss):
     def __init__(
         self,
         *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
         alpha: float = 0.5,
         beta: float = 0.5,
         smooth: float = 1e-5,
         batch: bool = True,
         include_background: bool = True,
+        **base: Any,
     ) -> None:
-        super().__init__(
-            mode=mode,
-            ignore_index=ignore_index,
-            smooth=smooth,
-            batch=batch,
-            include_background=include_background,
-        )
+        super().__init__(smooth=smooth, batch=batch, include_background=include_background, **base)
         self.alpha = check_nonnegative("alpha", alpha, self.name)
         self.beta = check_nonnegative("beta", beta, self.name)
 
@@ -248,15 +226,8 @@ class GeneralizedDiceLoss(_OverlapLoss):
         use_when="many classes of very different sizes",
     )
 
-    def __init__(
-        self,
-        *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
-        smooth: float = 1e-5,
-        batch: bool = True,
-    ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index, smooth=smooth, batch=batch, include_background=True)
+    def __init__(self, *, smooth: float = 1e-5, batch: bool = True, **base: Any) -> None:
+        super().__init__(smooth=smooth, batch=batch, include_background=True, **base)
 
     def compute(self, x: Tensor, target: Tensor) -> Tensor:
         return generalized_dice(*self.sums(x, target), self.smooth).mean()

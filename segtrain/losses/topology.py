@@ -154,19 +154,13 @@ class DiceClDiceLoss(WeightedSumLoss):
     def __init__(
         self,
         *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
         alpha: float = 0.5,
         dice: Mapping[str, Any] | None = None,
         cldice: Mapping[str, Any] | None = None,
+        **base: Any,
     ) -> None:
         self.alpha = check_unit("alpha", alpha, self.name)
-        super().__init__(
-            mode=mode,
-            ignore_index=ignore_index,
-            parts=[("dice", dice), ("cldice", cldice)],
-            weights=[1 - self.alpha, self.alpha],
-        )
+        super().__init__([("dice", dice), ("cldice", cldice)], [1 - self.alpha, self.alpha], **base)
 
 
 def check_target_map(name: str, value: Tensor, x: Tensor, loss: str, what: str) -> None:
@@ -208,10 +202,8 @@ class SkeletonRecallLoss(SegmentationLoss):
         use_when="thin structures that must stay connected; add it to ce + dice in a combo",
     )
 
-    def __init__(
-        self, *, mode: str = MULTICLASS, ignore_index: int | None = None, smooth: float = 1e-5, batch: bool = True
-    ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index)
+    def __init__(self, *, smooth: float = 1e-5, batch: bool = True, **base: Any) -> None:
+        super().__init__(**base)  # mode, ignore_index
         self.smooth = check_smooth(smooth, self.name)
         self.batch = check_flag("batch", batch, self.name)
 

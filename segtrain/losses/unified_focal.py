@@ -193,15 +193,15 @@ class ComboTaghanakiLoss(SegmentationLoss):
         self,
         *,
         mode: str = BINARY,
-        ignore_index: int | None = None,
         alpha: float = 0.5,
         beta: float = 0.5,
         smooth: float = 1.0,
         batch: bool = True,
+        **base: Any,
     ) -> None:
         if mode == MULTICLASS:
             raise ValueError("combo_taghanaki is defined for binary and multilabel mode only; use ce_dice.")
-        super().__init__(mode=mode, ignore_index=ignore_index)
+        super().__init__(mode=mode, **base)  # ignore_index
         self.alpha = check_unit("alpha", alpha, self.name)
         self.beta = check_unit("beta", beta, self.name)
         self.smooth = check_smooth(smooth, self.name)
