@@ -49,9 +49,10 @@ class Registry:
         """Keyword names the entry's constructor accepts, or None when it takes ``**kwargs`` of unknown use.
 
         A class whose ``__init__`` takes ``**kwargs`` passes them to its base class's constructor, so it accepts
-        the base's keywords too (those first)."""
+        the base's keywords too (those first). A class that states its signature (``__signature__``, which
+        ``inspect.signature`` reads too) accepts the keywords named there."""
         obj = self.get(name)
-        if not isinstance(obj, type):
+        if not isinstance(obj, type) or "__signature__" in vars(obj):
             return _named_keywords(obj)
         accepted: list[str] = []
         for klass in obj.__mro__:
@@ -59,7 +60,7 @@ class Registry:
                 continue
             own = _named_keywords(vars(klass)["__init__"])
             if own is not None:
-                return [key for key in own if key != "self"] + accepted
+                return list(dict.fromkeys([key for key in own if key != "self"] + accepted))
             accepted = [key for key in _named_keywords(vars(klass)["__init__"], True) if key != "self"] + accepted
         return None
 

@@ -79,4 +79,4 @@ def test_readme_loss_table_matches_registry() -> None:
 def test_every_loss_documents_its_formula_paper_and_when_to_use_it() -> None:
     for name in available_losses():
         cls = LOSSES.get(name)
-        assert cls.formula and cls.paper and cls.use_when, f"{name}: formula, paper and use_when feed the README"
+        assert all(cls.info), f"{name}: formula, paper and use_when feed the README"

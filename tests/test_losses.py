@@ -439,6 +439,31 @@ def test_combo_rejects_an_unknown_part_keyword() -> None:
         build_loss("combo", losses=[{"name": "dice", "smoth": 1.0}])
 
 
+@pytest.mark.parametrize(
+    ("name", "accepted"),
+    [
+        ("ce_dice", "mode, ignore_index, weights, ce, dice"),
+        ("bce_dice", "mode, ignore_index, weights, bce, dice"),
+        ("dice_topk", "mode, ignore_index, weights, dice, topk"),
+        ("dice_cldice", "mode, ignore_index, alpha, dice, cldice"),
+        ("dice_boundary", "mode, ignore_index, boundary_weight_start, boundary_weight_end, dice, boundary"),
+        ("bce", "mode, ignore_index, pos_weight"),
+    ],
+)
+def test_unknown_keywords_of_a_compound_list_every_accepted_one(name: str, accepted: str) -> None:
+    """Part names and base keywords are listed; the parts and weights a subclass sets are not config keywords."""
+    for bad in ("smoth", "parts", "weights" if "weights" not in accepted else "losses"):
+        with pytest.raises(TypeError, match=rf"\['{bad}'\]; accepted: {accepted}$"):
+            build_loss(name, **{bad: 1})
+
+
+def test_pair_losses_default_to_their_first_mode_and_pass_part_keywords_on() -> None:
+    assert build_loss("bce_dice").mode == "binary" and build_loss("ce_dice").mode == "multiclass"
+    loss_fn = build_loss("focal_dice", mode="binary", ignore_index=255, focal={"gamma": 3.0}, dice={"smooth": 1.0})
+    focal, dice = loss_fn.parts
+    assert (focal.gamma, dice.smooth, focal.mode, dice.ignore_index) == (3.0, 1.0, "binary", 255)
+
+
 # --------------------------------------------------------------------------- contract
 
 

@@ -6,12 +6,25 @@ multilabel) and an ``ignore_index``; see ``_common`` for the shapes and docs/los
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from torch import nn
 
 from ..modes import BINARY, MODES, MULTICLASS, MULTILABEL
 from ..registry import Registry
 
 LOSSES = Registry("loss")
+
+
+def register_loss(name: str, aliases: Iterable[str] = ()) -> Callable[[type], type]:
+    """Class decorator: register a loss class under ``name`` (and ``aliases``), which becomes its ``name``."""
+
+    def deco(cls: type) -> type:
+        cls.name = name
+        return LOSSES.register(name, aliases)(cls)
+
+    return deco
+
 
 # the family modules register themselves on import (they need LOSSES defined above)
 from . import (  # noqa: E402, F401
@@ -26,7 +39,7 @@ from . import (  # noqa: E402, F401
     topology,
     unified_focal,
 )
-from ._common import SegmentationLoss, soft_sums  # noqa: E402
+from ._common import LossInfo, SegmentationLoss, soft_sums  # noqa: E402
 
 
 def build_loss(name: str, **kwargs: object) -> nn.Module:
@@ -48,7 +61,8 @@ def loss_table_markdown() -> str:
     for cls in sorted(names_of, key=lambda c: c.name):
         aliases = [n for n in names_of[cls] if n != cls.name]
         label = f"`{cls.name}`" + (f" ({', '.join(f'`{a}`' for a in aliases)})" if aliases else "")
-        rows.append(f"| {label} | {', '.join(cls.modes)} | {cls.formula} | {cls.paper} | {cls.use_when} |")
+        info = cls.info
+        rows.append(f"| {label} | {', '.join(cls.modes)} | {info.formula} | {info.paper} | {info.use_when} |")
     return "\n".join(rows) + "\n"
 
 
@@ -58,9 +72,11 @@ __all__ = [
     "MODES",
     "MULTICLASS",
     "MULTILABEL",
+    "LossInfo",
     "SegmentationLoss",
     "available_losses",
     "build_loss",
     "loss_table_markdown",
+    "register_loss",
     "soft_sums",
 ]

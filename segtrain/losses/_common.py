@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -253,20 +253,27 @@ def class_sums(
 # --------------------------------------------------------------------------- base class
 
 
+class LossInfo(NamedTuple):
+    """A loss's row of the README table (besides its name and modes)."""
+
+    formula: str
+    paper: str
+    use_when: str  # the "reach for it when" column
+
+
 class SegmentationLoss(nn.Module):
     """Base of every loss: checks the inputs once, switches autocast off, then calls ``compute``.
 
-    Subclasses set the metadata the docs and README table are generated from (``name``, ``modes``,
-    ``formula``, ``paper``) and implement ``compute(x, target)`` where ``x`` is float32/float64 logits and
-    ``target`` the canonical target of ``check_inputs``. A subclass's constructor takes its own keywords and
-    passes the rest (``**base``: ``mode``, ``ignore_index``) on; the loss registry lists them all.
+    Subclasses set ``info`` (a ``LossInfo``: the docs and README table are generated from it), ``modes`` when
+    they support fewer than all, and implement ``compute(x, target)`` where ``x`` is float32/float64 logits and
+    ``target`` the canonical target of ``check_inputs``; ``name`` is the name the class is registered under. A
+    subclass's constructor takes its own keywords and passes the rest (``**base``: ``mode``, ``ignore_index``)
+    on; the loss registry lists them all.
     """
 
     name: ClassVar[str] = ""
     modes: ClassVar[tuple[str, ...]] = MODES
-    formula: ClassVar[str] = ""
-    paper: ClassVar[str] = ""
-    use_when: ClassVar[str] = ""  # the README's "reach for it when" column
+    info: ClassVar[LossInfo] = LossInfo("", "", "")
     aux_inputs: tuple[str, ...] = ()  # optional extra inputs compute() accepts as keywords
 
     def __init__(self, *, mode: str = MULTICLASS, ignore_index: int | None = None) -> None:

@@ -9,9 +9,10 @@ from torch import Tensor
 
 from segtrain.distance import signed_distance_maps
 
-from . import LOSSES
+from . import register_loss
 from ._common import (
     MULTICLASS,
+    LossInfo,
     SegmentationLoss,
     check_nonnegative,
     masked_mean,
@@ -28,7 +29,7 @@ def boundary_loss(prob: Tensor, distance: Tensor, valid: Tensor | None) -> Tenso
     return masked_mean(prob * distance.to(prob), valid)
 
 
-@LOSSES.register("boundary")
+@register_loss("boundary")
 class BoundaryLoss(SegmentationLoss):
     """Boundary loss (Kervadec et al., "Boundary loss for highly unbalanced segmentation", MIDL 2019).
 
@@ -41,15 +42,14 @@ class BoundaryLoss(SegmentationLoss):
         include_background: keep channel 0 in multiclass mode (False, as the paper: foreground classes).
     """
 
-    name = "boundary"
-    formula = "mean_{x,c} p_c(x) phi_c(x), phi_c the signed distance map of the target"
-    paper = "Kervadec et al. 2019"
-    use_when = "thin or very unbalanced structures; pair it with a region loss"
+    info = LossInfo(
+        formula="mean_{x,c} p_c(x) phi_c(x), phi_c the signed distance map of the target",
+        paper="Kervadec et al. 2019",
+        use_when="thin or very unbalanced structures; pair it with a region loss",
+    )
 
-    def __init__(
-        self, *, mode: str = MULTICLASS, ignore_index: int | None = None, include_background: bool = False
-    ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index)
+    def __init__(self, *, include_background: bool = False, **base: Any) -> None:
+        super().__init__(**base)  # mode, ignore_index
         self.include_background = bool(include_background)
 
     aux_inputs = ("distance",)
@@ -80,7 +80,7 @@ class BoundaryLoss(SegmentationLoss):
         return boundary_loss(prob, distance, valid)
 
 
-@LOSSES.register("dice_boundary")
+@register_loss("dice_boundary")
 class DiceBoundaryLoss(WeightedSumLoss):
     """``dice + w_b(epoch) boundary``, the boundary weight ramped linearly over training (Kervadec et al.
     2019 start the boundary term small and let it grow).
@@ -90,29 +90,24 @@ class DiceBoundaryLoss(WeightedSumLoss):
     first call ``w_b = boundary_weight_start``.
     """
 
-    name = "dice_boundary"
-    formula = "Dice loss + w_b(epoch) boundary, w_b ramped linearly from start to end"
-    paper = "Kervadec et al. 2019"
-    use_when = "the boundary loss as the paper uses it (Dice first, boundary ramped in)"
+    info = LossInfo(
+        formula="Dice loss + w_b(epoch) boundary, w_b ramped linearly from start to end",
+        paper="Kervadec et al. 2019",
+        use_when="the boundary loss as the paper uses it (Dice first, boundary ramped in)",
+    )
 
     def __init__(
         self,
         *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
         boundary_weight_start: float = 0.01,
         boundary_weight_end: float = 1.0,
         dice: Mapping[str, Any] | None = None,
         boundary: Mapping[str, Any] | None = None,
+        **base: Any,
     ) -> None:
         self.boundary_weight_start = check_nonnegative("boundary_weight_start", boundary_weight_start, self.name)
         self.boundary_weight_end = check_nonnegative("boundary_weight_end", boundary_weight_end, self.name)
-        super().__init__(
-            mode=mode,
-            ignore_index=ignore_index,
-            parts=[("dice", dice), ("boundary", boundary)],
-            weights=[1.0, self.boundary_weight_start],
-        )
+        super().__init__([("dice", dice), ("boundary", boundary)], [1.0, self.boundary_weight_start], **base)
 
     def set_epoch(self, epoch: int, max_epochs: int) -> None:
         if max_epochs < 1 or epoch < 0:

@@ -8,12 +8,14 @@ part computes on the same float32 logits.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from functools import partial
+from inspect import Parameter, Signature
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from . import LOSSES
-from ._common import BINARY, MULTICLASS, SIGMOID_MODES, SegmentationLoss
+from . import LOSSES, register_loss
+from ._common import SIGMOID_MODES, LossInfo, SegmentationLoss
 
 
 def check_weights(weights: Sequence[float], count: int, loss: str) -> list[float]:
@@ -47,14 +49,10 @@ class WeightedSumLoss(SegmentationLoss):
     """
 
     def __init__(
-        self,
-        *,
-        mode: str,
-        ignore_index: int | None,
-        parts: Sequence[tuple[str, Mapping[str, Any] | None]],
-        weights: Sequence[float],
+        self, parts: Sequence[tuple[str, Mapping[str, Any] | None]], weights: Sequence[float], /, **base: Any
     ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index)
+        """``parts`` and ``weights`` are positional-only: a subclass sets them, a config does not."""
+        super().__init__(**base)  # mode, ignore_index
         self.weights = check_weights(weights, len(parts), self.name)
         self.parts = nn.ModuleList(
             build_part(self.name, name, self.mode, self.ignore_index, kwargs) for name, kwargs in parts
@@ -74,76 +72,63 @@ class WeightedSumLoss(SegmentationLoss):
                 part.set_epoch(epoch, max_epochs)
 
 
-@LOSSES.register("bce_dice")
-class BCEDiceLoss(WeightedSumLoss):
+class PairLoss(WeightedSumLoss):
+    """``w_0 A + w_1 B``, A and B the registered losses named in ``pair``; each part's own keywords sit under its
+    name (``focal_dice: {focal: {gamma: 3}, dice: {smooth: 1}}``). The default mode is the first of ``modes``.
+    """
+
+    pair: ClassVar[tuple[str, str]] = ("", "")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # the keywords a config may give, part names included: the registry checks configs against them
+        keyword = partial(Parameter, kind=Parameter.KEYWORD_ONLY)
+        cls.__signature__ = Signature(
+            [
+                keyword("mode", default=cls.modes[0], annotation=str),
+                keyword("ignore_index", default=None, annotation=int | None),
+                keyword("weights", default=(1.0, 1.0), annotation=Sequence[float]),
+                *(keyword(part, default=None, annotation=Mapping[str, Any] | None) for part in cls.pair),
+            ]
+        )
+
+    def __init__(self, *, weights: Sequence[float] = (1.0, 1.0), **kwargs: Any) -> None:
+        kwargs.setdefault("mode", self.modes[0])
+        parts = [(part, kwargs.pop(part, None)) for part in self.pair]
+        super().__init__(parts, weights, **kwargs)
+
+
+@register_loss("bce_dice")
+class BCEDiceLoss(PairLoss):
     """``w_0 bce + w_1 dice``; with the defaults equals MONAI ``DiceCELoss(sigmoid=True, batch=True)``."""
 
-    name = "bce_dice"
+    pair = ("bce", "dice")
     modes = SIGMOID_MODES
-    formula = "w_0 BCE + w_1 Dice loss"
-    paper = "-"
-    use_when = "binary segmentation: a robust default"
-
-    def __init__(
-        self,
-        *,
-        mode: str = BINARY,
-        ignore_index: int | None = None,
-        weights: Sequence[float] = (1.0, 1.0),
-        bce: Mapping[str, Any] | None = None,
-        dice: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index, parts=[("bce", bce), ("dice", dice)], weights=weights)
+    info = LossInfo(formula="w_0 BCE + w_1 Dice loss", paper="-", use_when="binary segmentation: a robust default")
 
 
-@LOSSES.register("ce_dice")
-class CEDiceLoss(WeightedSumLoss):
+@register_loss("ce_dice")
+class CEDiceLoss(PairLoss):
     """``w_0 ce + w_1 dice``; with the defaults equals MONAI ``DiceCELoss(batch=True)`` (softmax, one-hot)."""
 
-    name = "ce_dice"
-    formula = "w_0 CE + w_1 Dice loss"
-    paper = "-"
-    use_when = "multiclass: nnU-Net's default"
-
-    def __init__(
-        self,
-        *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
-        weights: Sequence[float] = (1.0, 1.0),
-        ce: Mapping[str, Any] | None = None,
-        dice: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index, parts=[("ce", ce), ("dice", dice)], weights=weights)
+    pair = ("ce", "dice")
+    info = LossInfo(formula="w_0 CE + w_1 Dice loss", paper="-", use_when="multiclass: nnU-Net's default")
 
 
-@LOSSES.register("focal_dice")
-class FocalDiceLoss(WeightedSumLoss):
+@register_loss("focal_dice")
+class FocalDiceLoss(PairLoss):
     """``w_0 focal + w_1 dice``.
 
     Binary with alpha None equals MONAI ``DiceFocalLoss(sigmoid=True, batch=True)``.
     """
 
-    name = "focal_dice"
-    formula = "w_0 Focal + w_1 Dice loss"
-    paper = "-"
-    use_when = "imbalance at both the pixel and the region level"
-
-    def __init__(
-        self,
-        *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
-        weights: Sequence[float] = (1.0, 1.0),
-        focal: Mapping[str, Any] | None = None,
-        dice: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(
-            mode=mode, ignore_index=ignore_index, parts=[("focal", focal), ("dice", dice)], weights=weights
-        )
+    pair = ("focal", "dice")
+    info = LossInfo(
+        formula="w_0 Focal + w_1 Dice loss", paper="-", use_when="imbalance at both the pixel and the region level"
+    )
 
 
-@LOSSES.register("combo")
+@register_loss("combo")
 class ComboLoss(WeightedSumLoss):
     """Any weighted sum of registered losses.
 
@@ -153,18 +138,13 @@ class ComboLoss(WeightedSumLoss):
     and ``ignore_index`` are passed to every part.
     """
 
-    name = "combo"
-    formula = "sum_i w_i L_i over the listed losses"
-    paper = "-"
-    use_when = "composing your own weighted sum in config, no code"
+    info = LossInfo(
+        formula="sum_i w_i L_i over the listed losses",
+        paper="-",
+        use_when="composing your own weighted sum in config, no code",
+    )
 
-    def __init__(
-        self,
-        *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
-        losses: Sequence[Mapping[str, Any]] = (),
-    ) -> None:
+    def __init__(self, *, losses: Sequence[Mapping[str, Any]] = (), **base: Any) -> None:
         if isinstance(losses, str | bytes | Mapping) or not losses:
             raise ValueError(
                 "combo: losses must be a non-empty list of entries "
@@ -177,4 +157,4 @@ class ComboLoss(WeightedSumLoss):
             kwargs = {k: v for k, v in entry.items() if k not in ("name", "weight")}
             parts.append((entry["name"], kwargs))
             weights.append(entry.get("weight", 1.0))
-        super().__init__(mode=mode, ignore_index=ignore_index, parts=parts, weights=weights)
+        super().__init__(parts, weights, **base)

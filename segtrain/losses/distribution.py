@@ -13,11 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import LOSSES
+from . import register_loss
 from ._common import (
     BINARY,
     MULTICLASS,
     SIGMOID_MODES,
+    LossInfo,
     SegmentationLoss,
     check_class_vector,
     check_class_vector_length,
@@ -77,7 +78,7 @@ def binary_cross_entropy(
     return masked_mean(losses, valid)
 
 
-@LOSSES.register("ce")
+@register_loss("ce")
 class CrossEntropyLoss(SegmentationLoss):
     """Cross-entropy: softmax CE in multiclass mode, BCE with logits in binary and multilabel mode.
 
@@ -86,24 +87,18 @@ class CrossEntropyLoss(SegmentationLoss):
         label_smoothing: torch's label smoothing (sigmoid modes: targets y (1 - e) + e / 2).
     """
 
-    name = "ce"
-    formula = "-log p_y (softmax CE; BCE with logits in binary/multilabel)"
-    paper = "-"
-    use_when = "the default baseline; well-calibrated probabilities"
+    info = LossInfo(
+        formula="-log p_y (softmax CE; BCE with logits in binary/multilabel)",
+        paper="-",
+        use_when="the default baseline; well-calibrated probabilities",
+    )
 
-    def __init__(
-        self,
-        *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
-        weight: Sequence[float] | None = None,
-        label_smoothing: float = 0.0,
-    ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index)
+    def __init__(self, *, weight: Sequence[float] | None = None, label_smoothing: float = 0.0, **base: Any) -> None:
+        super().__init__(**base)  # mode, ignore_index
         self.label_smoothing = check_nonnegative("label_smoothing", label_smoothing, "ce")
         if self.label_smoothing > 1:
             raise ValueError(f"ce: label_smoothing must lie in [0, 1], got {label_smoothing}.")
-        if weight is not None and mode != MULTICLASS:
+        if weight is not None and self.mode != MULTICLASS:
             raise ValueError("ce: weight is a per-class weight for multiclass mode; use bce's pos_weight instead.")
         self.weight = check_class_vector("weight", weight, "ce")
 
@@ -123,7 +118,7 @@ def class_balance_weights(counts: Tensor) -> Tensor:
     return (total - counts) / total.clamp_min(torch.finfo(counts.dtype).tiny)
 
 
-@LOSSES.register("weighted_ce")
+@register_loss("weighted_ce")
 class WeightedCrossEntropyLoss(SegmentationLoss):
     """Class-balanced cross-entropy, weights ``w_c = (N - N_c) / N`` (Ronneberger et al.'s balancing idea).
 
@@ -132,11 +127,12 @@ class WeightedCrossEntropyLoss(SegmentationLoss):
     the loss falls back to plain CE. Binary mode treats the target as the two classes {0, 1}.
     """
 
-    name = "weighted_ce"
     modes = (MULTICLASS, BINARY)
-    formula = "sum w_y (-log p_y) / sum w_y, w_c = (N - N_c) / N from batch or data-set class counts"
-    paper = "-"
-    use_when = "moderate class imbalance, and you still want a pixel-wise loss"
+    info = LossInfo(
+        formula="sum w_y (-log p_y) / sum w_y, w_c = (N - N_c) / N from batch or data-set class counts",
+        paper="-",
+        use_when="moderate class imbalance, and you still want a pixel-wise loss",
+    )
 
     def __init__(self, *, frequencies: Sequence[float] | None = None, **base: Any) -> None:
         super().__init__(**base)  # mode, ignore_index
@@ -186,7 +182,7 @@ class WeightedCrossEntropyLoss(SegmentationLoss):
         return (picked * losses).sum() / total_weight.clamp_min(torch.finfo(x.dtype).tiny)
 
 
-@LOSSES.register("bce")
+@register_loss("bce")
 class BCELoss(SegmentationLoss):
     """Binary cross-entropy with logits (binary, multilabel), mean over every kept element.
 
@@ -194,20 +190,13 @@ class BCELoss(SegmentationLoss):
         pos_weight: weight of positives, a number or one per channel (torch's ``pos_weight``).
     """
 
-    name = "bce"
     modes = SIGMOID_MODES
-    formula = "-[w_+ y log s(x) + (1 - y) log(1 - s(x))]"
-    paper = "-"
-    use_when = "sigmoid outputs; overlapping labels"
+    info = LossInfo(
+        formula="-[w_+ y log s(x) + (1 - y) log(1 - s(x))]", paper="-", use_when="sigmoid outputs; overlapping labels"
+    )
 
-    def __init__(
-        self,
-        *,
-        mode: str = BINARY,
-        ignore_index: int | None = None,
-        pos_weight: float | Sequence[float] | None = None,
-    ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index)
+    def __init__(self, *, mode: str = BINARY, pos_weight: float | Sequence[float] | None = None, **base: Any) -> None:
+        super().__init__(mode=mode, **base)  # ignore_index
         self.pos_weight = check_class_vector("pos_weight", pos_weight, "bce")
 
     def compute(self, x: Tensor, target: Tensor) -> Tensor:
@@ -247,7 +236,7 @@ def focal_loss(
     return masked_mean(losses, valid)
 
 
-@LOSSES.register("focal")
+@register_loss("focal")
 class FocalLoss(SegmentationLoss):
     """Focal loss (Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017).
 
@@ -259,25 +248,19 @@ class FocalLoss(SegmentationLoss):
             multiclass: None or a list of C per-class weights.
     """
 
-    name = "focal"
-    formula = "mean -alpha_t (1 - p_t)^gamma log p_t"
-    paper = "Lin et al. 2017"
-    use_when = "many easy pixels (a large background) drown the hard ones"
+    info = LossInfo(
+        formula="mean -alpha_t (1 - p_t)^gamma log p_t",
+        paper="Lin et al. 2017",
+        use_when="many easy pixels (a large background) drown the hard ones",
+    )
 
-    def __init__(
-        self,
-        *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
-        gamma: float = 2.0,
-        alpha: float | Sequence[float] | None = None,
-    ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index)
+    def __init__(self, *, gamma: float = 2.0, alpha: float | Sequence[float] | None = None, **base: Any) -> None:
+        super().__init__(**base)  # mode, ignore_index
         self.gamma = check_nonnegative("gamma", gamma, "focal")
         self.alpha: float | Tensor | None
         if alpha is None:
             self.alpha = None
-        elif mode == MULTICLASS:
+        elif self.mode == MULTICLASS:
             if isinstance(alpha, int | float):
                 raise ValueError(
                     f"focal: in multiclass mode alpha is None or a list of per-class weights, got the number {alpha}."
@@ -285,7 +268,7 @@ class FocalLoss(SegmentationLoss):
             self.alpha = check_class_vector("alpha", alpha, "focal")
         else:
             if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 <= alpha <= 1:
-                raise ValueError(f"focal: in {mode} mode alpha is None or a number in [0, 1], got {alpha!r}.")
+                raise ValueError(f"focal: in {self.mode} mode alpha is None or a number in [0, 1], got {alpha!r}.")
             self.alpha = float(alpha)
 
     def compute(self, x: Tensor, target: Tensor) -> Tensor:

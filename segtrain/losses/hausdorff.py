@@ -9,8 +9,8 @@ from torch import Tensor
 
 from segtrain.target_maps import distance_maps
 
-from . import LOSSES
-from ._common import MULTICLASS, SegmentationLoss, masked_mean, one_hot, valid_mask
+from . import register_loss
+from ._common import MULTICLASS, LossInfo, SegmentationLoss, masked_mean, one_hot, valid_mask
 from ._keywords import check_flag, check_positive
 from .topology import check_target_map
 
@@ -22,7 +22,7 @@ def hausdorff_dt_loss(p: Tensor, g: Tensor, d_g: Tensor, d_p: Tensor, alpha: flo
     return masked_mean((p - g) ** 2 * (d_g**alpha + d_p**alpha), valid)
 
 
-@LOSSES.register("hausdorff_dt")
+@register_loss("hausdorff_dt")
 class HausdorffDTLoss(SegmentationLoss):
     """Hausdorff distance loss with distance transforms (Karimi & Salcudean, IEEE TMI 2019).
 
@@ -36,11 +36,12 @@ class HausdorffDTLoss(SegmentationLoss):
         include_background: False drops channel 0 (multiclass, multilabel).
     """
 
-    name = "hausdorff_dt"
-    formula = "mean_{x,c} (p - g)^2 (d_G^alpha + d_P^alpha), d the distance to the other set's nearest pixel"
-    paper = "Karimi & Salcudean 2019"
-    use_when = "you are scored on Hausdorff distance; fine-tuning boundaries after a region loss"
     aux_inputs = ("target_distance",)
+    info = LossInfo(
+        formula="mean_{x,c} (p - g)^2 (d_G^alpha + d_P^alpha), d the distance to the other set's nearest pixel",
+        paper="Karimi & Salcudean 2019",
+        use_when="you are scored on Hausdorff distance; fine-tuning boundaries after a region loss",
+    )
 
     def __init__(self, *, alpha: float = 2.0, include_background: bool = True, **base: Any) -> None:
         super().__init__(**base)  # mode, ignore_index

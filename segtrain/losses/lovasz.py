@@ -8,14 +8,15 @@ code): the same formula, one kernel per step.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import LOSSES
-from ._common import BINARY, MULTICLASS, MULTILABEL, SegmentationLoss, one_hot, valid_mask
+from . import register_loss
+from ._common import BINARY, MULTICLASS, MULTILABEL, LossInfo, SegmentationLoss, one_hot, valid_mask
 
 
 def lovasz_grad(fg_sorted: Tensor) -> Tensor:
@@ -103,7 +104,7 @@ def lovasz_hinge(x: Tensor, target: Tensor, ignore_index: int | None, per_image:
     return losses.mean()
 
 
-@LOSSES.register("lovasz")
+@register_loss("lovasz")
 class LovaszLoss(SegmentationLoss):
     """Lovasz-Softmax (multiclass) / Lovasz hinge (binary; multilabel per channel, mean over channels),
     Berman et al., "The Lovasz-Softmax loss", CVPR 2018.
@@ -116,25 +117,19 @@ class LovaszLoss(SegmentationLoss):
         classes: ``"present"`` (classes in the target), ``"all"``, or a list of class indices (multiclass).
     """
 
-    name = "lovasz"
-    formula = "mean_c sum_i e_c(i) (J_c(i) - J_c(i-1)), errors sorted, J the Jaccard loss (Lovasz extension)"
-    paper = "Berman et al. 2018"
-    use_when = "fine-tuning for mIoU (usually after a CE warm-up)"
+    info = LossInfo(
+        formula="mean_c sum_i e_c(i) (J_c(i) - J_c(i-1)), errors sorted, J the Jaccard loss (Lovasz extension)",
+        paper="Berman et al. 2018",
+        use_when="fine-tuning for mIoU (usually after a CE warm-up)",
+    )
 
-    def __init__(
-        self,
-        *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
-        per_image: bool = False,
-        classes: str | Sequence[int] = "present",
-    ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index)
+    def __init__(self, *, per_image: bool = False, classes: str | Sequence[int] = "present", **base: Any) -> None:
+        super().__init__(**base)  # mode, ignore_index
         self.per_image = bool(per_image)
         if isinstance(classes, str):
             if classes not in ("present", "all"):
                 raise ValueError(f"lovasz: classes must be 'present', 'all' or a list of indices, got {classes!r}.")
-        elif mode != MULTICLASS:
+        elif self.mode != MULTICLASS:
             raise ValueError("lovasz: a list of classes applies to multiclass mode only.")
         elif not classes or any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in classes):
             raise ValueError(f"lovasz: classes must be a non-empty list of class indices, got {classes!r}.")

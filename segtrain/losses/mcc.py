@@ -7,8 +7,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from . import LOSSES
-from ._common import SegmentationLoss
+from . import register_loss
+from ._common import LossInfo, SegmentationLoss
 from ._counts import confusion_counts
 from ._keywords import check_flag, check_smooth
 
@@ -24,7 +24,7 @@ def mcc_loss(tp: Tensor, fp: Tensor, fn: Tensor, tn: Tensor, smooth: float) -> T
     return 1 - (tp * tn - fp * fn) / den
 
 
-@LOSSES.register("mcc")
+@register_loss("mcc")
 class MCCLoss(SegmentationLoss):
     """MCC loss (Abhishek & Hamarneh, ISBI 2021): mean over kept classes (and images with ``batch=False``) of
     ``1 - MCC_c`` from soft counts of p against the one-hot target; ignored pixels are out of all four counts.
@@ -38,10 +38,11 @@ class MCCLoss(SegmentationLoss):
         include_background: False drops channel 0 (multiclass, multilabel).
     """
 
-    name = "mcc"
-    formula = "mean_c 1 - (TP TN - FP FN) / sqrt((TP + FP)(TP + FN)(TN + FP)(TN + FN))"
-    paper = "Abhishek & Hamarneh 2021"
-    use_when = "strong foreground / background imbalance where TN should count too (skin lesions)"
+    info = LossInfo(
+        formula="mean_c 1 - (TP TN - FP FN) / sqrt((TP + FP)(TP + FN)(TN + FP)(TN + FN))",
+        paper="Abhishek & Hamarneh 2021",
+        use_when="strong foreground / background imbalance where TN should count too (skin lesions)",
+    )
 
     def __init__(
         self, *, smooth: float = 1e-5, batch: bool = True, include_background: bool = True, **base: Any

@@ -6,17 +6,16 @@ pixel x channel elements in multilabel mode (BCE; ignore_index is not applied th
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import LOSSES
-from ._common import MULTICLASS, SegmentationLoss, valid_mask
+from . import register_loss
+from ._common import MULTICLASS, LossInfo, SegmentationLoss, valid_mask
 from ._keywords import check_half_open, check_integer
-from .compound import WeightedSumLoss
+from .compound import PairLoss
 
 
 def unit_cross_entropy(x: Tensor, target: Tensor, mode: str, ignore_index: int | None) -> Tensor:
@@ -56,7 +55,7 @@ def ohem_loss(ce: Tensor, thresh: float, min_kept: int) -> Tensor:
     return ce.topk(keep, sorted=False).values.mean()
 
 
-@LOSSES.register("topk")
+@register_loss("topk")
 class TopKLoss(SegmentationLoss):
     """TopK cross-entropy: the mean CE of the k percent hardest units (nnU-Net's ``TopKLoss(k)``; Wu et al.
     2016).
@@ -65,20 +64,21 @@ class TopKLoss(SegmentationLoss):
         k: percent of the units kept, 0 < k <= 100 (``k=100`` is ``ce``).
     """
 
-    name = "topk"
-    formula = "mean of the max(1, int(n k / 100)) largest unit CE values"
-    paper = "Wu et al. 2016"
-    use_when = "many easy pixels swamp the CE (nnU-Net's TopK10)"
+    info = LossInfo(
+        formula="mean of the max(1, int(n k / 100)) largest unit CE values",
+        paper="Wu et al. 2016",
+        use_when="many easy pixels swamp the CE (nnU-Net's TopK10)",
+    )
 
-    def __init__(self, *, mode: str = MULTICLASS, ignore_index: int | None = None, k: float = 10) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index)
+    def __init__(self, *, k: float = 10, **base: Any) -> None:
+        super().__init__(**base)  # mode, ignore_index
         self.k = check_half_open("k", k, 100, self.name)
 
     def compute(self, x: Tensor, target: Tensor) -> Tensor:
         return topk_loss(unit_cross_entropy(x, target, self.mode, self.ignore_index), self.k)
 
 
-@LOSSES.register("ohem_ce")
+@register_loss("ohem_ce")
 class OHEMCrossEntropyLoss(SegmentationLoss):
     """Online hard example mining cross-entropy (Shrivastava et al. 2016; mmseg's ``OHEMPixelSampler``).
 
@@ -90,10 +90,11 @@ class OHEMCrossEntropyLoss(SegmentationLoss):
         min_kept: units kept at least, per image (integer >= 1).
     """
 
-    name = "ohem_ce"
-    formula = "mean CE over units with p_t < thresh, at least min_kept N of the lowest p_t"
-    paper = "Shrivastava et al. 2016"
-    use_when = "street scenes and other data with many easy pixels (mmseg's OHEM)"
+    info = LossInfo(
+        formula="mean CE over units with p_t < thresh, at least min_kept N of the lowest p_t",
+        paper="Shrivastava et al. 2016",
+        use_when="street scenes and other data with many easy pixels (mmseg's OHEM)",
+    )
 
     def __init__(self, *, thresh: float = 0.7, min_kept: int = 10000, **base: Any) -> None:
         super().__init__(**base)  # mode, ignore_index
@@ -105,23 +106,14 @@ class OHEMCrossEntropyLoss(SegmentationLoss):
         return ohem_loss(ce, self.thresh, self.min_kept * x.shape[0])
 
 
-@LOSSES.register("dice_topk")
-class DiceTopKLoss(WeightedSumLoss):
+@register_loss("dice_topk")
+class DiceTopKLoss(PairLoss):
     """``w_0 dice + w_1 topk``: nnU-Net's ``DC_and_topk_loss`` shifted by ``w_0`` (nnU-Net's Dice term is
     ``-Dice``, segtrain's ``1 - Dice``)."""
 
-    name = "dice_topk"
-    formula = "w_0 Dice loss + w_1 TopK CE"
-    paper = "Ma et al. 2021"
-    use_when = "nnU-Net's Dice + CE, with CE focused on the hardest pixels"
-
-    def __init__(
-        self,
-        *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
-        weights: Sequence[float] = (1.0, 1.0),
-        dice: Mapping[str, Any] | None = None,
-        topk: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index, parts=[("dice", dice), ("topk", topk)], weights=weights)
+    pair = ("dice", "topk")
+    info = LossInfo(
+        formula="w_0 Dice loss + w_1 TopK CE",
+        paper="Ma et al. 2021",
+        use_when="nnU-Net's Dice + CE, with CE focused on the hardest pixels",
+    )

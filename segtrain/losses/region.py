@@ -15,9 +15,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from . import LOSSES
+from . import register_loss
 from ._common import (
     MULTICLASS,
+    LossInfo,
     SegmentationLoss,
     check_class_vector,
     check_class_vector_length,
@@ -81,16 +82,9 @@ class _OverlapLoss(SegmentationLoss):
     """Shared arguments and class selection of the TP / FP / FN losses."""
 
     def __init__(
-        self,
-        *,
-        mode: str,
-        ignore_index: int | None,
-        smooth: float,
-        batch: bool,
-        include_background: bool,
-        squared: bool = False,
+        self, *, smooth: float, batch: bool, include_background: bool, squared: bool = False, **base: Any
     ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index)
+        super().__init__(**base)  # mode, ignore_index
         self.smooth = check_nonnegative("smooth", smooth, self.name)
         self.batch = bool(batch)
         self.include_background = bool(include_background)
@@ -104,7 +98,7 @@ class _OverlapLoss(SegmentationLoss):
         return sums
 
 
-@LOSSES.register("dice")
+@register_loss("dice")
 class DiceLoss(_OverlapLoss):
     """Soft Dice loss (Milletari et al. 2016): mean over classes of ``1 - (2 TP + s) / (2 TP + FP + FN + s)``.
 
@@ -120,37 +114,30 @@ class DiceLoss(_OverlapLoss):
         log_loss: ``-log Dice_c`` in place of ``1 - Dice_c``.
     """
 
-    name = "dice"
-    formula = "mean_c 1 - (2 sum pg + s) / (sum p + sum g + s)"
-    paper = "Milletari et al. 2016"
-    use_when = "you are scored on Dice; foreground/background imbalance"
+    info = LossInfo(
+        formula="mean_c 1 - (2 sum pg + s) / (sum p + sum g + s)",
+        paper="Milletari et al. 2016",
+        use_when="you are scored on Dice; foreground/background imbalance",
+    )
 
     def __init__(
         self,
         *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
         smooth: float = 1e-5,
         squared: bool = False,
         batch: bool = True,
         include_background: bool = True,
         log_loss: bool = False,
+        **base: Any,
     ) -> None:
-        super().__init__(
-            mode=mode,
-            ignore_index=ignore_index,
-            smooth=smooth,
-            batch=batch,
-            include_background=include_background,
-            squared=squared,
-        )
+        super().__init__(smooth=smooth, batch=batch, include_background=include_background, squared=squared, **base)
         self.log_loss = bool(log_loss)
 
     def compute(self, x: Tensor, target: Tensor) -> Tensor:
         return overlap_loss(dice_score(*self.sums(x, target), self.smooth), self.log_loss).mean()
 
 
-@LOSSES.register("iou", aliases=("jaccard",))
+@register_loss("iou", aliases=("jaccard",))
 class IoULoss(DiceLoss):
     """Soft Jaccard / IoU loss: mean over classes of ``1 - (TP + s) / (TP + FP + FN + s)``.
 
@@ -158,16 +145,17 @@ class IoULoss(DiceLoss):
     ``DiceLoss(jaccard=True, smooth_nr=smooth_dr=2 s)``. Arguments as dice.
     """
 
-    name = "iou"
-    formula = "mean_c 1 - (sum pg + s) / (sum p + sum g - sum pg + s)"
-    paper = "Rahman & Wang 2016"
-    use_when = "you are scored on IoU"
+    info = LossInfo(
+        formula="mean_c 1 - (sum pg + s) / (sum p + sum g - sum pg + s)",
+        paper="Rahman & Wang 2016",
+        use_when="you are scored on IoU",
+    )
 
     def compute(self, x: Tensor, target: Tensor) -> Tensor:
         return overlap_loss(iou_score(*self.sums(x, target), self.smooth), self.log_loss).mean()
 
 
-@LOSSES.register("tversky")
+@register_loss("tversky")
 class TverskyLoss(_OverlapLoss):
     """Tversky loss (Salehi et al. 2017): mean over classes of ``1 - (TP + s) / (TP + a FP + b FN + s)``.
 
@@ -175,29 +163,23 @@ class TverskyLoss(_OverlapLoss):
     ``TverskyLoss(alpha, beta, smooth=s)``). alpha = beta = 0.5 is Dice, 1 and 1 is IoU.
     """
 
-    name = "tversky"
-    formula = "mean_c 1 - (TP + s) / (TP + alpha FP + beta FN + s)"
-    paper = "Salehi et al. 2017"
-    use_when = "trading recall against precision (beta > alpha favours recall)"
+    info = LossInfo(
+        formula="mean_c 1 - (TP + s) / (TP + alpha FP + beta FN + s)",
+        paper="Salehi et al. 2017",
+        use_when="trading recall against precision (beta > alpha favours recall)",
+    )
 
     def __init__(
         self,
         *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
         alpha: float = 0.5,
         beta: float = 0.5,
         smooth: float = 1e-5,
         batch: bool = True,
         include_background: bool = True,
+        **base: Any,
     ) -> None:
-        super().__init__(
-            mode=mode,
-            ignore_index=ignore_index,
-            smooth=smooth,
-            batch=batch,
-            include_background=include_background,
-        )
+        super().__init__(smooth=smooth, batch=batch, include_background=include_background, **base)
         self.alpha = check_nonnegative("alpha", alpha, self.name)
         self.beta = check_nonnegative("beta", beta, self.name)
 
@@ -208,7 +190,7 @@ class TverskyLoss(_OverlapLoss):
         return (1 - self.index(x, target)).mean()
 
 
-@LOSSES.register("focal_tversky")
+@register_loss("focal_tversky")
 class FocalTverskyLoss(TverskyLoss):
     """Focal Tversky loss (Abraham & Khan 2019): mean over classes of ``(1 - TI_c)^gamma``.
 
@@ -216,10 +198,11 @@ class FocalTverskyLoss(TverskyLoss):
     gamma instead, which agrees only with one class.
     """
 
-    name = "focal_tversky"
-    formula = "mean_c (1 - TI_c)^gamma, TI the Tversky index"
-    paper = "Abraham & Khan 2019"
-    use_when = "small structures, where Tversky alone plateaus"
+    info = LossInfo(
+        formula="mean_c (1 - TI_c)^gamma, TI the Tversky index",
+        paper="Abraham & Khan 2019",
+        use_when="small structures, where Tversky alone plateaus",
+    )
 
     def __init__(self, *, gamma: float = 0.75, **tversky: Any) -> None:
         """``tversky``: tversky's keywords (mode, ignore_index, alpha, beta, smooth, batch, include_background)."""
@@ -230,40 +213,31 @@ class FocalTverskyLoss(TverskyLoss):
         return focal_tversky(self.index(x, target), self.gamma).mean()
 
 
-@LOSSES.register("generalized_dice")
+@register_loss("generalized_dice")
 class GeneralizedDiceLoss(_OverlapLoss):
     """Generalised Dice loss (Sudre et al. 2017), class weights ``1 / (sum g_c)^2``.
 
     Equals MONAI ``GeneralizedDiceLoss(smooth_nr=s, smooth_dr=s, batch=batch)``.
     """
 
-    name = "generalized_dice"
-    formula = "1 - 2 sum_c w_c TP_c / sum_c w_c (sum p_c + sum g_c), w_c = 1 / (sum g_c)^2"
-    paper = "Sudre et al. 2017"
-    use_when = "many classes of very different sizes"
+    info = LossInfo(
+        formula="1 - 2 sum_c w_c TP_c / sum_c w_c (sum p_c + sum g_c), w_c = 1 / (sum g_c)^2",
+        paper="Sudre et al. 2017",
+        use_when="many classes of very different sizes",
+    )
 
-    def __init__(
-        self,
-        *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
-        smooth: float = 1e-5,
-        batch: bool = True,
-    ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index, smooth=smooth, batch=batch, include_background=True)
+    def __init__(self, *, smooth: float = 1e-5, batch: bool = True, **base: Any) -> None:
+        super().__init__(smooth=smooth, batch=batch, include_background=True, **base)
 
     def compute(self, x: Tensor, target: Tensor) -> Tensor:
         return generalized_dice(*self.sums(x, target), self.smooth).mean()
 
 
-@LOSSES.register("log_cosh_dice")
+@register_loss("log_cosh_dice")
 class LogCoshDiceLoss(DiceLoss):
     """Log-cosh Dice loss (Jadon 2020): ``log(cosh(L))`` with L the dice loss (after its class mean)."""
 
-    name = "log_cosh_dice"
-    formula = "log(cosh(L_dice))"
-    paper = "Jadon 2020"
-    use_when = "Dice, with smoother gradients near 0"
+    info = LossInfo(formula="log(cosh(L_dice))", paper="Jadon 2020", use_when="Dice, with smoother gradients near 0")
 
     def compute(self, x: Tensor, target: Tensor) -> Tensor:
         return log_cosh(super().compute(x, target))
@@ -308,7 +282,7 @@ def exp_log_loss(
     return w_dice * dice_term.mean() + w_cross * masked_mean(cross, valid)
 
 
-@LOSSES.register("exp_log")
+@register_loss("exp_log")
 class ExpLogLoss(SegmentationLoss):
     """Exponential logarithmic loss (Wong et al., MICCAI 2018), multiclass only.
 
@@ -316,11 +290,12 @@ class ExpLogLoss(SegmentationLoss):
     pixel counts per class, or ``frequencies`` (data-set counts or fractions) when given.
     """
 
-    name = "exp_log"
     modes = (MULTICLASS,)
-    formula = "w_d E_c[(-ln Dice_c)^g_d] + w_c E_x[w_l (-ln p_l)^g_c], w_l = (sum_k f_k / f_l)^0.5"
-    paper = "Wong et al. 2018"
-    use_when = "strongly imbalanced multi-organ style problems"
+    info = LossInfo(
+        formula="w_d E_c[(-ln Dice_c)^g_d] + w_c E_x[w_l (-ln p_l)^g_c], w_l = (sum_k f_k / f_l)^0.5",
+        paper="Wong et al. 2018",
+        use_when="strongly imbalanced multi-organ style problems",
+    )
 
     def __init__(
         self,

@@ -16,8 +16,8 @@ from torch import Tensor
 
 from segtrain.target_maps import skeleton_maps
 
-from . import LOSSES
-from ._common import MULTICLASS, SegmentationLoss, one_hot, valid_mask
+from . import register_loss
+from ._common import MULTICLASS, LossInfo, SegmentationLoss, one_hot, valid_mask
 from ._keywords import check_flag, check_integer, check_smooth, check_unit
 from .compound import WeightedSumLoss
 
@@ -94,7 +94,7 @@ def cldice_loss(p: Tensor, g: Tensor, iterations: int, smooth: float, batch: boo
     return 1 - _ratio(2 * tprec * tsens, tprec + tsens)
 
 
-@LOSSES.register("cldice")
+@register_loss("cldice")
 class ClDiceLoss(SegmentationLoss):
     """Soft clDice loss (Shit et al., CVPR 2021): per kept class ``1 - 2 Tprec Tsens / (Tprec + Tsens)`` from
     soft skeletons of p and g, then the mean over classes (and images with ``batch=False``).
@@ -109,10 +109,11 @@ class ClDiceLoss(SegmentationLoss):
         include_background: False drops channel 0 (multiclass, multilabel).
     """
 
-    name = "cldice"
-    formula = "mean_c 1 - 2 Tprec Tsens / (Tprec + Tsens) on soft skeletons of p and g"
-    paper = "Shit et al. 2021"
-    use_when = "tubular or curvilinear structures (vessels, roads, membranes) whose connectivity matters"
+    info = LossInfo(
+        formula="mean_c 1 - 2 Tprec Tsens / (Tprec + Tsens) on soft skeletons of p and g",
+        paper="Shit et al. 2021",
+        use_when="tubular or curvilinear structures (vessels, roads, membranes) whose connectivity matters",
+    )
 
     def __init__(
         self,
@@ -138,33 +139,28 @@ class ClDiceLoss(SegmentationLoss):
         return cldice_loss(p, g, self.iterations, self.smooth, self.batch).mean()
 
 
-@LOSSES.register("dice_cldice")
+@register_loss("dice_cldice")
 class DiceClDiceLoss(WeightedSumLoss):
     """``(1 - alpha) dice + alpha cldice`` (Shit et al. 2021); binary equals MONAI
     ``SoftDiceclDiceLoss(alpha, sigmoid=True, smooth_nr=smooth_dr=s, smooth=1e-30)`` with both parts at
     ``smooth: s, batch: false``."""
 
-    name = "dice_cldice"
-    formula = "(1 - alpha) Dice loss + alpha clDice loss"
-    paper = "Shit et al. 2021"
-    use_when = "clDice as the paper trains it, next to a volumetric Dice"
+    info = LossInfo(
+        formula="(1 - alpha) Dice loss + alpha clDice loss",
+        paper="Shit et al. 2021",
+        use_when="clDice as the paper trains it, next to a volumetric Dice",
+    )
 
     def __init__(
         self,
         *,
-        mode: str = MULTICLASS,
-        ignore_index: int | None = None,
         alpha: float = 0.5,
         dice: Mapping[str, Any] | None = None,
         cldice: Mapping[str, Any] | None = None,
+        **base: Any,
     ) -> None:
         self.alpha = check_unit("alpha", alpha, self.name)
-        super().__init__(
-            mode=mode,
-            ignore_index=ignore_index,
-            parts=[("dice", dice), ("cldice", cldice)],
-            weights=[1 - self.alpha, self.alpha],
-        )
+        super().__init__([("dice", dice), ("cldice", cldice)], [1 - self.alpha, self.alpha], **base)
 
 
 def check_target_map(name: str, value: Tensor, x: Tensor, loss: str, what: str) -> None:
@@ -185,7 +181,7 @@ def skeleton_recall_loss(p: Tensor, skeleton: Tensor, smooth: float, batch: bool
     return 1 - recall.mean()
 
 
-@LOSSES.register("skeleton_recall")
+@register_loss("skeleton_recall")
 class SkeletonRecallLoss(SegmentationLoss):
     """Skeleton recall loss (Kirchhoff et al., ECCV 2024): the soft recall of the target's tubed skeleton.
 
@@ -199,16 +195,15 @@ class SkeletonRecallLoss(SegmentationLoss):
         batch: sum over the batch and space (True) or per image (False).
     """
 
-    name = "skeleton_recall"
-    formula = "1 - mean_c (sum p_c S_c + s) / (sum S_c + s), S the tubed skeleton of the target"
-    paper = "Kirchhoff et al. 2024"
-    use_when = "thin structures that must stay connected; add it to ce + dice in a combo"
     aux_inputs = ("skeleton",)
+    info = LossInfo(
+        formula="1 - mean_c (sum p_c S_c + s) / (sum S_c + s), S the tubed skeleton of the target",
+        paper="Kirchhoff et al. 2024",
+        use_when="thin structures that must stay connected; add it to ce + dice in a combo",
+    )
 
-    def __init__(
-        self, *, mode: str = MULTICLASS, ignore_index: int | None = None, smooth: float = 1e-5, batch: bool = True
-    ) -> None:
-        super().__init__(mode=mode, ignore_index=ignore_index)
+    def __init__(self, *, smooth: float = 1e-5, batch: bool = True, **base: Any) -> None:
+        super().__init__(**base)  # mode, ignore_index
         self.smooth = check_smooth(smooth, self.name)
         self.batch = check_flag("batch", batch, self.name)
 

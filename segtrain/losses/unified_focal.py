@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import LOSSES
-from ._common import BINARY, MULTICLASS, MULTILABEL, SegmentationLoss, soft_sums, valid_mask
+from . import register_loss
+from ._common import BINARY, MULTICLASS, MULTILABEL, LossInfo, SegmentationLoss, soft_sums, valid_mask
 from ._counts import confusion_counts
 from ._keywords import check_flag, check_smooth, check_unit
 
@@ -95,7 +95,6 @@ def unified_focal_loss(
 
 class _UnifiedFocal(SegmentationLoss):
     asymmetric = False
-    paper = "Yeung et al. 2022"
 
     def __init__(
         self,
@@ -129,7 +128,7 @@ class _UnifiedFocal(SegmentationLoss):
         )
 
 
-@LOSSES.register("unified_focal")
+@register_loss("unified_focal")
 class UnifiedFocalLoss(_UnifiedFocal):
     """Symmetric unified focal loss (Yeung et al., CMIG 2022): ``weight mF + (1 - weight) mFT``, mF the focal
     CE with class weights ``1 - delta`` (background) and ``delta``, mFT the focal Tversky loss with
@@ -139,22 +138,26 @@ class UnifiedFocalLoss(_UnifiedFocal):
     beta=delta)`` over all classes.
     """
 
-    name = "unified_focal"
-    formula = "weight mF + (1 - weight) mFT: focal CE and focal Tversky with shared delta, gamma"
-    use_when = "class imbalance at both the pixel and the region level, one knob pair for both"
+    info = LossInfo(
+        formula="weight mF + (1 - weight) mFT: focal CE and focal Tversky with shared delta, gamma",
+        paper="Yeung et al. 2022",
+        use_when="class imbalance at both the pixel and the region level, one knob pair for both",
+    )
 
 
-@LOSSES.register("asym_unified_focal")
+@register_loss("asym_unified_focal")
 class AsymUnifiedFocalLoss(_UnifiedFocal):
     """Asymmetric unified focal loss (Yeung et al., CMIG 2022): as unified_focal, but the focal factors
     suppress only the background (mF's foreground terms are ``-delta log P_y``, mFT's background term is
     ``1 - TI_0``). Binary, ``batch=False``: ``(1 + w)`` x MONAI ``AsymmetricUnifiedFocalLoss(weight=2w / (1 + w),
     delta, gamma)`` on ``sigmoid(x)``."""
 
-    name = "asym_unified_focal"
     asymmetric = True
-    formula = "as unified_focal, the focal suppression on the background classes only"
-    use_when = "a rare foreground whose recall must not be suppressed"
+    info = LossInfo(
+        formula="as unified_focal, the focal suppression on the background classes only",
+        paper="Yeung et al. 2022",
+        use_when="a rare foreground whose recall must not be suppressed",
+    )
 
 
 def weighted_bce(x: Tensor, target: Tensor, ignore_index: int | None, beta: float) -> Tensor:
@@ -169,7 +172,7 @@ def weighted_bce(x: Tensor, target: Tensor, ignore_index: int | None, beta: floa
     return kept.mean() if kept.numel() else kept.sum()
 
 
-@LOSSES.register("combo_taghanaki")
+@register_loss("combo_taghanaki")
 class ComboTaghanakiLoss(SegmentationLoss):
     """The Combo loss of Taghanaki et al. (CMIG 2019): ``alpha wBCE + (1 - alpha) dice(smooth, batch)``,
     binary and multilabel only.
@@ -179,25 +182,26 @@ class ComboTaghanakiLoss(SegmentationLoss):
     (``combo`` is segtrain's generic weighted sum.)
     """
 
-    name = "combo_taghanaki"
     modes = (BINARY, MULTILABEL)
-    formula = "alpha wBCE + (1 - alpha) Dice loss, wBCE weighting positives by beta and negatives by 1 - beta"
-    paper = "Taghanaki et al. 2019"
-    use_when = "binary imbalance where false negatives and false positives cost differently"
+    info = LossInfo(
+        formula="alpha wBCE + (1 - alpha) Dice loss, wBCE weighting positives by beta and negatives by 1 - beta",
+        paper="Taghanaki et al. 2019",
+        use_when="binary imbalance where false negatives and false positives cost differently",
+    )
 
     def __init__(
         self,
         *,
         mode: str = BINARY,
-        ignore_index: int | None = None,
         alpha: float = 0.5,
         beta: float = 0.5,
         smooth: float = 1.0,
         batch: bool = True,
+        **base: Any,
     ) -> None:
         if mode == MULTICLASS:
             raise ValueError("combo_taghanaki is defined for binary and multilabel mode only; use ce_dice.")
-        super().__init__(mode=mode, ignore_index=ignore_index)
+        super().__init__(mode=mode, **base)  # ignore_index
         self.alpha = check_unit("alpha", alpha, self.name)
         self.beta = check_unit("beta", beta, self.name)
         self.smooth = check_smooth(smooth, self.name)
