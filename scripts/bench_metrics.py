@@ -1,0 +1,122 @@
+"""Cost of the end-of-job per-case metrics next to a plain validation pass, on CamVid-sized data.
+
+    python scripts/bench_metrics.py [--rounds 3] [--batch 8] [--tolerance 1] [--pred perturbed|model]
+
+Times ``per_case_rows`` (Dice, IoU, HD95, NSD, counts: multiclass, so no clDice) over 101 images of
+360 x 480, batch by batch, against the forward passes of the default U-Net (configs/model/unet.yaml: smp
+Unet, tu-regnetx_002 encoder, random init) over the same images at the same batch size, on the CPU, in
+eval mode without gradients: the two arms alternate round by round in one process and the reported ratio
+is the median over rounds of each round's metrics/forward ratio. The forward runs on 384 x 480 inputs
+(the val pipeline pads CamVid's height to a multiple of 32).
+
+Masks: the real val masks when ``$SEGTRAIN_DATA/camvid/masks/val`` exists (11 classes, void = 255 ignored),
+else random smooth label maps with 12 classes. Predictions: ``perturbed`` (default) is the reference with
+its region borders moved (a random per-image shift of up to 3 pixels) and a few wrong blobs, the errors of
+a trained model; ``model`` is the argmax of the random-init model, a fragmented worst case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from scipy.ndimage import gaussian_filter
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from segtrain.metrics.per_case import aggregate_cases, per_case_rows  # noqa: E402
+from segtrain.models import build_model  # noqa: E402
+
+N_IMAGES, HEIGHT, WIDTH, PADDED_HEIGHT = 101, 360, 480, 384
+
+
+def load_masks(rng: np.random.Generator) -> tuple[np.ndarray, int, int | None, str]:
+    """(N x H x W int64 masks, num_classes, ignore_index, description)."""
+    root = os.environ.get("SEGTRAIN_DATA")
+    folder = Path(root) / "camvid" / "masks" / "val" if root else None
+    if folder is not None and folder.is_dir():
+        files = sorted(folder.glob("*.png"))[:N_IMAGES]
+        masks = np.stack([np.asarray(Image.open(f), dtype=np.int64) for f in files])
+        if masks.shape[1:] != (HEIGHT, WIDTH):
+            raise ValueError(f"{folder}: masks of shape {masks.shape[1:]}, expected {(HEIGHT, WIDTH)}")
+        return masks, 11, 255, f"CamVid val masks ({len(files)} files)"
+    fields = [gaussian_filter(rng.standard_normal((12, HEIGHT, WIDTH)), (0, 12, 12)) for _ in range(N_IMAGES)]
+    return np.stack([f.argmax(0) for f in fields]), 12, None, "random smooth label maps, 12 classes"
+
+
+def perturb(masks: np.ndarray, num_classes: int, rng: np.random.Generator) -> np.ndarray:
+    """The masks with shifted region borders and a few blobs of a wrong class."""
+    out = np.empty_like(masks)
+    for i, mask in enumerate(masks):
+        dy, dx = rng.integers(-3, 4, size=2)
+        shifted = np.roll(mask, (dy, dx), axis=(0, 1))
+        wrong = gaussian_filter(rng.standard_normal(mask.shape), 8) > 2.5 * 0.035  # ~5% of pixels, a few blobs
+        out[i] = np.where(wrong, rng.integers(0, num_classes), shifted)
+    out[out >= num_classes] = 0  # void (255) rolled into place becomes a real class in the prediction
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--tolerance", type=float, default=1.0, help="NSD tolerance in pixels")
+    parser.add_argument("--pred", choices=("perturbed", "model"), default="perturbed")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    masks, num_classes, ignore_index, source = load_masks(rng)
+    model = build_model(
+        "unet", classes=num_classes, in_channels=3, encoder_name="tu-regnetx_002", encoder_weights=None,
+        decoder_channels=[128, 64, 32, 16, 16],
+    ).eval()  # fmt: skip
+    images = torch.randn(len(masks), 3, PADDED_HEIGHT, WIDTH)
+    batches = [slice(s, s + args.batch) for s in range(0, len(masks), args.batch)]
+
+    def forward() -> list[torch.Tensor]:
+        with torch.no_grad():
+            return [model(images[b]).argmax(1)[:, :HEIGHT] for b in batches]
+
+    if args.pred == "model":
+        preds = torch.cat(forward()).numpy()
+    else:
+        preds = perturb(masks, num_classes, rng)
+
+    def metrics() -> list[dict]:
+        rows = []
+        for b in batches:
+            rows += per_case_rows(
+                preds[b], masks[b], mode="multiclass", num_classes=num_classes, ignore_index=ignore_index,
+                nsd_tolerance=args.tolerance, case_ids=[str(i) for i in range(b.start, min(b.stop, len(masks)))],
+            )  # fmt: skip
+        return rows
+
+    print(f"data: {source}; predictions: {args.pred}; batch {args.batch}; torch threads {torch.get_num_threads()}")
+    forward()  # warm-up
+    metrics()
+    t_fwd, t_met, ratios = [], [], []
+    for _ in range(args.rounds):
+        start = time.perf_counter()
+        forward()
+        t_fwd.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        rows = metrics()
+        t_met.append(time.perf_counter() - start)
+        ratios.append(t_met[-1] / t_fwd[-1])
+    summary = aggregate_cases(rows)["mean"]
+    print(f"rows: {len(rows)}; mean dice {summary['dice']['mean']:.3f}, hd95 {summary['hd95']['mean']:.2f} px, "
+          f"nsd {summary['nsd']['mean']:.3f}")  # fmt: skip
+    print(f"forward pass (s), per round: {' '.join(f'{t:.2f}' for t in t_fwd)}")
+    print(f"per-case metrics (s), per round: {' '.join(f'{t:.2f}' for t in t_met)}")
+    print(f"metrics / forward: median {statistics.median(ratios):.3f} (rounds: {' '.join(f'{r:.3f}' for r in ratios)})")
+
+
+if __name__ == "__main__":
+    main()
