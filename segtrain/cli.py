@@ -165,9 +165,9 @@ def final_evaluation(
     ``trainer.limit_val_batches`` limits these passes too, so that a debug run stays quick.
     """
     from segtrain.engine.records import write_json
-    from segtrain.inference.evaluation import evaluate_cases
+    from segtrain.inference.evaluation import case_summary, evaluate_cases
     from segtrain.metrics.empty_rules import EMPTY_RULES
-    from segtrain.metrics.per_case import METRICS, aggregate_cases, write_per_case_csv
+    from segtrain.metrics.per_case import write_per_case_csv
 
     start = time.perf_counter()
     select = trainer.cfg.select
@@ -182,9 +182,7 @@ def final_evaluation(
             limit_batches=trainer.cfg.limit_val_batches,
         )  # fmt: skip
         rows += split_rows
-        summary = aggregate_cases(split_rows)
-        means = {m: summary["mean"][m]["mean"] for m in METRICS}
-        sections[key] = {"split": split, "num_cases": len({r["case"] for r in split_rows}), **means, **summary}
+        sections[key] = case_summary(split_rows, split)
     path = write_per_case_csv(run_dir / "per_case.csv", rows)
     result = {
         **result,

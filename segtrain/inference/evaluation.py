@@ -17,7 +17,7 @@ from torch import nn
 
 from segtrain.inference.predict import predict_logits
 from segtrain.metrics import EMPTY_CLASS_POLICY, SegMetrics
-from segtrain.metrics.per_case import per_case_rows
+from segtrain.metrics.per_case import METRICS, aggregate_cases, per_case_rows
 from segtrain.modes import BINARY, MULTICLASS, MULTILABEL
 
 
@@ -119,6 +119,14 @@ def evaluate_cases(
     if not n_images:
         raise ValueError(f"evaluate_cases: the loader of split '{split}' yielded no images (empty split?)")
     return rows
+
+
+def case_summary(rows: Sequence[Mapping[str, Any]], split: str) -> dict[str, Any]:
+    """metrics.json's section for one split's per-case rows: ``{"split", "num_cases", dice, iou, hd95,
+    nsd, cldice (means over classes of the class means), "per_class", "mean"}`` (``aggregate_cases``)."""
+    summary = aggregate_cases(rows)
+    means = {m: summary["mean"][m]["mean"] for m in METRICS}
+    return {"split": split, "num_cases": len({r["case"] for r in rows}), **means, **summary}
 
 
 def _image_dice(metrics: SegMetrics, logits: torch.Tensor, target: torch.Tensor) -> float:
