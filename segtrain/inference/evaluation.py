@@ -71,7 +71,7 @@ def evaluate_cases(
     window: int | None = None,
     overlap: float = 0.5,
     blend: str = "gaussian",
-    workers: int = 1,
+    workers: int = 2,
     on_logits: Callable[[torch.Tensor, torch.Tensor, list[str]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """``per_case_rows`` of every image of ``loader`` (batches of ``{"image", "mask", "id"}``): one row per
@@ -79,9 +79,9 @@ def evaluate_cases(
 
     Logits come from ``predict_logits`` (padded to the model's output stride; ``tta``, ``window``,
     ``overlap``, ``blend`` as there) under autocast with ``amp_dtype`` (None: float32); hard predictions
-    follow ``hard_predictions`` (SegMetrics' rule). The per-case metrics of a batch run on ``workers``
-    threads while the model computes the next batch (the distance transforms release the GIL, the forward
-    pass does too). ``limit_batches`` stops after that many batches (the trainer's
+    follow ``hard_predictions`` (SegMetrics' rule). The per-case metrics of a batch run one image per task
+    on ``workers`` threads while the model computes the next batch (the exact distance transform, their
+    main cost, runs outside the GIL, and so does the forward pass); rows come back in loader order. ``limit_batches`` stops after that many batches (the trainer's
     ``limit_val_batches``). ``on_logits(logits, target, ids)`` sees every batch (``evaluate`` adds its
     confusion-matrix metrics there, so one forward pass serves both).
     """
