@@ -120,7 +120,9 @@ def bench_job(rounds: int, checkpoint: str | None, overrides: list[str]) -> None
         trainer.validate()
 
     def evaluate() -> dict:
-        return final_evaluation(trainer, {"timing": {}}, splits, cfg["dataset"], tolerance, run_dir)
+        # as train() calls it in one process: the trainer's val loader is reused
+        reuse = {"val": val_loader}
+        return final_evaluation(trainer, {"timing": {}}, splits, cfg["dataset"], tolerance, run_dir, reuse)
 
     validate()  # warm-up (loader workers, allocator)
     result = evaluate()

@@ -147,7 +147,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             torch.distributed.destroy_process_group()
     if rank != 0 or not result:  # under DDP rank 0 alone evaluates, on the whole of each split
         return result
-    return final_evaluation(trainer, result, final_splits, plain["dataset"], nsd_tolerance, run_dir)
+    # one process, no extra loss inputs: the trainer's val loader (workers already running) is the same loader
+    reuse = {"val": val_loader} if world_size == 1 and val_loader.dataset is final_splits["val"][1] else {}
+    return final_evaluation(trainer, result, final_splits, plain["dataset"], nsd_tolerance, run_dir, reuse)
 
 
 def final_evaluation(
@@ -157,12 +159,14 @@ def final_evaluation(
     dataset_cfg: dict[str, Any],
     nsd_tolerance: float,
     run_dir: Path,
+    loaders: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The selected checkpoint (``trainer.select``: the last epoch's weights, or best.pt's) evaluated case
     by case on ``splits`` (``{"val": (split, data set), "test": (...)}``) -> per_case.csv; then metrics.json
     with the aggregates and status ``completed`` (only now: a job killed before this redoes it on re-run).
 
-    ``trainer.limit_val_batches`` limits these passes too, so that a debug run stays quick.
+    ``trainer.limit_val_batches`` limits these passes too, so that a debug run stays quick. ``loaders``
+    (by key) replaces the unshuffled loader otherwise built from ``dataset_cfg``'s loader settings.
     """
     from segtrain.engine.records import write_json
     from segtrain.inference.evaluation import case_summary, evaluate_cases
@@ -176,7 +180,8 @@ def final_evaluation(
     sections: dict[str, Any] = {}
     for key, (split, data) in splits.items():
         split_rows = evaluate_cases(
-            trainer.model, build_eval_loader(dataset_cfg, data), mode=data.mode, num_classes=data.num_classes,
+            trainer.model, (loaders or {}).get(key) or build_eval_loader(dataset_cfg, data), mode=data.mode,
+            num_classes=data.num_classes,
             class_names=data.class_names, ignore_index=data.ignore_index, nsd_tolerance=nsd_tolerance,
             split=split, device=trainer.device, amp_dtype=trainer.amp_dtype,
             limit_batches=trainer.cfg.limit_val_batches,

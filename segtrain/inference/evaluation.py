@@ -81,9 +81,10 @@ def evaluate_cases(
     ``overlap``, ``blend`` as there) under autocast with ``amp_dtype`` (None: float32); hard predictions
     follow ``hard_predictions`` (SegMetrics' rule). The per-case metrics of a batch run one image per task
     on ``workers`` threads while the model computes the next batch (the exact distance transform, their
-    main cost, runs outside the GIL, and so does the forward pass); rows come back in loader order. ``limit_batches`` stops after that many batches (the trainer's
-    ``limit_val_batches``). ``on_logits(logits, target, ids)`` sees every batch (``evaluate`` adds its
-    confusion-matrix metrics there, so one forward pass serves both).
+    main cost, runs outside the GIL, and so does the forward pass); rows come back in loader order.
+    ``limit_batches`` stops after that many batches (the trainer's ``limit_val_batches``).
+    ``on_logits(logits, target, ids)`` sees every batch (``evaluate`` adds its confusion-matrix metrics
+    there, so one forward pass serves both).
     """
     if workers < 1:
         raise ValueError(f"evaluate_cases: workers must be >= 1, got {workers}")
