@@ -26,14 +26,25 @@ from __future__ import annotations
 
 import edt
 import numpy as np
-from scipy import ndimage
 
 from segtrain.metrics.empty_rules import empty_case, empty_value
 
 
 def boundary(mask: np.ndarray) -> np.ndarray:
-    """Boundary pixels of a boolean mask: foreground pixels with a background (or outside) 4-/6-neighbour."""
-    return mask & ~ndimage.binary_erosion(mask, border_value=0)
+    """Boundary pixels of a boolean mask: foreground pixels with a background (or outside) 4-/6-neighbour.
+
+    The same as ``mask & ~binary_erosion(mask, border_value=0)`` with the cross structuring element, by
+    array slices (several times faster than scipy's erosion on these sizes)."""
+    inner = [slice(1, -1)] * mask.ndim
+    core = mask[tuple(inner)].copy()
+    for axis in range(mask.ndim):
+        for neighbour in (slice(None, -2), slice(2, None)):
+            shifted = list(inner)
+            shifted[axis] = neighbour
+            core &= mask[tuple(shifted)]
+    interior = np.zeros_like(mask, dtype=bool)  # pixels on the image border are never interior
+    interior[tuple(inner)] = core
+    return mask & ~interior
 
 
 def union_bbox(pred: np.ndarray, ref: np.ndarray) -> tuple[slice, ...] | None:
