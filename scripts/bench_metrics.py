@@ -1,7 +1,17 @@
 """Cost of the end-of-job per-case metrics next to a plain validation pass, on CamVid-sized data.
 
+    python scripts/bench_metrics.py --job [--rounds 3] [--checkpoint PT] [--override key=value ...]
     python scripts/bench_metrics.py [--rounds 3] [--batch 8] [--tolerance 1] [--pred perturbed|model]
 
+``--job`` times the real thing: ``segtrain.cli.final_evaluation`` (the selected checkpoint on the val split,
+loader included, case by case with HD95/NSD, per_case.csv and metrics.json written to a temporary run
+directory) against ``Trainer.validate()`` (the per-epoch pass: forward, loss, confusion matrix, overlays),
+for the job ``python train.py dataset=camvid <overrides>`` builds (the default U-Net, random init unless
+``--checkpoint`` gives trained weights; camvid at $SEGTRAIN_DATA/camvid, 101 val images of 360 x 480,
+padded to 384 x 480), on the CPU. The two arms alternate round by round in one process (after one warm-up
+round of each); the ratio is the median over rounds of each round's final-evaluation/validation ratio.
+
+Without ``--job``:
 Times ``per_case_rows`` (Dice, IoU, HD95, NSD, counts: multiclass, so no clDice) over 101 images of
 360 x 480, batch by batch, against the forward passes of the default U-Net (configs/model/unet.yaml: smp
 Unet, tu-regnetx_002 encoder, random init) over the same images at the same batch size, on the CPU, in
@@ -31,6 +41,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from segtrain.metrics.per_case import aggregate_cases, per_case_rows  # noqa: E402
 from segtrain.models import build_model  # noqa: E402
@@ -64,8 +75,82 @@ def perturb(masks: np.ndarray, num_classes: int, rng: np.random.Generator) -> np
     return out
 
 
+def bench_job(rounds: int, checkpoint: str | None, overrides: list[str]) -> None:
+    """Final evaluation vs the trainer's validation pass for ``train.py dataset=camvid <overrides>``."""
+    import tempfile
+
+    from _compose import compose
+    from omegaconf import OmegaConf
+
+    from segtrain.build import build_datasets, build_eval_loader, build_loaders, trainer_config
+    from segtrain.cli import final_evaluation
+    from segtrain.engine import Trainer
+    from segtrain.engine.checkpoint import load_checkpoint
+    from segtrain.losses import build_loss
+    from segtrain.metrics import SegMetrics
+    from segtrain.optim import build_optimizer, build_scheduler
+
+    cfg = OmegaConf.to_container(compose("train", ["dataset=camvid", "logger=none", *overrides]), resolve=True)
+    train_set, val_set = build_datasets(cfg["dataset"])
+    model_cfg = dict(cfg["model"])
+    model = build_model(model_cfg.pop("name"), **model_cfg)
+    if checkpoint:
+        model.load_state_dict(load_checkpoint(checkpoint)["model"])
+    loss_cfg = dict(cfg["loss"])
+    loss_fn = build_loss(**loss_cfg)
+    _, val_loader = build_loaders(cfg["dataset"], train_set, val_set, 0)
+    tcfg = trainer_config({**cfg["trainer"], "num_vis": cfg["trainer"]["num_vis"], "resume": None})
+    run_dir = Path(tempfile.mkdtemp(prefix="bench-final-eval-"))
+    trainer = Trainer(
+        tcfg, model, loss_fn, build_optimizer("sgd", model.parameters(), lr=0.0),
+        lambda opt, total: build_scheduler("constant", opt, total), val_loader, val_loader,
+        SegMetrics(val_set.num_classes, val_set.mode, val_set.ignore_index, val_set.class_names), run_dir,
+        tensorboard=False,
+    )  # fmt: skip
+    tolerance = float(cfg["metrics"]["nsd_tolerance"])
+    splits = {"val": ("val", val_set)}
+    n_images = len(build_eval_loader(cfg["dataset"], val_set).dataset)
+    print(
+        f"job: dataset=camvid {' '.join(overrides)} ({cfg['model']['name']}/{cfg['model'].get('encoder_name')}, "
+        f"{'weights ' + checkpoint if checkpoint else 'random init'}); val {n_images} images, batch "
+        f"{val_loader.batch_size}, {cfg['dataset']['loader'].get('num_workers', 0)} loader workers; "
+        f"torch threads {torch.get_num_threads()}; nsd tolerance {tolerance:g} px"
+    )
+
+    def validate() -> None:
+        trainer.validate()
+
+    def evaluate() -> dict:
+        # as train() calls it in one process: the trainer's val loader is reused
+        reuse = {"val": val_loader}
+        return final_evaluation(trainer, {"timing": {}}, splits, cfg["dataset"], tolerance, run_dir, reuse)
+
+    validate()  # warm-up (loader workers, allocator)
+    result = evaluate()
+    t_val, t_eval, ratios = [], [], []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        validate()
+        t_val.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        result = evaluate()
+        t_eval.append(time.perf_counter() - start)
+        ratios.append(t_eval[-1] / t_val[-1])
+    v = result["val"]
+    print(f"per-case means: dice {v['dice']:.3f}, hd95 {v['hd95']:.2f} px, nsd {v['nsd']:.3f} ({v['num_cases']} cases)")
+    print(f"trainer.validate() (s), per round: {' '.join(f'{t:.2f}' for t in t_val)}")
+    print(f"final_evaluation (s), per round: {' '.join(f'{t:.2f}' for t in t_eval)}")
+    print(
+        f"final evaluation / validation: median {statistics.median(ratios):.3f} "
+        f"(rounds: {' '.join(f'{r:.3f}' for r in ratios)}); target <= 1.25"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--job", action="store_true", help="time final_evaluation against Trainer.validate()")
+    parser.add_argument("--checkpoint", help="--job: weights to load (a .pt of a camvid run)")
+    parser.add_argument("--override", action="append", default=[], help="--job: train.py override (repeatable)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--tolerance", type=float, default=1.0, help="NSD tolerance in pixels")
@@ -74,6 +159,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.job:
+        bench_job(args.rounds, args.checkpoint, args.override)
+        return
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
     masks, num_classes, ignore_index, source = load_masks(rng)

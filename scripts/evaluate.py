@@ -1,4 +1,5 @@
-"""Evaluate a checkpoint: Dice/IoU per class and the per-image Dice distribution on any split.
+"""Evaluate a checkpoint: Dice/IoU per class, the per-image Dice distribution and the per-case records
+(Dice, IoU, HD95, NSD, clDice per image x class, as a training job writes them) on any split.
 
 python scripts/evaluate.py checkpoint=outputs/runs/<date>/<run>            # its own data set, split=val
 python scripts/evaluate.py checkpoint=<run>/checkpoints/best.pt split=test tta=true
@@ -6,7 +7,8 @@ python scripts/evaluate.py checkpoint=<run> dataset.length.val=32          # ove
 python scripts/evaluate.py checkpoint=<run> dataset=folder dataset.root=/data/mine dataset.num_classes=3
 
 Keys (configs/eval.yaml): checkpoint, split, tta, window, overlap, blend, batch_size, num_workers, device,
-histogram_bins, output. Writes metrics.json and per_image.csv to output (default <run dir>/eval_<split>).
+histogram_bins, metrics.nsd_tolerance, output. Writes metrics.json (with the per-case aggregates under the
+split's name), per_image.csv and per_case.csv to output (default <run dir>/eval_<split>).
 """
 
 from __future__ import annotations
@@ -42,17 +44,23 @@ def dataset_config(overrides: list[str], stored: dict[str, Any] | None) -> tuple
 def main(argv: list[str] | None = None) -> int:
     overrides = list(sys.argv[1:] if argv is None else argv)
 
+    from omegaconf import OmegaConf
+
     from segtrain.build import build_eval_loader, build_split, check_model_fits_dataset
+    from segtrain.config_schema import check_metrics_config
     from segtrain.engine.checkpoint import load_checkpoint
     from segtrain.engine.records import write_json
     from segtrain.engine.trainer import resolve_device
     from segtrain.inference import (
+        case_summary,
         evaluate,
         model_from_state,
         resolve_checkpoint,
         run_dir_of,
         write_per_image_csv,
     )
+    from segtrain.metrics.empty_rules import EMPTY_RULES
+    from segtrain.metrics.per_case import write_per_case_csv
 
     probe = compose("eval", [o for o in overrides if not o.lstrip("+~").startswith("dataset")])
     ckpt_path = resolve_checkpoint(probe.checkpoint)
@@ -60,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(str(probe.device))
     model, config = model_from_state(state, ckpt_path, device)
     cfg, ds, own = dataset_config(overrides, config.get("dataset"))
+    nsd_tolerance = check_metrics_config(OmegaConf.to_container(cfg.metrics, resolve=True))
 
     name, split = ds["name"], str(cfg.split)
     model_cfg = config["model"]
@@ -89,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         overlap=float(cfg.overlap),
         blend=str(cfg.blend),
         bins=int(cfg.histogram_bins),
+        nsd_tolerance=nsd_tolerance,
+        split=split,
     )
     seconds = time.perf_counter() - start
 
@@ -96,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(cfg.output) if cfg.output else default_out
     out.mkdir(parents=True, exist_ok=True)
     per_image = result.pop("per_image")
+    per_case = result.pop("per_case")
     summary = {
         "checkpoint": str(ckpt_path),
         "epoch": state.get("epoch"),
@@ -103,11 +115,15 @@ def main(argv: list[str] | None = None) -> int:
         "dataset": name,
         "split": split,
         **result,
+        split: case_summary(per_case, split),
+        "empty_rules": EMPTY_RULES,
+        "nsd_tolerance": nsd_tolerance,
         "device": str(device),
         "seconds": round(seconds, 2),
     }
     write_json(out / "metrics.json", summary)
     write_per_image_csv(out / "per_image.csv", per_image)
+    write_per_case_csv(out / "per_case.csv", per_case)
 
     dist = result["per_image_dice"]
     print(
@@ -119,7 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {'class':<{width}}    dice     iou")
     for c, d in result["per_class"]["dice"].items():
         print(f"  {c:<{width}}  {d:6.4f}  {result['per_class']['iou'][c]:6.4f}")
-    print(f"wrote {out / 'metrics.json'} and {out / 'per_image.csv'}")
+    cases = summary[split]
+    print(
+        f"per case ({cases['num_cases']} cases, means over classes): dice {cases['dice']:.4f}  "
+        f"hd95 {cases['hd95']:.2f} px  nsd@{nsd_tolerance:g}px {cases['nsd']:.4f}"
+    )
+    print(f"wrote {out / 'metrics.json'}, {out / 'per_image.csv'} and {out / 'per_case.csv'}")
     return 0
 
 

@@ -18,18 +18,44 @@ if TYPE_CHECKING:
     from segtrain.engine import TrainerConfig
 
 DEFAULT_BATCH_SIZE = 8
+# dataset.test_split: "auto" evaluates the "test" split at the end of a job where the data set has one
+TEST_SPLIT_AUTO, DEFAULT_TEST_SPLIT = "auto", "test"
 # model key -> dataset key that must hold the same number
 MODEL_DATASET_KEYS = (("classes", "num_classes"), ("in_channels", "in_channels"))
 
 
 def split_dataset_config(dataset: Mapping[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """(registered name, constructor keywords, loader settings) of a ``dataset`` section."""
+    """(registered name, constructor keywords, loader settings) of a ``dataset`` section; ``test_split``
+    (which split the end-of-job evaluation holds out, ``resolve_test_split``) is not a constructor keyword."""
     if "name" not in dataset:
         raise ValueError(f"the dataset config has no 'name' (keys: {sorted(dataset)}); expected a registered data set")
     kwargs = dict(dataset)
     name = str(kwargs.pop("name"))
     loader = dict(kwargs.pop("loader", None) or {})
+    kwargs.pop("test_split", None)
     return name, kwargs, loader
+
+
+def resolve_test_split(dataset: Mapping[str, Any]) -> tuple[str | None, str]:
+    """(the held-out split a job evaluates at its end, or None; why, in words) from ``dataset.test_split``.
+
+    ``auto`` (the default): ``test`` where the data set has that split (shapes: ``length.test``; folder
+    data sets: ``images/test``), else None. A split name: that split, which must exist (``build_split``
+    then fails naming the folder or key). null: none.
+    """
+    from segtrain.data.base import DATASETS
+
+    value = dataset.get("test_split", TEST_SPLIT_AUTO)
+    if value is None:
+        return None, "dataset.test_split=null: no held-out split evaluated"
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"dataset.test_split={value!r} must be auto, a split name (e.g. test) or null")
+    if value != TEST_SPLIT_AUTO:
+        return value, f"dataset.test_split={value}"
+    name, kwargs, _ = split_dataset_config(dataset)
+    if DATASETS.get(name).has_split(DEFAULT_TEST_SPLIT, **kwargs):
+        return DEFAULT_TEST_SPLIT, f"dataset '{name}' has a '{DEFAULT_TEST_SPLIT}' split"
+    return None, f"dataset '{name}' has no '{DEFAULT_TEST_SPLIT}' split (dataset.test_split=auto): no held-out split"
 
 
 def build_split(dataset: Mapping[str, Any], split: str) -> Dataset:

@@ -8,6 +8,7 @@ import os
 import random
 import sys
 import tempfile
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,15 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from segtrain.build import build_datasets, build_loaders, check_config, trainer_config
+from segtrain.build import (
+    build_datasets,
+    build_eval_loader,
+    build_loaders,
+    build_split,
+    check_config,
+    resolve_test_split,
+    trainer_config,
+)
 
 # torch, smp and the rest load inside the functions that need them, so that `python train.py --help`
 # and config errors answer in a second instead of after ~10 s of imports (smp pulls in timm/torchvision).
@@ -49,9 +58,11 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Build everything from ``cfg`` and train; returns the metrics.json content."""
+    """Build everything from ``cfg``, train, and evaluate the selected checkpoint case by case (rank 0);
+    returns the metrics.json content."""
     import torch
 
+    from segtrain.config_schema import check_metrics_config
     from segtrain.data import TargetMaps, dataset_class_frequencies, map_names
     from segtrain.engine import Trainer
     from segtrain.engine.distributed import broadcast_object, init_distributed
@@ -71,8 +82,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if world_size > 1 and torch.cuda.is_available() and tcfg.device in ("auto", "cuda"):
         tcfg.device = f"cuda:{local_rank}"
     seed_everything(int(cfg.seed), tcfg.deterministic)
+    nsd_tolerance = check_metrics_config(plain.get("metrics"))
     train_set, val_set = build_datasets(plain["dataset"])
     ds = train_set
+    # the end-of-job evaluation's splits, built now so that a missing held-out split stops the job before training
+    final_splits = {"val": ("val", val_set)}
+    test_split, why = resolve_test_split(plain["dataset"])
+    if test_split is not None:
+        final_splits["test"] = (test_split, build_split(plain["dataset"], test_split))
+    log.info("end-of-job evaluation on val%s (%s)", f" and {test_split}" if test_split else "", why)
     model_cfg = dict(plain["model"])
     model = build_model(model_cfg.pop("name"), **model_cfg)
     loss_cfg = dict(plain["loss"])
@@ -121,10 +139,71 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         world_size=world_size,
     )
     try:
-        return trainer.fit()
+        result = trainer.fit(status_when_done="evaluating")
     finally:
         if world_size > 1:
             torch.distributed.destroy_process_group()
+    if rank != 0 or not result:  # under DDP rank 0 alone evaluates, on the whole of each split
+        return result
+    # one process, no extra loss inputs: the trainer's val loader (workers already running) is the same loader
+    reuse = {"val": val_loader} if world_size == 1 and val_loader.dataset is final_splits["val"][1] else {}
+    return final_evaluation(trainer, result, final_splits, plain["dataset"], nsd_tolerance, run_dir, reuse)
+
+
+def final_evaluation(
+    trainer: Any,
+    result: dict[str, Any],
+    splits: dict[str, tuple[str, Any]],
+    dataset_cfg: dict[str, Any],
+    nsd_tolerance: float,
+    run_dir: Path,
+    loaders: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The selected checkpoint (``trainer.select``: the last epoch's weights, or best.pt's) evaluated case
+    by case on ``splits`` (``{"val": (split, data set), "test": (...)}``) -> per_case.csv; then metrics.json
+    with the aggregates and status ``completed`` (only now: a job killed before this redoes it on re-run).
+
+    ``trainer.limit_val_batches`` limits these passes too, so that a debug run stays quick. ``loaders``
+    (by key) replaces the unshuffled loader otherwise built from ``dataset_cfg``'s loader settings.
+    """
+    from segtrain.engine.records import write_json
+    from segtrain.inference.evaluation import case_summary, evaluate_cases
+    from segtrain.metrics.empty_rules import EMPTY_RULES
+    from segtrain.metrics.per_case import write_per_case_csv
+
+    start = time.perf_counter()
+    # a job paused at trainer.stop_at_epoch (a successive-halving rung) is scored on val alone, stays paused,
+    # and is evaluated again (per_case.csv rewritten) each time it stops
+    paused = result.get("status") == "paused"
+    if paused:
+        splits = {"val": splits["val"]}
+    select = trainer.cfg.select
+    epoch = trainer.load_weights(run_dir / "checkpoints" / "best.pt") if select == "best" else trainer.epoch
+    rows: list[dict[str, Any]] = []
+    sections: dict[str, Any] = {}
+    for key, (split, data) in splits.items():
+        split_rows = evaluate_cases(
+            trainer.model, (loaders or {}).get(key) or build_eval_loader(dataset_cfg, data), mode=data.mode,
+            num_classes=data.num_classes,
+            class_names=data.class_names, ignore_index=data.ignore_index, nsd_tolerance=nsd_tolerance,
+            split=split, device=trainer.device, amp_dtype=trainer.amp_dtype,
+            limit_batches=trainer.cfg.limit_val_batches,
+        )  # fmt: skip
+        rows += split_rows
+        sections[key] = case_summary(split_rows, split)
+    path = write_per_case_csv(run_dir / "per_case.csv", rows)
+    result = {
+        **result,
+        "status": "paused" if paused else "completed",
+        "selected": {"checkpoint": select, "epoch": epoch},
+        **sections,
+        "empty_rules": EMPTY_RULES,
+        "nsd_tolerance": nsd_tolerance,
+    }
+    result["timing"] = {**result.get("timing", {}), "final_eval_s": round(time.perf_counter() - start, 2)}
+    write_json(run_dir / "metrics.json", result)
+    log.info("wrote %s (%d rows) in %.1f s", path, len(rows), time.perf_counter() - start)
+    return result
 
 
 def _fmt(v: float | None) -> str:
@@ -142,6 +221,16 @@ def final_summary(result: dict[str, Any], run_dir: Path) -> str:
     ]
     for name, dice in per_class.get("dice", {}).items():
         lines.append(f"  {name:<16} {_fmt(dice):>7} {_fmt(per_class['iou'].get(name)):>7}")
+    selected = result.get("selected")
+    if selected:
+        lines.append(f"{selected['checkpoint']} checkpoint (epoch {selected['epoch']}), case means over classes:")
+        for key in ("val", "test"):
+            if key in result:
+                r = result[key]
+                lines.append(
+                    f"  {r['split']:<6} {r['num_cases']} cases  dice {_fmt(r['dice'])}  iou {_fmt(r['iou'])}  "
+                    f"hd95 {_fmt(r['hd95'])} px  nsd@{result['nsd_tolerance']:g}px {_fmt(r['nsd'])}"
+                )
     lines.append(f"{result.get('timing', {}).get('total_s')} s; run directory {run_dir}")
     return "\n".join(lines)
 
@@ -188,7 +277,10 @@ def hydra_main(cfg: DictConfig) -> float | None:
     from segtrain.config_schema import check_config_types
 
     # a value of the wrong type (optimizer.lr=abc) stops here with its key named
-    check_config_types(*(OmegaConf.to_container(cfg[g], resolve=True) for g in ("trainer", "optimizer", "scheduler")))
+    check_config_types(
+        *(OmegaConf.to_container(cfg[g], resolve=True) for g in ("trainer", "optimizer", "scheduler")),
+        metrics=OmegaConf.to_container(cfg.metrics, resolve=True) if "metrics" in cfg else None,
+    )
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     main_rank = int(os.environ.get("RANK", "0")) == 0
     done = _completed_result(run_dir, cfg) if main_rank else None

@@ -1,4 +1,4 @@
-"""Start-up type check of the config groups whose keys are fixed: trainer, optimizer, scheduler.
+"""Start-up type check of the config groups whose keys are fixed: trainer, optimizer, scheduler, metrics.
 
 The expected type of each key is read from the code that takes it (``TrainerConfig``'s fields, the
 optimizer's constructor, the scheduler function), so a wrong value (``optimizer.lr=abc``) stops before
@@ -73,8 +73,31 @@ def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
     return hints
 
 
-def check_config_types(trainer: Mapping[str, Any], optimizer: Mapping[str, Any], scheduler: Mapping[str, Any]) -> None:
-    """Type-check the plain (resolved) trainer, optimizer and scheduler groups."""
+# the ``metrics`` section (configs/train.yaml, configs/eval.yaml): the end-of-job per-case evaluation
+METRICS_KEYS: dict[str, Any] = {"nsd_tolerance": float}
+
+
+def check_metrics_config(metrics: Mapping[str, Any] | None) -> float:
+    """The ``metrics`` section's NSD tolerance (pixels), after checking its keys, type and range."""
+    if metrics is None:
+        raise ValueError("the config has no 'metrics' section; expected metrics: {nsd_tolerance: <pixels>}")
+    unknown = sorted(set(metrics) - set(METRICS_KEYS))
+    if unknown:
+        raise ValueError(f"unknown key(s) metrics.{', metrics.'.join(unknown)}; accepted: {', '.join(METRICS_KEYS)}")
+    check_types("metrics", metrics, METRICS_KEYS)
+    tolerance = metrics.get("nsd_tolerance")
+    if tolerance is None or not 0 <= float(tolerance) < float("inf"):
+        raise ValueError(f"metrics.nsd_tolerance={tolerance!r} must be a finite number >= 0 (pixels)")
+    return float(tolerance)
+
+
+def check_config_types(
+    trainer: Mapping[str, Any],
+    optimizer: Mapping[str, Any],
+    scheduler: Mapping[str, Any],
+    metrics: Mapping[str, Any] | None = None,
+) -> None:
+    """Type-check the plain (resolved) trainer, optimizer and scheduler groups, and ``metrics`` when given."""
     from segtrain.engine.config import TrainerConfig
     from segtrain.optim import OPTIMIZERS, SCHEDULERS
 
@@ -86,3 +109,5 @@ def check_config_types(trainer: Mapping[str, Any], optimizer: Mapping[str, Any],
         entry = registry.get(name)
         hints = _hints(entry.__init__ if isinstance(entry, type) else entry)
         check_types(group, {k: v for k, v in values.items() if k != "name"}, hints)
+    if metrics is not None:
+        check_metrics_config(metrics)

@@ -29,7 +29,17 @@ OPERATIONAL_KEYS = (
     "trainer.num_vis",
     "trainer.checkpoint",
 )
+# keys that leave the trained model alone but change the end-of-job evaluation (per_case.csv, metrics.json
+# val/test): a completed job re-run with another value is refused like any other difference (its records
+# would be stale), while an unfinished job may resume with them changed (resume_ignored_keys)
+EVALUATION_KEYS = ("trainer.select", "metrics", "dataset.test_split")
 ABSENT = "<absent>"
+
+
+def resume_ignored_keys() -> tuple[str, ...]:
+    """Keys on which a checkpoint's config may differ from the current one when training resumes from it:
+    the evaluation keys (used after training) and ``trainer.max_epochs`` (a longer run continues)."""
+    return ("trainer.max_epochs", *EVALUATION_KEYS)
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

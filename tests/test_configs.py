@@ -8,6 +8,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from segtrain.build import split_dataset_config
 from segtrain.cli import CONFIG_DIR
 from segtrain.data import available_datasets, build_dataset
 from segtrain.optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler
@@ -68,9 +69,9 @@ def test_every_dataset_config_names_a_registered_dataset():
 
 def test_synthetic_dataset_configs_build():
     for name in ("shapes", "shapes_binary"):
-        kw = OmegaConf.to_container(compose_train([f"dataset={name}"]).dataset, resolve=True)
-        kw.pop("loader")
-        ds = build_dataset(kw.pop("name"), split="val", **kw)
+        section = OmegaConf.to_container(compose_train([f"dataset={name}"]).dataset, resolve=True)
+        ds_name, kw, _ = split_dataset_config(section)  # leaves out loader and test_split
+        ds = build_dataset(ds_name, split="val", **kw)
         assert len(ds) > 0 and ds[0]["image"].shape[0] == 3
 
 

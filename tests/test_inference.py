@@ -60,7 +60,7 @@ def trained(tmp_path_factory) -> tuple[Path, nn.Module, dict]:
 
 
 def val_loader(config: dict, n: int = 6):
-    ds = {k: v for k, v in config["dataset"].items() if k not in ("name", "loader")}
+    ds = {k: v for k, v in config["dataset"].items() if k not in ("name", "loader", "test_split")}
     ds["length"] = {"val": n}
     return build_loader(build_dataset("shapes", "val", **ds), batch_size=4)
 

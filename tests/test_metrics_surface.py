@@ -131,3 +131,15 @@ def test_bad_inputs_are_rejected():
         hd95(mask, np.ones((4, 5), bool))
     with pytest.raises(ValueError, match="tolerance"):
         nsd(mask, mask, -1.0)
+
+
+def test_boundary_by_slices_equals_scipys_cross_erosion():
+    from scipy import ndimage
+
+    from segtrain.metrics.surface import boundary
+
+    rng = np.random.default_rng(fresh_seed())
+    for shape in [(36, 48), (1, 5), (2, 2), (7, 9, 11), (1, 1), (40, 3)]:
+        for _ in range(10):
+            mask = ndimage.gaussian_filter(rng.standard_normal(shape), 1) > rng.uniform(-0.5, 0.5)
+            assert np.array_equal(boundary(mask), mask & ~ndimage.binary_erosion(mask, border_value=0)), shape

@@ -54,3 +54,9 @@ class SegDataset(Dataset):
         self.class_names = class_names
         self.ignore_index = ignore_index
         self.in_channels = int(in_channels)
+
+    @classmethod
+    def has_split(cls, split: str, **kwargs) -> bool:
+        """Whether the data set that ``kwargs`` (a dataset config's keys) describe has ``split``, without
+        reading it: how ``dataset.test_split: auto`` finds out whether there is a held-out split."""
+        raise NotImplementedError(f"{cls.__name__} does not say which splits it has (has_split)")

@@ -185,6 +185,22 @@ class FolderDataset(SegDataset):
         )
         self.mean, self.std = normalize_stats(normalize, self.in_channels)
 
+    @classmethod
+    def has_split(
+        cls,
+        split: str,
+        root: str | Path = ".",
+        images_dir: str | None = None,
+        split_files: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> bool:
+        """Per-split folders: the image folder of ``split`` exists; one flat folder: ``split_files`` names
+        ``split`` (a ``val_fraction`` split has train and val only)."""
+        template = cls.IMAGES_DIR if images_dir is None else images_dir
+        if "{split}" in template:
+            return (Path(root).expanduser() / template.format(split=split)).is_dir()
+        return split in (cls.SPLIT_FILES if split_files is None else split_files)
+
     def decode_mask(self, raw: np.ndarray, path: Path) -> np.ndarray:
         """Stored mask -> target mask: uint8 H x W (multiclass, binary) or H x W x C (multilabel)."""
         return self.masks.decode(raw, path)

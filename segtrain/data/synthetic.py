@@ -192,6 +192,11 @@ class ShapesDataset(SegDataset):
         mean, std = normalize_stats(normalize or {"mean": 0.5, "std": 0.25}, in_channels)
         self._mean, self._std = mean[:, None, None], std[:, None, None]
 
+    @classmethod
+    def has_split(cls, split: str, length: int | dict[str, int] = 512, **kwargs) -> bool:
+        """``split`` is one of the generated streams and ``length`` (one int, or one per split) covers it."""
+        return split in _SPLIT_IDS and (not isinstance(length, dict) or split in length)
+
     def __len__(self) -> int:
         return self.length
 

@@ -20,6 +20,7 @@ class TrainerConfig:
     precision: str | int = "auto"  # auto | 32 | 16-mixed | bf16-mixed (trainer.precision=32 arrives as an int)
     monitor: str = "val/dice"
     monitor_mode: str = "max"  # max | min
+    select: str = "last"  # read by the CLI: the checkpoint evaluated case by case at the end, last | best
     grad_clip: float | None = None  # max L2 norm of all gradients
     accumulate_grad_batches: int = 1
     log_every_n_steps: int = 10
@@ -46,6 +47,10 @@ class TrainerConfig:
         self.precision = str(self.precision)
         if self.monitor_mode not in ("max", "min"):
             raise ValueError(f"trainer.monitor_mode must be 'max' or 'min', got {self.monitor_mode!r}")
+        if self.select not in ("last", "best"):
+            raise ValueError(f"trainer.select must be 'last' or 'best', got {self.select!r}")
+        if self.select == "best" and not self.checkpoint:
+            raise ValueError("trainer.select=best loads checkpoints/best.pt, so it needs trainer.checkpoint=true")
         if self.precision not in ("auto", "32", "16-mixed", "bf16-mixed"):
             raise ValueError(f"trainer.precision must be auto, 32, 16-mixed or bf16-mixed, got {self.precision!r}")
         if self.on_nan not in ("raise", "skip"):

@@ -37,7 +37,7 @@ from segtrain.engine.records import HistoryCSV, TensorBoard, write_json
 from segtrain.metrics import EMPTY_CLASS_POLICY, SegMetrics
 from segtrain.modes import BINARY, MULTICLASS
 from segtrain.overlays import highest_positive, overlay_grid
-from segtrain.run_config import config_differences, describe_differences
+from segtrain.run_config import config_differences, describe_differences, resume_ignored_keys
 
 log = logging.getLogger("segtrain")
 
@@ -110,6 +110,7 @@ class Trainer:
         self.epoch = 0  # epochs completed
         self.step = 0  # optimizer steps taken
         self.best: dict[str, Any] = {}
+        self.last_row: dict[str, Any] = {}  # the latest epoch's history row (metrics.json "final")
         self.best_value: float | None = None
         self.epochs_since_best = 0
         self.nan_skips = 0
@@ -155,6 +156,7 @@ class Trainer:
             "epoch": self.epoch,
             "step": self.step,
             "best": self.best,
+            "last_row": self.last_row,
             "best_value": self.best_value,
             "epochs_since_best": self.epochs_since_best,
             "train_seconds": self.train_seconds,
@@ -172,7 +174,7 @@ class Trainer:
         clash = {k: v for k, v in clash.items() if v[0] != v[1]}
         if clash:
             raise ValueError(f"cannot resume from {path}: it was trained with other settings {clash} (theirs, ours)")
-        diffs = config_differences(state.get("config") or {}, self.config_dict, ignore=["trainer.max_epochs"])
+        diffs = config_differences(state.get("config") or {}, self.config_dict, ignore=resume_ignored_keys())
         if state.get("config") and self.config_dict and diffs:
             raise ValueError(
                 f"cannot resume from {path}: it was trained with another configuration: {describe_differences(diffs)}"
@@ -183,6 +185,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.best, self.best_value = dict(state["best"]), state["best_value"]
+        self.last_row = dict(state.get("last_row") or {})
         self.epochs_since_best = int(state.get("epochs_since_best", 0))
         self.train_seconds = float(state.get("train_seconds", 0.0))
         set_rng_state(state["rng"])
@@ -193,7 +196,14 @@ class Trainer:
         log.info("resumed from %s at epoch %d (step %d)", path, self.epoch, self.step)
 
     # ------------------------------------------------------------------ the loop
-    def fit(self) -> dict[str, Any]:
+    def fit(self, status_when_done: str = "completed") -> dict[str, Any]:
+        """Train up to ``max_epochs`` (resuming from last.pt with ``resume``); returns metrics.json's content.
+
+        ``status_when_done`` is the status written when the loop ends: the CLI passes ``"evaluating"`` and
+        writes ``"completed"`` itself once the end-of-job evaluation is on disk, so a job killed during
+        that evaluation is not taken for finished. A job resumed with no epoch left returns its summary
+        again (from the checkpoint's last row) without training.
+        """
         cfg = self.cfg
         main = self.is_main
         ckpt_dir = self.run_dir / "checkpoints"
@@ -228,6 +238,7 @@ class Trainer:
                 row = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"], "train/loss": train_loss}
                 row.update({f"val/{k}": v for k, v in val.items() if k != "vis"})
                 row.update({"seconds": round(seconds, 3), "data_wait": round(data_wait / seconds, 4)})
+                self.last_row = row
                 monitored = row.get(cfg.monitor)
                 if monitored is None:
                     raise KeyError(f"trainer.monitor={cfg.monitor!r} is not a logged value; known: {sorted(row)}")
@@ -269,14 +280,20 @@ class Trainer:
                     status = "paused"
                     log.info("paused after epoch %d of %d (trainer.stop_at_epoch)", self.epoch, cfg.max_epochs)
             if status != "paused":
-                status = "completed"
+                status = status_when_done
         finally:
             tb.close()
             writer.wait()
-        if main and result:
-            result = self._summary(result["final"], status, time.perf_counter() - start)
+        if main and self.last_row:
+            result = self._summary(self.last_row, status, time.perf_counter() - start)
             write_json(self.run_dir / "metrics.json", result)
         return result
+
+    def load_weights(self, path: str | Path) -> int:
+        """Load the model weights of checkpoint ``path`` (e.g. best.pt, to evaluate it); returns its epoch."""
+        state = load_checkpoint(path, map_location=self.device)
+        self.model.load_state_dict(state["model"])
+        return int(state["epoch"])
 
     def train_epoch(self) -> tuple[float, float]:
         """One pass over the training data. Returns (mean loss, seconds spent waiting for data)."""

@@ -17,7 +17,14 @@ from segtrain.inference.checkpoint import (
     run_dir_of,
     training_size,
 )
-from segtrain.inference.evaluation import dice_distribution, evaluate, write_per_image_csv
+from segtrain.inference.evaluation import (
+    case_summary,
+    dice_distribution,
+    evaluate,
+    evaluate_cases,
+    hard_predictions,
+    write_per_image_csv,
+)
 from segtrain.inference.export import compare_exported, export_onnx, export_torchscript
 from segtrain.inference.files import find_images, load_image, overlay, predict_files
 from segtrain.inference.predict import (
@@ -33,13 +40,16 @@ from segtrain.inference.predict import (
 __all__ = [
     "BLENDS",
     "FLIPS",
+    "case_summary",
     "compare_exported",
     "dice_distribution",
     "evaluate",
+    "evaluate_cases",
     "export_onnx",
     "export_torchscript",
     "find_images",
     "forward_padded",
+    "hard_predictions",
     "load_image",
     "logits_to_mask",
     "model_from_checkpoint",

@@ -1,10 +1,13 @@
-"""Evaluating a model on a loader: Dice/IoU over the split, each image's Dice and its distribution."""
+"""Evaluating a model on a loader: Dice/IoU over the split, each image's Dice and its distribution, and
+the per-case records (``evaluate_cases``: one row per image x class with Dice, IoU, HD95, NSD, clDice)
+that a training job writes for its selected checkpoint and ``scripts/evaluate.py`` for any checkpoint."""
 
 from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,8 @@ from torch import nn
 
 from segtrain.inference.predict import predict_logits
 from segtrain.metrics import EMPTY_CLASS_POLICY, SegMetrics
-from segtrain.modes import MULTICLASS
+from segtrain.metrics.per_case import METRICS, aggregate_cases, per_case_rows
+from segtrain.modes import BINARY, MULTICLASS, MULTILABEL
 
 
 def dice_distribution(values: Iterable[float], bins: int = 10) -> dict[str, Any]:
@@ -35,6 +39,97 @@ def dice_distribution(values: Iterable[float], bins: int = 10) -> dict[str, Any]
     return stats
 
 
+def hard_predictions(logits: torch.Tensor, target: torch.Tensor, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch's hard predictions by SegMetrics' rule (multiclass: argmax; binary and multilabel:
+    logit > 0) and its target as int64 of the same shape: N x H x W (multiclass, binary) or N x C x H x W."""
+    if mode == MULTICLASS:
+        return logits.max(dim=1).indices, target.long()
+    if mode == BINARY:
+        pred = (logits[:, 0] > 0).long()
+        return pred, target.reshape(pred.shape).long()
+    if mode == MULTILABEL:
+        tgt = target.round() if target.is_floating_point() else target
+        return (logits > 0).long(), tgt.long()
+    raise ValueError(f"mode must be one of multiclass, binary, multilabel; got {mode!r}")
+
+
+@torch.no_grad()
+def evaluate_cases(
+    model: nn.Module,
+    loader: Iterable[Mapping[str, Any]],
+    *,
+    mode: str,
+    num_classes: int,
+    class_names: Sequence[str] | None = None,
+    ignore_index: int | None = None,
+    nsd_tolerance: float,
+    split: str,
+    device: str | torch.device = "cpu",
+    amp_dtype: torch.dtype | None = None,
+    limit_batches: int | None = None,
+    tta: bool = False,
+    window: int | None = None,
+    overlap: float = 0.5,
+    blend: str = "gaussian",
+    workers: int = 2,
+    on_logits: Callable[[torch.Tensor, torch.Tensor, list[str]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """``per_case_rows`` of every image of ``loader`` (batches of ``{"image", "mask", "id"}``): one row per
+    image x class (``segtrain.metrics.per_case.COLUMNS``), ``case`` = the item's id, in loader order.
+
+    Logits come from ``predict_logits`` (padded to the model's output stride; ``tta``, ``window``,
+    ``overlap``, ``blend`` as there) under autocast with ``amp_dtype`` (None: float32); hard predictions
+    follow ``hard_predictions`` (SegMetrics' rule). The per-case metrics of a batch run one image per task
+    on ``workers`` threads while the model computes the next batch (the exact distance transform, their
+    main cost, runs outside the GIL, and so does the forward pass); rows come back in loader order.
+    ``limit_batches`` stops after that many batches (the trainer's ``limit_val_batches``).
+    ``on_logits(logits, target, ids)`` sees every batch (``evaluate`` adds its confusion-matrix metrics
+    there, so one forward pass serves both).
+    """
+    if workers < 1:
+        raise ValueError(f"evaluate_cases: workers must be >= 1, got {workers}")
+    device = torch.device(device)
+    model = model.to(device).eval()
+    pending: list[Future] = []
+    n_images = 0
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="per-case") as pool:
+        for i, batch in enumerate(loader):
+            if limit_batches and i >= limit_batches:
+                break
+            if "id" not in batch:
+                raise ValueError(f"evaluate_cases: batch {i} has no 'id' (keys: {sorted(batch)}); expected case ids")
+            ids = [str(c) for c in batch["id"]]
+            x, y = batch["image"].to(device), batch["mask"].to(device)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                logits = predict_logits(model, x, tta=tta, window=window, overlap=overlap, blend=blend)
+            logits = logits.float()
+            if on_logits is not None:
+                on_logits(logits, y, ids)
+            pred, tgt = hard_predictions(logits, y, mode)
+            pred, tgt = pred.cpu().numpy(), tgt.cpu().numpy()
+            n_images += len(ids)
+            for j in range(len(ids)):  # one task per image, so that several workers share a batch
+                pending.append(
+                    pool.submit(
+                        per_case_rows, pred[j : j + 1], tgt[j : j + 1], mode=mode, num_classes=num_classes,
+                        class_names=class_names, ignore_index=ignore_index, nsd_tolerance=nsd_tolerance,
+                        case_ids=ids[j : j + 1], split=split,
+                    )  # fmt: skip
+                )
+        rows = [row for future in pending for row in future.result()]
+    if not n_images:
+        raise ValueError(f"evaluate_cases: the loader of split '{split}' yielded no images (empty split?)")
+    return rows
+
+
+def case_summary(rows: Sequence[Mapping[str, Any]], split: str) -> dict[str, Any]:
+    """metrics.json's section for one split's per-case rows: ``{"split", "num_cases", dice, iou, hd95,
+    nsd, cldice (means over classes of the class means), "per_class", "mean"}`` (``aggregate_cases``)."""
+    summary = aggregate_cases(rows)
+    means = {m: summary["mean"][m]["mean"] for m in METRICS}
+    return {"split": split, "num_cases": len({r["case"] for r in rows}), **means, **summary}
+
+
 def _image_dice(metrics: SegMetrics, logits: torch.Tensor, target: torch.Tensor) -> float:
     """One image's foreground Dice as SegMetrics defines it (mean over its foreground classes with a
     defined Dice; NaN when it has none): SegMetrics itself on that one image."""
@@ -46,7 +141,6 @@ def _image_dice(metrics: SegMetrics, logits: torch.Tensor, target: torch.Tensor)
     return sum(kept) / len(kept) if kept else math.nan
 
 
-@torch.no_grad()
 def evaluate(
     model: nn.Module,
     loader: Iterable[Mapping[str, Any]],
@@ -60,28 +154,33 @@ def evaluate(
     overlap: float = 0.5,
     blend: str = "gaussian",
     bins: int = 10,
+    nsd_tolerance: float = 2.0,
+    split: str = "val",
 ) -> dict[str, Any]:
-    """Dice/IoU over the whole of ``loader`` (batches of ``{"image", "mask", "id"}``) with SegMetrics, and
-    each image's foreground Dice for a distribution.
+    """Dice/IoU over the whole of ``loader`` (batches of ``{"image", "mask", "id"}``) with SegMetrics, each
+    image's foreground Dice for a distribution, and the per-case rows of ``evaluate_cases`` (one forward
+    pass serves all three).
 
     Returns ``{"dice", "iou", "dice_per_image", "per_class": {"dice": {cls: v}, "iou": {...}},
     "per_image_dice": {mean, median, p10, p90, ..., histogram}, "per_image": [{"id", "dice"}, ...],
-    "num_images", "tta", "window", "empty_class_policy"}``; NaN where a value is undefined.
+    "per_case": [rows], "num_images", "tta", "window", "empty_class_policy"}``; NaN where a value is
+    undefined. ``nsd_tolerance`` (pixels) and ``split`` go into the per-case rows.
     """
     device = torch.device(device)
-    model = model.to(device).eval()
     metrics = SegMetrics(num_classes, mode, ignore_index, class_names, device=device)
     single = SegMetrics(num_classes, mode, ignore_index, class_names, device=device)
     per_image: list[dict[str, Any]] = []
-    for batch in loader:
-        x, y = batch["image"].to(device), batch["mask"].to(device)
-        logits = predict_logits(model, x, tta=tta, window=window, overlap=overlap, blend=blend)
+
+    def confusion(logits: torch.Tensor, y: torch.Tensor, ids: list[str]) -> None:
         metrics.update(logits, y)
-        ids = list(batch.get("id", [])) or [str(len(per_image) + i) for i in range(x.shape[0])]
-        for i in range(x.shape[0]):
-            per_image.append({"id": str(ids[i]), "dice": _image_dice(single, logits[i : i + 1], y[i : i + 1])})
-    if not per_image:
-        raise ValueError("evaluate: the loader yielded no batches (empty split?)")
+        for i in range(logits.shape[0]):
+            per_image.append({"id": ids[i], "dice": _image_dice(single, logits[i : i + 1], y[i : i + 1])})
+
+    per_case = evaluate_cases(
+        model, loader, mode=mode, num_classes=num_classes, class_names=class_names, ignore_index=ignore_index,
+        nsd_tolerance=nsd_tolerance, split=split, device=device, tta=tta, window=window, overlap=overlap,
+        blend=blend, on_logits=confusion,
+    )  # fmt: skip
     values = metrics.compute()
     names = metrics.class_names
     return {
@@ -94,6 +193,7 @@ def evaluate(
         },
         "per_image_dice": dice_distribution((r["dice"] for r in per_image), bins),
         "per_image": per_image,
+        "per_case": per_case,
         "num_images": len(per_image),
         "mode": mode,
         "tta": bool(tta),
