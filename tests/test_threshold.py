@@ -296,3 +296,19 @@ def test_report_threshold_column_per_channel_over_seeds_and_fixed_half(tmp_path)
     rows = by_config(tables(summarize(tmp_path, plots=False).markdown)[0])
     assert rows["loss=a"]["threshold"] == "0.35 (0.30-0.40) / 0.70*"
     assert rows["loss=b"]["threshold"] == "0.50"
+
+
+def test_multilabel_job_tunes_one_threshold_per_channel_and_predict_uses_them(tmp_path):
+    run = tmp_path / "run"
+    run_train([*TINY, "dataset.mode=multilabel", "dataset.num_classes=3", "dataset.length.test=8",
+               "dataset.class_names=[ellipse,rectangle,triangle]", "loss=bce", "logger=none",
+               "trainer.tune_threshold=true", f"hydra.run.dir={run}"], tmp_path)  # fmt: skip
+    t = json.loads((run / "metrics.json").read_text())["threshold"]
+    assert len(t["value"]) == 3 and all(v in GRID for v in t["value"])
+    assert t["channels"] == ["ellipse", "rectangle", "triangle"]
+    assert all(len(t[k]["val"]) == 3 for k in ("dice_at_0.5", "dice_at_tuned"))
+    assert all(a >= b for a, b in zip(t["dice_at_tuned"]["val"], t["dice_at_0.5"]["val"], strict=True))
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert state["threshold"]["value"] == t["value"]
+    values, why = resolve_threshold("auto", state, "multilabel", 3)
+    assert values == t["value"] and "tuned on val" in why
