@@ -5,8 +5,9 @@ python scripts/evaluate.py checkpoint=outputs/runs/<date>/<run>            # its
 python scripts/evaluate.py checkpoint=<run>/checkpoints/best.pt split=test tta=true
 python scripts/evaluate.py checkpoint=<run> dataset.length.val=32          # override a key of its data set
 python scripts/evaluate.py checkpoint=<run> dataset=folder dataset.root=/data/mine dataset.num_classes=3
+python scripts/evaluate.py checkpoint=<run> threshold=0.5                  # binary: ignore the tuned threshold
 
-Keys (configs/eval.yaml): checkpoint, split, tta, window, overlap, blend, batch_size, num_workers, device,
+Keys (configs/eval.yaml): checkpoint, split, tta, window, overlap, blend, threshold, batch_size, num_workers, device,
 histogram_bins, metrics.nsd_tolerance, output. Writes metrics.json (with the per-case aggregates under the
 split's name), per_image.csv and per_case.csv to output (default <run dir>/eval_<split>).
 """
@@ -56,11 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         evaluate,
         model_from_state,
         resolve_checkpoint,
+        resolve_threshold,
         run_dir_of,
         write_per_image_csv,
     )
     from segtrain.metrics.empty_rules import EMPTY_RULES
     from segtrain.metrics.per_case import write_per_case_csv
+    from segtrain.modes import BINARY
 
     probe = compose("eval", [o for o in overrides if not o.lstrip("+~").startswith("dataset")])
     ckpt_path = resolve_checkpoint(probe.checkpoint)
@@ -78,12 +81,16 @@ def main(argv: list[str] | None = None) -> int:
     dataset = build_split(ds, split)
     loader = build_eval_loader(ds, dataset, cfg.batch_size, cfg.num_workers)
 
+    channels = 1 if dataset.mode == BINARY else dataset.num_classes
+    setting = OmegaConf.to_container(cfg.threshold) if OmegaConf.is_config(cfg.threshold) else cfg.threshold
+    threshold, why = resolve_threshold(setting, state, dataset.mode, channels, ckpt_path)
     run_info = state.get("run_info") or {}
     print(
         f"checkpoint {ckpt_path} (epoch {state.get('epoch')}, {model_cfg['name']}/{model_cfg.get('encoder_name')}, "
         f"trained on {config.get('dataset', {}).get('name')})"
     )
     print(f"evaluating on '{name}' split '{split}': {len(dataset)} images, tta {'on' if cfg.tta else 'off'}, {device}")
+    print(why)
     start = time.perf_counter()
     result = evaluate(
         model,
@@ -100,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         bins=int(cfg.histogram_bins),
         nsd_tolerance=nsd_tolerance,
         split=split,
+        threshold=threshold,
     )
     seconds = time.perf_counter() - start
 
@@ -115,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         "dataset": name,
         "split": split,
         **result,
+        "threshold_source": why,
         split: case_summary(per_case, split),
         "empty_rules": EMPTY_RULES,
         "nsd_tolerance": nsd_tolerance,

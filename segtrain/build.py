@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from segtrain.modes import BINARY
+from segtrain.modes import BINARY, MULTICLASS
 
 if TYPE_CHECKING:
     from torch.utils.data import DataLoader, Dataset
@@ -147,6 +147,11 @@ def check_config(cfg: Mapping[str, Any]) -> None:
     loss_mode = (cfg.get("loss") or {}).get("mode")
     if loss_mode not in (None, ds["mode"]):
         raise ValueError(f"loss.mode={loss_mode} but dataset.mode={ds['mode']}; they must agree")
+    if (cfg.get("trainer") or {}).get("tune_threshold") and ds["mode"] == MULTICLASS:
+        raise ValueError(
+            "trainer.tune_threshold=true but dataset.mode=multiclass: a probability threshold applies to "
+            "sigmoid outputs (binary, multilabel); multiclass predictions are argmax. Set it to false"
+        )
 
 
 def trainer_config(trainer: Mapping[str, Any]) -> TrainerConfig:

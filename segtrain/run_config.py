@@ -32,8 +32,11 @@ OPERATIONAL_KEYS = (
 # keys that leave the trained model alone but change the end-of-job evaluation (per_case.csv, metrics.json
 # val/test): a completed job re-run with another value is refused like any other difference (its records
 # would be stale), while an unfinished job may resume with them changed (resume_ignored_keys)
-EVALUATION_KEYS = ("trainer.select", "metrics", "dataset.test_split")
+EVALUATION_KEYS = ("trainer.select", "trainer.tune_threshold", "metrics", "dataset.test_split")
 ABSENT = "<absent>"
+# keys added after records were first written, with the value that does what the code did before them: a
+# stored config that lacks one is read with that value, so that re-running an older sweep is not refused
+ADDED_KEYS: dict[str, Any] = {"trainer.tune_threshold": False}
 
 
 def resume_ignored_keys() -> tuple[str, ...]:
@@ -65,6 +68,7 @@ def config_differences(
     skip = (*OPERATIONAL_KEYS, *ignore)
     old = {k: v for k, v in flatten(stored).items() if not _ignored(k, skip)}
     new = {k: v for k, v in flatten(current).items() if not _ignored(k, skip)}
+    old.update({k: v for k, v in ADDED_KEYS.items() if k in new and k not in old})
     keys = sorted(set(old) | set(new))
     return [(k, old.get(k, ABSENT), new.get(k, ABSENT)) for k in keys if old.get(k, ABSENT) != new.get(k, ABSENT)]
 

@@ -64,7 +64,7 @@ def make_job(
     if "test" in splits:
         metrics["test"] = {"dice": mean, "iou": None, "hd95": None, "nsd": None, "cldice": None, "per_class": {}}
     if threshold is not None:
-        metrics["threshold"] = {"value": threshold, "selected_on": "val"}
+        metrics["threshold"] = {"value": threshold, "tuned_on": "val"}
     metrics.update(metrics_extra or {})
     (job_dir / "metrics.json").write_text(json.dumps(metrics))
     if status != "completed":
@@ -206,7 +206,7 @@ def test_test_split_is_scored_when_every_job_has_one(tmp_path: Path) -> None:
     assert result.markdown.splitlines()[2].startswith("On test (20 cases, 1 seed) `loss=a` ranks first")
     assert "Scored on `test`, a split held out" in result.markdown
     assert "share a split" not in result.markdown
-    assert by_config(tables(result.markdown)[0])["loss=a"]["threshold"] == "0.40"
+    assert by_config(tables(result.markdown)[0])["loss=a"]["threshold"] == "0.40*"
     # one job without test rows: everything is scored on val, and the report says so
     make_job(tmp_path / "loss=c,seed=1", ["loss=c", "seed=1"], shifted(base, -0.1), checkpoint="last")
     result = summarize(tmp_path, plots=False)

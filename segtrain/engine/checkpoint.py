@@ -139,6 +139,19 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
+def annotate_checkpoint(path: str | Path, entries: dict[str, Any]) -> list[Path]:
+    """Add ``entries`` (plain data) to the checkpoint at ``path``, rewritten atomically. Every other ``*.pt``
+    beside it that is the same file (best.pt hard-linked to last.pt) is linked to the new file, so that it
+    goes on holding the same weights and the entries too. Returns the paths that now hold them."""
+    path = Path(path)
+    same = [p for p in sorted(path.parent.glob("*.pt")) if p != path and os.path.samefile(p, path)]
+    state = load_checkpoint(path)
+    save_checkpoint({**state, **entries}, path)
+    for other in same:
+        link_checkpoint(path, other)
+    return [path, *same]
+
+
 def rng_state() -> dict[str, Any]:
     """Python, NumPy and torch (CPU and CUDA) generator states, as plain data."""
     np_state = np.random.get_state()

@@ -21,6 +21,8 @@ class TrainerConfig:
     monitor: str = "val/dice"
     monitor_mode: str = "max"  # max | min
     select: str = "last"  # read by the CLI: the checkpoint evaluated case by case at the end, last | best
+    # read by the CLI: pick each sigmoid channel's Dice-best threshold on val before that evaluation
+    tune_threshold: bool = False
     grad_clip: float | None = None  # max L2 norm of all gradients
     accumulate_grad_batches: int = 1
     log_every_n_steps: int = 10

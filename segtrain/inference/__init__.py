@@ -14,6 +14,7 @@ from segtrain.inference.checkpoint import (
     model_from_checkpoint,
     model_from_state,
     resolve_checkpoint,
+    resolve_threshold,
     run_dir_of,
     training_size,
 )
@@ -23,6 +24,7 @@ from segtrain.inference.evaluation import (
     evaluate,
     evaluate_cases,
     hard_predictions,
+    threshold_sweep,
     write_per_image_csv,
 )
 from segtrain.inference.export import compare_exported, export_onnx, export_torchscript
@@ -59,8 +61,10 @@ __all__ = [
     "predict_files",
     "predict_logits",
     "resolve_checkpoint",
+    "resolve_threshold",
     "run_dir_of",
     "sliding_window_logits",
+    "threshold_sweep",
     "training_size",
     "write_per_image_csv",
 ]

@@ -10,7 +10,9 @@ import torch
 from torch import nn
 
 from segtrain.engine.checkpoint import load_checkpoint
+from segtrain.metrics.threshold import DEFAULT, check_thresholds
 from segtrain.models import build_model
+from segtrain.modes import MULTICLASS
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -100,3 +102,38 @@ def training_size(config: Mapping[str, Any]) -> int | None:
             values = size if isinstance(size, Sequence) else [entry.get("height"), entry.get("width")]
             sizes += [int(v) for v in values if isinstance(v, int)]
     return max(sizes) if sizes else None
+
+
+def resolve_threshold(
+    setting: Any, state: Mapping[str, Any], mode: str, num_channels: int, source: str | Path = "checkpoint"
+) -> tuple[list[float] | None, str]:
+    """The per-channel thresholds that ``threshold: <setting>`` (evaluate.py, predict.py) means for a
+    checkpoint, and a line saying where they come from.
+
+    ``auto``: the checkpoint's tuned threshold (``state["threshold"]["value"]``, written by a job with
+    ``trainer.tune_threshold: true``), else 0.5; a number (every channel) or a list (one per channel) in
+    (0, 1) overrides it. Multiclass models take no threshold: ``auto`` gives None (argmax), anything else
+    is an error.
+    """
+    if mode == MULTICLASS:
+        if setting != "auto":
+            raise ValueError(
+                f"threshold={setting!r} given for a multiclass model (argmax takes no threshold); leave threshold=auto"
+            )
+        return None, "argmax (multiclass)"
+    if setting == "auto":
+        stored = state.get("threshold")
+        if isinstance(stored, Mapping) and stored.get("value") is not None:
+            values = check_thresholds(stored["value"], num_channels, f"checkpoint {source}: threshold.value")
+            return values, f"threshold {_show(values)}: tuned on {stored.get('tuned_on')} (from the checkpoint)"
+        return [DEFAULT] * num_channels, (
+            f"threshold 0.5: checkpoint {source} holds no tuned threshold (trained without trainer.tune_threshold)"
+        )
+    if isinstance(setting, str) or setting is None:
+        raise ValueError(f"threshold={setting!r}: expected auto, a number in (0, 1) or a list of them per channel")
+    values = check_thresholds(setting, num_channels)
+    return values, f"threshold {_show(values)} (given)"
+
+
+def _show(values: Sequence[float]) -> str:
+    return f"{values[0]:g}" if len(set(values)) == 1 else "[" + ", ".join(f"{v:g}" for v in values) + "]"

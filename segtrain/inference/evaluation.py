@@ -18,6 +18,7 @@ from torch import nn
 from segtrain.inference.predict import predict_logits
 from segtrain.metrics import EMPTY_CLASS_POLICY, SegMetrics
 from segtrain.metrics.per_case import METRICS, aggregate_cases, per_case_rows
+from segtrain.metrics.threshold import ThresholdSweep, shift_logits
 from segtrain.modes import BINARY, MULTICLASS, MULTILABEL
 
 
@@ -39,9 +40,14 @@ def dice_distribution(values: Iterable[float], bins: int = 10) -> dict[str, Any]
     return stats
 
 
-def hard_predictions(logits: torch.Tensor, target: torch.Tensor, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+def hard_predictions(
+    logits: torch.Tensor, target: torch.Tensor, mode: str, threshold: Sequence[float] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch's hard predictions by SegMetrics' rule (multiclass: argmax; binary and multilabel:
-    logit > 0) and its target as int64 of the same shape: N x H x W (multiclass, binary) or N x C x H x W."""
+    logit > 0, or sigmoid > ``threshold`` per channel) and its target as int64 of the same shape:
+    N x H x W (multiclass, binary) or N x C x H x W."""
+    _check_threshold_mode(threshold, mode)
+    logits = shift_logits(logits, threshold)
     if mode == MULTICLASS:
         return logits.max(dim=1).indices, target.long()
     if mode == BINARY:
@@ -51,6 +57,46 @@ def hard_predictions(logits: torch.Tensor, target: torch.Tensor, mode: str) -> t
         tgt = target.round() if target.is_floating_point() else target
         return (logits > 0).long(), tgt.long()
     raise ValueError(f"mode must be one of multiclass, binary, multilabel; got {mode!r}")
+
+
+def _check_threshold_mode(threshold: Sequence[float] | None, mode: str) -> None:
+    if threshold is not None and mode == MULTICLASS:
+        raise ValueError(
+            f"threshold={list(threshold)} given for a multiclass model: its classes are taken by argmax, a "
+            "probability threshold applies to binary and multilabel (sigmoid) outputs only"
+        )
+
+
+@torch.no_grad()
+def threshold_sweep(
+    model: nn.Module,
+    loader: Iterable[Mapping[str, Any]],
+    *,
+    mode: str,
+    num_channels: int,
+    ignore_index: int | None = None,
+    device: str | torch.device = "cpu",
+    amp_dtype: torch.dtype | None = None,
+    limit_batches: int | None = None,
+    tta: bool = False,
+    window: int | None = None,
+    overlap: float = 0.5,
+    blend: str = "gaussian",
+) -> ThresholdSweep:
+    """One pass over ``loader`` (logits as ``evaluate_cases`` makes them) into a ``ThresholdSweep``: each
+    channel's TP/FP/FN at every grid threshold over the whole split, from which a threshold is chosen."""
+    device = torch.device(device)
+    model = model.to(device).eval()
+    sweep = ThresholdSweep(mode, num_channels, ignore_index)
+    for i, batch in enumerate(loader):
+        if limit_batches and i >= limit_batches:
+            break
+        x, y = batch["image"].to(device), batch["mask"].to(device)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = predict_logits(model, x, tta=tta, window=window, overlap=overlap, blend=blend)
+        sweep.update(logits.float(), y)
+    sweep.counts()  # an empty loader is an error here, not a 0.5 chosen from nothing
+    return sweep
 
 
 @torch.no_grad()
@@ -73,19 +119,22 @@ def evaluate_cases(
     blend: str = "gaussian",
     workers: int = 2,
     on_logits: Callable[[torch.Tensor, torch.Tensor, list[str]], None] | None = None,
+    threshold: Sequence[float] | None = None,
 ) -> list[dict[str, Any]]:
     """``per_case_rows`` of every image of ``loader`` (batches of ``{"image", "mask", "id"}``): one row per
     image x class (``segtrain.metrics.per_case.COLUMNS``), ``case`` = the item's id, in loader order.
 
     Logits come from ``predict_logits`` (padded to the model's output stride; ``tta``, ``window``,
     ``overlap``, ``blend`` as there) under autocast with ``amp_dtype`` (None: float32); hard predictions
-    follow ``hard_predictions`` (SegMetrics' rule). The per-case metrics of a batch run one image per task
+    follow ``hard_predictions`` (SegMetrics' rule; ``threshold``: sigmoid > t per channel, binary and
+    multilabel only, None: 0.5). The per-case metrics of a batch run one image per task
     on ``workers`` threads while the model computes the next batch (the exact distance transform, their
     main cost, runs outside the GIL, and so does the forward pass); rows come back in loader order.
     ``limit_batches`` stops after that many batches (the trainer's ``limit_val_batches``).
-    ``on_logits(logits, target, ids)`` sees every batch (``evaluate`` adds its confusion-matrix metrics
-    there, so one forward pass serves both).
+    ``on_logits(logits, target, ids)`` sees every batch's raw logits (``evaluate`` adds its confusion-matrix
+    metrics there, so one forward pass serves both).
     """
+    _check_threshold_mode(threshold, mode)
     if workers < 1:
         raise ValueError(f"evaluate_cases: workers must be >= 1, got {workers}")
     device = torch.device(device)
@@ -105,15 +154,22 @@ def evaluate_cases(
             logits = logits.float()
             if on_logits is not None:
                 on_logits(logits, y, ids)
-            pred, tgt = hard_predictions(logits, y, mode)
+            pred, tgt = hard_predictions(logits, y, mode, threshold)
             pred, tgt = pred.cpu().numpy(), tgt.cpu().numpy()
             n_images += len(ids)
             for j in range(len(ids)):  # one task per image, so that several workers share a batch
                 pending.append(
                     pool.submit(
-                        per_case_rows, pred[j : j + 1], tgt[j : j + 1], mode=mode, num_classes=num_classes,
-                        class_names=class_names, ignore_index=ignore_index, nsd_tolerance=nsd_tolerance,
-                        case_ids=ids[j : j + 1], split=split,
+                        per_case_rows,
+                        pred[j : j + 1],
+                        tgt[j : j + 1],
+                        mode=mode,
+                        num_classes=num_classes,
+                        class_names=class_names,
+                        ignore_index=ignore_index,
+                        nsd_tolerance=nsd_tolerance,
+                        case_ids=ids[j : j + 1],
+                        split=split,
                     )  # fmt: skip
                 )
         rows = [row for future in pending for row in future.result()]
@@ -156,6 +212,7 @@ def evaluate(
     bins: int = 10,
     nsd_tolerance: float = 2.0,
     split: str = "val",
+    threshold: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Dice/IoU over the whole of ``loader`` (batches of ``{"image", "mask", "id"}``) with SegMetrics, each
     image's foreground Dice for a distribution, and the per-case rows of ``evaluate_cases`` (one forward
@@ -164,7 +221,8 @@ def evaluate(
     Returns ``{"dice", "iou", "dice_per_image", "per_class": {"dice": {cls: v}, "iou": {...}},
     "per_image_dice": {mean, median, p10, p90, ..., histogram}, "per_image": [{"id", "dice"}, ...],
     "per_case": [rows], "num_images", "tta", "window", "empty_class_policy"}``; NaN where a value is
-    undefined. ``nsd_tolerance`` (pixels) and ``split`` go into the per-case rows.
+    undefined. ``nsd_tolerance`` (pixels) and ``split`` go into the per-case rows. ``threshold`` (one per
+    sigmoid channel; None: 0.5) makes every hard prediction, the confusion matrix's included.
     """
     device = torch.device(device)
     metrics = SegMetrics(num_classes, mode, ignore_index, class_names, device=device)
@@ -172,6 +230,7 @@ def evaluate(
     per_image: list[dict[str, Any]] = []
 
     def confusion(logits: torch.Tensor, y: torch.Tensor, ids: list[str]) -> None:
+        logits = shift_logits(logits, threshold)  # SegMetrics cuts at logit 0
         metrics.update(logits, y)
         for i in range(logits.shape[0]):
             per_image.append({"id": ids[i], "dice": _image_dice(single, logits[i : i + 1], y[i : i + 1])})
@@ -179,7 +238,7 @@ def evaluate(
     per_case = evaluate_cases(
         model, loader, mode=mode, num_classes=num_classes, class_names=class_names, ignore_index=ignore_index,
         nsd_tolerance=nsd_tolerance, split=split, device=device, tta=tta, window=window, overlap=overlap,
-        blend=blend, on_logits=confusion,
+        blend=blend, on_logits=confusion, threshold=threshold,
     )  # fmt: skip
     values = metrics.compute()
     names = metrics.class_names
@@ -198,6 +257,7 @@ def evaluate(
         "mode": mode,
         "tta": bool(tta),
         "window": window,
+        "threshold": None if threshold is None else list(threshold),
         "empty_class_policy": EMPTY_CLASS_POLICY,
     }
 

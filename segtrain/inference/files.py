@@ -14,6 +14,7 @@ from torch import nn
 from segtrain.data import io
 from segtrain.data.normalize import normalize_stats
 from segtrain.inference.predict import logits_to_mask, predict_logits
+from segtrain.metrics.threshold import shift_logits
 from segtrain.modes import MULTILABEL
 from segtrain.overlays import blend, highest_positive
 
@@ -82,11 +83,13 @@ def predict_files(
     blend: str = "gaussian",
     alpha: float = 0.5,
     device: str | torch.device = "cpu",
+    threshold: Sequence[float] | None = None,
 ) -> list[dict[str, Any]]:
     """Predict each image at its own resolution and write ``<id>.png`` and ``<id>_overlay.png`` to ``output``.
 
     Masks: multiclass class indices (uint8, uint16 past 255 classes); binary 0/1. Multilabel: one 0/1 mask
     per channel, ``<id>_<class>.png``, and the overlay draws the highest-scoring positive channel.
+    ``threshold`` (binary, multilabel; one per channel): foreground where sigmoid > t (None: 0.5).
     Returns one ``{"id", "input", "mask", "overlay", "height", "width", "classes_present"}`` per file.
     """
     output = Path(output)
@@ -100,13 +103,13 @@ def predict_files(
         logits = predict_logits(model, image[None].to(device), tta=tta, window=window, overlap=overlap, blend=blend)
         logits = logits[0].cpu()
         sid = Path(path).stem
-        mask = logits_to_mask(logits, mode)
+        mask = logits_to_mask(logits, mode, threshold)
         if mode == MULTILABEL:
             names = names or [f"class_{i}" for i in range(mask.shape[0])]
             mask_paths = [output / f"{sid}_{n}.png" for n in names]
             for channel, p in zip(mask, mask_paths, strict=True):
                 _save_png(p, channel)
-            labels = highest_positive(logits, 0)
+            labels = highest_positive(shift_logits(logits, threshold), 0)  # the channels the masks hold
             present = [n for n, c in zip(names, mask, strict=True) if c.any()]
         else:
             mask_paths = [output / f"{sid}.png"]

@@ -11,11 +11,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from segtrain.metrics.threshold import shift_logits
 from segtrain.modes import BINARY, MODES, MULTICLASS, MULTILABEL
 
 BLENDS = ("gaussian", "uniform")
@@ -123,11 +125,15 @@ def predict_logits(
     return out / len(FLIPS)
 
 
-def logits_to_mask(logits: torch.Tensor, mode: str) -> torch.Tensor:
+def logits_to_mask(logits: torch.Tensor, mode: str, threshold: Sequence[float] | None = None) -> torch.Tensor:
     """Hard prediction of one image's C x H x W logits: H x W class indices (multiclass: argmax; binary:
-    logit > 0 as 0/1) or, in multilabel mode, C x H x W in {0, 1}."""
+    logit > 0 as 0/1) or, in multilabel mode, C x H x W in {0, 1}. ``threshold`` (binary and multilabel,
+    one per channel): sigmoid > t instead of logit > 0 (None: 0.5)."""
     if mode == MULTICLASS:
+        if threshold is not None:
+            raise ValueError(f"threshold={list(threshold)} given for a multiclass model (argmax takes no threshold)")
         return logits.argmax(0)
+    logits = shift_logits(logits, threshold)
     if mode == BINARY:
         return (logits[0] > 0).long()
     if mode == MULTILABEL:

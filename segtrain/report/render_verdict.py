@@ -40,7 +40,8 @@ def render_case_markdown(
         f"values (case rule above; {DASH} = undefined, e.g. clDice in multiclass mode). Per-class Dice: mean over "
         "the cases (and seeds) where the class is in the reference or the prediction. *beats #1* = k/n: on k of "
         f"the n seeds it shares with #1, this configuration's mean {name} over those cases is better than #1's "
-        "(paired by seed; the verdict column is the case-level test).",
+        "(paired by seed; the verdict column is the case-level test)."
+        + (THRESHOLD_NOTE if _shows_threshold(rows) else ""),
     ]
     lines += comparison_section(report)
     lines += stability_section(report)
@@ -54,7 +55,7 @@ def case_table(rows: list[ConfigSummary], report: CaseReport) -> str:
     stability = {s.config: s for s in v.stability}
     defined = [m for m in CASE_METRICS if any(x is not None for x in report.means.get(m, {}).values())]
     classes = report.classes
-    show_threshold = any(isinstance(r.metrics.get("threshold"), dict) for row in rows for r in row.runs)
+    show_threshold = _shows_threshold(rows)
     header = ["#", "configuration", "seeds" + ("/folds" if report.n_folds else ""), "cases"]
     header += [METRIC_NAMES[m] for m in defined] + [f"dice {c}" for c in classes]
     header += (["threshold"] if show_threshold else []) + ["epoch", "train time", "beats #1", "verdict", "status"]
@@ -190,19 +191,38 @@ def verdict_json(report: CaseReport) -> dict[str, Any]:
     )
 
 
+THRESHOLD_NOTE = (
+    " *threshold*: the sigmoid cut each job's hard predictions used (one per channel in multilabel mode, "
+    "mean and range over the seeds; * = tuned on val by trainer.tune_threshold, else the fixed 0.5)."
+)
+
+
+def _shows_threshold(rows: Sequence[ConfigSummary]) -> bool:
+    return any(isinstance(r.metrics.get("threshold"), dict) for row in rows for r in row.runs)
+
+
 def _threshold(row: ConfigSummary) -> str:
-    """metrics.json `threshold.value` (binary jobs) over the seeds: one value, or min-max when they differ."""
-    vals = []
+    """metrics.json `threshold.value` over the seeds (a float for binary jobs, one per channel for
+    multilabel ones, joined by "/"): one value, or the mean and min-max when the seeds differ; a "*" marks
+    a threshold tuned on val (``tuned_on``), none the fixed 0.5."""
+    per_channel: list[list[float]] = []
+    tuned = False
     for r in row.counted:
         t = r.metrics.get("threshold")
-        if isinstance(t, dict):
-            x = number(t.get("value", t.get("threshold")))
-            if x is not None:
-                vals.append(x)
-    if not vals:
+        if not isinstance(t, dict):
+            continue
+        raw = t.get("value", t.get("threshold"))
+        values = [number(v) for v in (raw if isinstance(raw, list) else [raw])]
+        if values and all(v is not None for v in values):
+            per_channel.append(values)  # type: ignore[arg-type]
+            tuned = tuned or bool(t.get("tuned_on") or t.get("selected_on"))
+    if not per_channel or len({len(v) for v in per_channel}) != 1:
         return DASH
-    lo, hi = min(vals), max(vals)
-    return f"{lo:.2f}" if math.isclose(lo, hi) else f"{statistics.mean(vals):.2f} ({lo:.2f}-{hi:.2f})"
+    cells = []
+    for vals in zip(*per_channel, strict=True):
+        lo, hi = min(vals), max(vals)
+        cells.append(f"{lo:.2f}" if math.isclose(lo, hi) else f"{statistics.mean(vals):.2f} ({lo:.2f}-{hi:.2f})")
+    return " / ".join(cells) + ("*" if tuned else "")
 
 
 def _epoch(row: ConfigSummary) -> str:
