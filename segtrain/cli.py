@@ -8,7 +8,6 @@ import os
 import random
 import sys
 import tempfile
-import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -66,6 +65,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from segtrain.data import TargetMaps, dataset_class_frequencies, map_names
     from segtrain.engine import Trainer
     from segtrain.engine.distributed import broadcast_object, init_distributed
+    from segtrain.engine.final_eval import final_evaluation
     from segtrain.losses import build_loss
     from segtrain.metrics import SegMetrics
     from segtrain.models import build_model
@@ -147,118 +147,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         return result
     # one process, no extra loss inputs: the trainer's val loader (workers already running) is the same loader
     reuse = {"val": val_loader} if world_size == 1 and val_loader.dataset is final_splits["val"][1] else {}
-    return final_evaluation(trainer, result, final_splits, plain["dataset"], nsd_tolerance, run_dir, reuse)
-
-
-def final_evaluation(
-    trainer: Any,
-    result: dict[str, Any],
-    splits: dict[str, tuple[str, Any]],
-    dataset_cfg: dict[str, Any],
-    nsd_tolerance: float,
-    run_dir: Path,
-    loaders: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The selected checkpoint (``trainer.select``: the last epoch's weights, or best.pt's) evaluated case
-    by case on ``splits`` (``{"val": (split, data set), "test": (...)}``) -> per_case.csv; then metrics.json
-    with the aggregates and status ``completed`` (only now: a job killed before this redoes it on re-run).
-
-    Binary and multilabel jobs with ``trainer.tune_threshold`` first pick each channel's Dice-best threshold
-    on val (``segtrain.metrics.threshold``), evaluate both splits with it, store it in the selected
-    checkpoint and write metrics.json ``threshold``; without it they cut at 0.5, which ``threshold`` says.
-    ``trainer.limit_val_batches`` limits these passes too, so that a debug run stays quick. ``loaders``
-    (by key) replaces the unshuffled loader otherwise built from ``dataset_cfg``'s loader settings.
-    """
-    from segtrain.engine.checkpoint import annotate_checkpoint
-    from segtrain.engine.records import write_json
-    from segtrain.inference.evaluation import case_summary, evaluate_cases, threshold_sweep
-    from segtrain.metrics.empty_rules import EMPTY_RULES
-    from segtrain.metrics.per_case import write_per_case_csv
-    from segtrain.metrics.threshold import DEFAULT, GRID_SPEC, ThresholdSweep, choose_thresholds
-    from segtrain.modes import BINARY, MULTICLASS
-
-    start = time.perf_counter()
-    # a job paused at trainer.stop_at_epoch (a successive-halving rung) is scored on val alone, stays paused,
-    # and is evaluated again (per_case.csv rewritten) each time it stops
-    paused = result.get("status") == "paused"
-    if paused:
-        splits = {"val": splits["val"]}
-    select = trainer.cfg.select
-    epoch = trainer.load_weights(run_dir / "checkpoints" / "best.pt") if select == "best" else trainer.epoch
-    given = loaders or {}
-    loaders = {key: given.get(key) or build_eval_loader(dataset_cfg, data) for key, (_, data) in splits.items()}
-    val_data = splits["val"][1]
-    mode, device, limit = val_data.mode, trainer.device, trainer.cfg.limit_val_batches
-    channels = 1 if mode == BINARY else val_data.num_classes
-    thresholds: list[float] | None = None
-    sweeps: dict[str, ThresholdSweep] = {}
-    if mode != MULTICLASS and trainer.cfg.tune_threshold:
-        sweeps["val"] = threshold_sweep(
-            trainer.model, loaders["val"], mode=mode, num_channels=channels, ignore_index=val_data.ignore_index,
-            device=device, amp_dtype=trainer.amp_dtype, limit_batches=limit,
-        )  # fmt: skip
-        thresholds = choose_thresholds(sweeps["val"].dice(), sweeps["val"].grid, sweeps["val"].positives())
-    rows: list[dict[str, Any]] = []
-    sections: dict[str, Any] = {}
-    for key, (split, data) in splits.items():
-        if thresholds is not None and key not in sweeps:  # the held-out split's Dice at 0.5 and at the tuned cut
-            sweeps[key] = ThresholdSweep(mode, channels, data.ignore_index)
-        split_rows = evaluate_cases(
-            trainer.model, loaders[key], mode=data.mode, num_classes=data.num_classes,
-            class_names=data.class_names, ignore_index=data.ignore_index, nsd_tolerance=nsd_tolerance,
-            split=split, device=device, amp_dtype=trainer.amp_dtype, limit_batches=limit, threshold=thresholds,
-            on_logits=(lambda lg, y, _ids, s=sweeps[key]: s.update(lg, y)) if key in sweeps and key != "val" else None,
-        )  # fmt: skip
-        rows += split_rows
-        sections[key] = case_summary(split_rows, split)
-    path = write_per_case_csv(run_dir / "per_case.csv", rows)
-    extra: dict[str, Any] = {}
-    if mode != MULTICLASS:
-        record = threshold_record(thresholds or [DEFAULT] * channels, mode, val_data.class_names, sweeps, GRID_SPEC)
-        extra["threshold"] = record
-        if thresholds is not None:
-            log.info(
-                "threshold tuned on val: %s (val Dice at 0.5 %s -> %s at the tuned threshold)",
-                record["value"], record["dice_at_0.5"]["val"], record["dice_at_tuned"]["val"],
-            )  # fmt: skip
-            ckpt = run_dir / "checkpoints" / ("best.pt" if select == "best" else "last.pt")
-            if trainer.cfg.checkpoint and ckpt.is_file():
-                held = annotate_checkpoint(ckpt, {"threshold": {**record, "epoch": epoch}})
-                log.info("stored the threshold in %s", ", ".join(p.name for p in held))
-    result = {
-        **result,
-        "status": "paused" if paused else "completed",
-        "selected": {"checkpoint": select, "epoch": epoch},
-        **extra,
-        **sections,
-        "empty_rules": EMPTY_RULES,
-        "nsd_tolerance": nsd_tolerance,
-    }
-    result["timing"] = {**result.get("timing", {}), "final_eval_s": round(time.perf_counter() - start, 2)}
-    write_json(run_dir / "metrics.json", result)
-    log.info("wrote %s (%d rows) in %.1f s", path, len(rows), time.perf_counter() - start)
-    return result
-
-
-def threshold_record(
-    thresholds: list[float], mode: str, class_names: Any, sweeps: dict[str, Any], grid_spec: Any
-) -> dict[str, Any]:
-    """metrics.json ``threshold``: ``value`` (a float in binary mode, one per channel in multilabel mode),
-    ``tuned_on`` ("val", or None for the fixed 0.5); when tuned, the ``grid`` (start, stop, step),
-    ``channels`` and each split's pooled Dice ``dice_at_0.5`` / ``dice_at_tuned`` (same shape as value)."""
-    from segtrain.modes import BINARY
-
-    def shaped(values: list[float]) -> Any:
-        return values[0] if mode == BINARY else values
-
-    record: dict[str, Any] = {"value": shaped(thresholds), "tuned_on": "val" if sweeps else None}
-    if sweeps:
-        half = [0.5] * len(thresholds)
-        record["grid"] = list(grid_spec)
-        record["channels"] = list(class_names)[-len(thresholds) :] if class_names else None
-        record["dice_at_0.5"] = {key: shaped(s.dice_at(half)) for key, s in sweeps.items()}
-        record["dice_at_tuned"] = {key: shaped(s.dice_at(thresholds)) for key, s in sweeps.items()}
-    return record
+    loaders = {k: reuse.get(k) or build_eval_loader(plain["dataset"], data) for k, (_, data) in final_splits.items()}
+    return final_evaluation(trainer, result, final_splits, loaders, nsd_tolerance, run_dir)
 
 
 def _fmt(v: float | None) -> str:
