@@ -384,3 +384,43 @@ def test_loader_workers_start_inside_a_joblib_worker():
 
     # n_jobs=2: with one job joblib runs it in this process
     assert Parallel(n_jobs=2, backend="loky")(delayed(_iterate_loader_with_workers)() for _ in range(2)) == [4, 4]
+
+
+def test_a_shapes_sweep_with_its_test_split_gives_a_verdict_that_agrees_with_the_per_case_files(tmp_path):
+    """End to end: every job writes per_case.csv (val and test), and the report scores on test, opens with
+    the verdict sentence, draws ranks.png, and its case means are the per-case files' values recomputed."""
+    from segtrain.report import summarize
+
+    sweep = tmp_path / "sweep"
+    tiny = [o for o in TINY if not o.startswith("dataset.length.val")] + ["dataset.length.val=8"]
+    run_train(["-m", "loss=ce,dice", "seed=0,1", "dataset.length.test=12", f"hydra.sweep.dir={sweep}", *tiny], tmp_path)
+    jobs = sorted(p.parent for p in sweep.rglob("per_case.csv"))
+    assert len(jobs) == 4
+    for job in jobs:
+        with (job / "per_case.csv").open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert {r["split"] for r in rows} == {"val", "test"}
+        assert sum(r["split"] == "test" for r in rows) == 12 * 4  # cases x classes (background included)
+        assert read_metrics(job)["test"]["num_cases"] == 12
+
+    summarize(sweep, alpha=0.05, n_boot=200)
+    assert (sweep / "ranks.png").stat().st_size > 0
+    verdict = json.loads((sweep / "verdict.json").read_text())
+    assert verdict["split"] == "test" and not verdict["selected_on_same_split"]
+    assert (sweep / "summary.md").read_text().splitlines()[2] == verdict["sentence"]
+    assert verdict["sentence"].startswith("On test (12 cases, 2 seeds)")
+
+    # the report's case mean of `loss=dice`, recomputed from its two per_case.csv files by the stated rule:
+    # per case, the mean Dice over the foreground classes present in the reference or the prediction
+    # (a case with none scores 1), then the mean over seeds, then over cases
+    per_seed = []
+    for job in (j for j in jobs if "loss=dice" in j.name):
+        with (job / "per_case.csv").open(newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r["split"] == "test" and r["class"] != "background"]
+        cases: dict[str, list[float]] = {}
+        for r in rows:
+            present = int(r["ref_pixels"]) + int(r["pred_pixels"]) > 0
+            cases.setdefault(r["case"], []).extend([float(r["dice"])] if present else [])
+        per_seed.append({c: sum(v) / len(v) if v else 1.0 for c, v in cases.items()})
+    expected = sum((per_seed[0][c] + per_seed[1][c]) / 2 for c in per_seed[0]) / len(per_seed[0])
+    assert verdict["means"]["dice"]["loss=dice"] == pytest.approx(expected, abs=1e-9)
