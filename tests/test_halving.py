@@ -166,3 +166,17 @@ def test_bad_halving_input_is_a_clear_error(tmp_path, args, message):
     proc = run_app(tmp_path / "sweep", *args, check=False)
     assert proc.returncode != 0 and message in proc.stderr + proc.stdout
     assert not (tmp_path / "sweep" / "trained.log").exists()
+
+
+def test_hydra_scanning_the_halving_plugin_loads_neither_scipy_nor_torch():
+    """Hydra imports every plugin at each start-up (`python train.py --help` too): the sweeper module must
+    leave segtrain.halving, scipy and torch to the sweep itself."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, hydra_plugins.segtrain_halving.halving_sweeper as m; "
+        "print(sorted(k for k in ('scipy', 'torch', 'segtrain.halving') if k in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.plugins import Plugins
@@ -22,7 +22,11 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from segtrain.halving import HalvingSettings, Job, configurations, successive_halving
+if TYPE_CHECKING:
+    from segtrain.halving import Job
+
+# segtrain.halving (and scipy behind it) loads when a halving sweep runs, not when Hydra scans its plugins at
+# every start-up: `python train.py --help` would otherwise pay about 1.7 s for scipy.stats.
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +84,8 @@ class HalvingSweeper(Sweeper):
         return grid
 
     def _jobs(self, grid: dict[str, list[str]]) -> list[Job]:
+        from segtrain.halving import Job
+
         replicate = [k for k in grid if k in self.replicate_keys]
         varied = [k for k in grid if k not in replicate and len(grid[k]) > 1]
         jobs = []
@@ -103,6 +109,8 @@ class HalvingSweeper(Sweeper):
 
     # ------------------------------------------------------------------ the sweep
     def sweep(self, arguments: list[str]) -> Any:
+        from segtrain.halving import HalvingSettings, configurations, successive_halving
+
         assert self.config is not None and self.launcher is not None
         grid = self._grid(arguments)
         jobs = self._jobs(grid)
