@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from conftest import ROOT, TINY
+from test_trainer import PoisonedLoss as PoisonedCE  # CE that is NaN on the listed calls
 from torch import nn
 from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
 from torch.utils.data import DistributedSampler
@@ -91,20 +92,6 @@ def test_torchrun_trains_with_two_ranks_and_only_rank0_writes(tmp_path):
     metrics = json.loads(runs[0].read_text())
     assert metrics["status"] == "completed"
     assert (runs[0].parent / "checkpoints" / "last.pt").exists()
-
-
-class PoisonedCE(nn.Module):
-    """CE that returns NaN on the listed calls (counting from 0)."""
-
-    def __init__(self, bad_calls: set[int]) -> None:
-        super().__init__()
-        self.ce = build_loss("ce", mode="multiclass", ignore_index=None)
-        self.bad, self.calls = bad_calls, 0
-
-    def forward(self, logits, target):
-        value = self.ce(logits, target)
-        self.calls += 1
-        return value * float("nan") if self.calls - 1 in self.bad else value
 
 
 def spawn_with_timeout(fn, args: tuple, timeout: float = 120.0) -> None:
