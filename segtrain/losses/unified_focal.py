@@ -15,50 +15,55 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import register_loss
-from ._common import BINARY, MULTICLASS, MULTILABEL, LossInfo, SegmentationLoss, soft_sums, valid_mask
-from ._counts import confusion_counts
+from ._common import (
+    BINARY,
+    MULTICLASS,
+    MULTILABEL,
+    LossInfo,
+    SegmentationLoss,
+    class_sums,
+    masked_mean,
+    soft_sums,
+    valid_mask,
+)
+from ._counts import kept_count
 from ._keywords import check_flag, check_smooth, check_unit
 
 # floor under the base of a power below 1 that can be exactly 0 (p = 1, TI = 1): keeps gradients finite
 POWER_FLOOR = 1e-12
 
 
-def unit_log_probability(x: Tensor, target: Tensor, mode: str, ignore_index: int | None) -> tuple[Tensor, Tensor]:
-    """``log P_y`` of every kept unit (1-D) and whether its class is foreground (y >= 1): softmax classes in
-    multiclass mode, {1 - sigmoid, sigmoid} per pixel (binary) or element (multilabel)."""
+def focal_units(
+    x: Tensor, target: Tensor, mode: str, ignore_index: int | None, delta: float, gamma: float, asymmetric: bool
+) -> tuple[Tensor, Tensor]:
+    """The modified focal loss mF (Yeung et al. 2022) of every unit, ``-w_y (1 - P_y)^gamma log P_y`` with
+    ``w_0 = 1 - delta`` (background), ``w_k = delta``; asymmetric: foreground units lose the focal factor. Also
+    returns the probabilities p (softmax or sigmoid), shared with the Tversky term.
+
+    Units are pixels with their softmax class (multiclass) or, per channel, the two classes {1 - p, p}. The
+    weights come from arithmetic on a 0/1 foreground map rather than ``torch.where``, which is several times
+    slower on a CPU. Ignored units hold finite values; the caller leaves them out of its mean."""
     valid = valid_mask(target, ignore_index)
-    labels = target if valid is None else torch.where(valid, target, 0)
     if mode == MULTICLASS:
-        log_p = x.log_softmax(1).gather(1, labels.unsqueeze(1)).squeeze(1)
-        foreground = labels > 0
+        log_softmax = x.log_softmax(1)
+        p = log_softmax.exp()
+        labels = target if valid is None else torch.where(valid, target, 0)
+        log_p = log_softmax.gather(1, labels.unsqueeze(1)).squeeze(1)
+        foreground = (labels > 0).to(x.dtype)
+        # (1 - P_y)^gamma has an infinite slope at P_y = 1 when gamma < 1: a floor under its base
+        factor = (-torch.expm1(log_p)).clamp_min(POWER_FLOOR) ** gamma
     else:
-        foreground = labels > 0.5
-        log_p = -F.binary_cross_entropy_with_logits(x, foreground.to(x.dtype), reduction="none")
-    if valid is None:
-        return log_p.reshape(-1), foreground.reshape(-1)
-    return log_p[valid], foreground[valid]
-
-
-def class_counts(
-    x: Tensor, target: Tensor, mode: str, ignore_index: int | None, batch: bool
-) -> tuple[Tensor, Tensor, Tensor]:
-    """TP, FP, FN per class on the last dim, class 0 the background: the softmax classes (multiclass), or per
-    channel the two classes {1 - p, p} (binary, multilabel: channels then flattened with the images)."""
-    tp, fp, fn, tn = confusion_counts(x, target, mode, ignore_index, batch)
-    if mode == MULTICLASS:
-        return tp, fp, fn
-    # the background class of a sigmoid channel: its TP is the channel's TN, its FP the FN, its FN the FP
-    return torch.stack([tn, tp], -1), torch.stack([fn, fp], -1), torch.stack([fp, fn], -1)
-
-
-def focal_term(log_p: Tensor, foreground: Tensor, delta: float, gamma: float, asymmetric: bool) -> Tensor:
-    """The modified focal loss mF (Yeung et al. 2022) per unit: ``-w_y (1 - P_y)^gamma log P_y``,
-    ``w_0 = 1 - delta``, ``w_k = delta``; asymmetric: foreground units lose the focal factor."""
-    factor = (-torch.expm1(log_p)).clamp_min(POWER_FLOOR) ** gamma
-    weight = torch.where(foreground, delta, 1 - delta).to(log_p.dtype)
+        p = x.sigmoid()
+        foreground = (target > 0.5).to(x.dtype)
+        z = x * (2 * foreground - 1)  # the logit of the unit's own class: P_y = sigmoid(z)
+        log_p = F.logsigmoid(z)
+        # (1 - P_y)^gamma = sigmoid(-z)^gamma = exp(gamma (log P_y - z)): exact, with a finite slope everywhere
+        factor = torch.exp(gamma * (log_p - z))
     if asymmetric:
-        factor = torch.where(foreground, 1.0, factor)
-    return -weight * factor * log_p
+        factor = foreground + (1 - foreground) * factor
+    weight = (1 - delta) + (2 * delta - 1) * foreground
+    focal = -weight * factor * log_p
+    return focal, p
 
 
 def tversky_term(tp: Tensor, fp: Tensor, fn: Tensor, delta: float, gamma: float, smooth: float, asymmetric: bool):
@@ -70,6 +75,20 @@ def tversky_term(tp: Tensor, fp: Tensor, fn: Tensor, delta: float, gamma: float,
     if asymmetric:
         loss = torch.cat([1 - ti[..., :1], loss[..., 1:]], -1)
     return loss
+
+
+def class_counts(
+    p: Tensor, x: Tensor, target: Tensor, mode: str, ignore_index: int | None, batch: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """TP, FP, FN per class on the last dim, class 0 the background: the softmax classes (multiclass), or per
+    channel the two classes {1 - p, p} (binary, multilabel: channels then flattened with the images)."""
+    tp, sum_p, sum_g = class_sums(p, target, mode, ignore_index, batch, squared=False)
+    fp, fn = sum_p - tp, sum_g - tp
+    if mode == MULTICLASS:
+        return tp, fp, fn
+    tn = kept_count(x, target, ignore_index, batch) - sum_p - sum_g + tp
+    # the background class of a sigmoid channel: its TP is the channel's TN, its FP the FN, its FN the FP
+    return torch.stack([tn, tp], -1), torch.stack([fn, fp], -1), torch.stack([fp, fn], -1)
 
 
 def unified_focal_loss(
@@ -86,10 +105,9 @@ def unified_focal_loss(
 ) -> Tensor:
     """``weight mF + (1 - weight) mFT`` (Yeung et al. 2022, "Unified Focal loss: generalising Dice and cross
     entropy-based losses to handle class imbalanced medical image segmentation")."""
-    log_p, foreground = unit_log_probability(x, target, mode, ignore_index)
-    focal = focal_term(log_p, foreground, delta, gamma, asymmetric)
-    focal = focal.mean() if focal.numel() else focal.sum()
-    tversky = tversky_term(*class_counts(x, target, mode, ignore_index, batch), delta, gamma, smooth, asymmetric)
+    focal, p = focal_units(x, target, mode, ignore_index, delta, gamma, asymmetric)
+    focal = masked_mean(focal, valid_mask(target, ignore_index))
+    tversky = tversky_term(*class_counts(p, x, target, mode, ignore_index, batch), delta, gamma, smooth, asymmetric)
     return weight * focal + (1 - weight) * tversky.mean()
 
 
@@ -162,14 +180,14 @@ class AsymUnifiedFocalLoss(_UnifiedFocal):
 
 def weighted_bce(x: Tensor, target: Tensor, ignore_index: int | None, beta: float) -> Tensor:
     """``mean over units of -[beta g log p + (1 - beta)(1 - g) log(1 - p)]`` (Taghanaki et al. 2019's wBCE;
-    beta > 0.5 penalises false negatives); 0 when no unit is kept."""
+    beta > 0.5 penalises false negatives); 0 when no unit is kept. Torch's fused BCE with a per-unit weight
+    ``beta g + (1 - beta)(1 - g)`` (g is 0 or 1)."""
     valid = valid_mask(target, ignore_index)
     g = (target > 0.5).to(x.dtype)
-    values = -(beta * g * F.logsigmoid(x) + (1 - beta) * (1 - g) * F.logsigmoid(-x))
+    weight = (1 - beta) + (2 * beta - 1) * g
     if valid is None:
-        return values.mean()
-    kept = values[valid]
-    return kept.mean() if kept.numel() else kept.sum()
+        return F.binary_cross_entropy_with_logits(x, g, weight=weight)
+    return masked_mean(F.binary_cross_entropy_with_logits(x, g, weight=weight, reduction="none"), valid)
 
 
 @register_loss("combo_taghanaki")
