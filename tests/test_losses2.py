@@ -436,6 +436,19 @@ def test_topk_100_is_ce_and_unified_focal_reduces_to_ce_and_tversky() -> None:
     torch.testing.assert_close(uf(logits, target), tv(logits, target))
 
 
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 6])
+def test_top_mean_equals_torch_topk_and_ties_share_the_gradient(k: int) -> None:
+    from segtrain.losses.pixel import top_mean
+
+    v = torch.tensor([3.0, 1.0, 2.0, 2.0, 2.0, 0.0], dtype=torch.float64, requires_grad=True)
+    top_mean(v, k).backward()
+    assert top_mean(v, k).item() == pytest.approx(v.detach().topk(k).values.mean().item(), abs=1e-15)
+    assert v.grad.sum().item() == pytest.approx(1.0)  # a sub-gradient of the top-k mean: weights 1/k summing to 1
+    tied = v.grad[2:5]
+    assert torch.allclose(tied, tied[0].expand(3))  # the three 2.0s are treated alike
+    assert v.grad[0].item() == pytest.approx(1 / k) and v.grad[5].item() == pytest.approx(1 / 6 if k == 6 else 0.0)
+
+
 def test_combo_taghanaki_with_beta_half_is_half_bce_plus_dice() -> None:
     for mode in (BI, ML):
         logits, target = batch(mode)
