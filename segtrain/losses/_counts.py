@@ -23,8 +23,8 @@ def confusion_counts(
     x: Tensor, target: Tensor, mode: str, ignore_index: int | None, batch: bool
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Soft TP, FP, FN, TN of p (softmax / sigmoid of x) against the (one-hot) target, per class (C) or per
-    image and class (N x C); ignored pixels are out of all four."""
-    tp, sum_p, sum_g = soft_sums(x, target, mode, ignore_index, batch)
+    image and class (N x C); ignored pixels are out of all four. ``target`` is canonical (``check_inputs``)."""
+    tp, sum_p, sum_g = soft_sums(x, target, mode, ignore_index, batch, check=False)
     total = kept_count(x, target, ignore_index, batch)
     fp, fn = sum_p - tp, sum_g - tp
     return tp, fp, fn, total - sum_p - sum_g + tp

@@ -226,6 +226,6 @@ class ComboTaghanakiLoss(SegmentationLoss):
         self.batch = check_flag("batch", batch, self.name)
 
     def compute(self, x: Tensor, target: Tensor) -> Tensor:
-        tp, sum_p, sum_g = soft_sums(x, target, self.mode, self.ignore_index, self.batch)
+        tp, sum_p, sum_g = soft_sums(x, target, self.mode, self.ignore_index, self.batch, check=False)
         dice = 1 - (2 * tp + self.smooth) / (sum_p + sum_g + self.smooth).clamp_min(torch.finfo(x.dtype).tiny)
         return self.alpha * weighted_bce(x, target, self.ignore_index, self.beta) + (1 - self.alpha) * dice.mean()
