@@ -1,0 +1,240 @@
+"""Measuring code behind ``scripts/bench_real.py``: a segtrain epoch on a real data set against the loop a
+user writes by hand on the same data.
+
+Tooling, not library. Both arms share one model, loss and optimizer (restored from a snapshot before every
+arm, so each starts from the same weights and moments) and the same augmentation pipelines:
+
+    segtrain   the Trainer and loaders exactly as ``python train.py dataset=<name>`` builds them (the data
+               set's loader settings: workers, batch sizes, persistent workers; validation in batches);
+               ``Trainer.train_epoch()`` then ``Trainer.validate()``
+    bare       every image and mask decoded once into memory at start-up; per batch, in the main process,
+               the data set's own train pipeline on each sample, a stack and the normalisation, then
+               forward -> loss -> backward -> step; validation one full image at a time (the data set's val
+               pipeline, e.g. padding to /32) with the loss and the same confusion-matrix metrics
+
+Both arms run the same number of training batches (the trainer's: drop_last) and the same model settings.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def quiet_logging(path: Path) -> None:
+    """segtrain's log lines (the cache choice among them) go to ``path`` and to the console."""
+    log = logging.getLogger("segtrain")
+    log.setLevel(logging.INFO)
+    if not log.handlers:
+        for handler in (logging.FileHandler(path), logging.StreamHandler()):
+            handler.setFormatter(logging.Formatter("[segtrain] %(message)s"))
+            log.addHandler(handler)
+
+
+@dataclass
+class Run:
+    """The pieces ``python train.py`` builds for one data set, shared by both arms."""
+
+    name: str
+    plain: dict[str, Any]
+    trainer: Any
+    train_set: Any
+    val_set: Any
+    train_loader: Any
+    val_loader: Any
+    tmp: tempfile.TemporaryDirectory
+    _saved: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def snapshot(self) -> None:
+        t = self.trainer
+        self._saved = {
+            "model": copy.deepcopy(t.model.state_dict()),
+            "optimizer": copy.deepcopy(t.optimizer.state_dict()),
+            "scheduler": copy.deepcopy(t.scheduler.state_dict()),
+        }
+
+    def restore(self) -> None:
+        t = self.trainer
+        t.model.load_state_dict(self._saved["model"])
+        t.optimizer.load_state_dict(self._saved["optimizer"])
+        t.scheduler.load_state_dict(self._saved["scheduler"])
+        t.optimizer.zero_grad(set_to_none=True)
+
+    def describe(self) -> str:
+        ds, model, trainer = self.plain["dataset"], self.plain["model"], self.trainer
+        loader = ds.get("loader") or {}
+        x = next(iter(_shapes(self.train_set)))
+        return (
+            f"{self.name}: {len(self.train_set)} train / {len(self.val_set)} val images of {x}, "
+            f"{model['name']}-{model.get('encoder_name')}, {self.plain['loss']['name']}, "
+            f"{self.plain['optimizer']['name']}, batch {trainer.train_loader.batch_size} (val "
+            f"{trainer.val_loader.batch_size}), {loader.get('num_workers', 0)} workers, "
+            f"{trainer._n_train_batches()} train batches/epoch"
+        )
+
+
+def _shapes(data: Any) -> Any:
+    image, _ = data.load_pair(0)
+    yield "x".join(str(s) for s in image.shape)
+
+
+def build_run(name: str, overrides: list[str], seed: int = 0) -> Run:
+    """Compose ``train.yaml`` with ``dataset=<name>`` and ``overrides`` and build what the CLI builds."""
+    from _compose import compose
+    from omegaconf import OmegaConf
+
+    from segtrain.build import build_datasets, build_loaders, check_config, trainer_config
+    from segtrain.cli import seed_everything
+    from segtrain.data import TargetMaps, map_names
+    from segtrain.engine import Trainer
+    from segtrain.losses import build_loss
+    from segtrain.metrics import SegMetrics
+    from segtrain.models import build_model
+    from segtrain.optim import build_optimizer, build_scheduler
+
+    cfg = compose("train", [f"dataset={name}", "trainer.progress_bar=false", "logger=none", *overrides])
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    check_config(plain)
+    tcfg = trainer_config(plain["trainer"])
+    seed_everything(seed, tcfg.deterministic)
+    train_set, val_set = build_datasets(plain["dataset"])
+    model_cfg = dict(plain["model"])
+    model = build_model(model_cfg.pop("name"), **model_cfg)
+    loss_fn = build_loss(**plain["loss"])
+    maps = map_names(loss_fn.aux_inputs)
+    if maps:
+        train_set, val_set = TargetMaps(train_set, maps), TargetMaps(val_set, maps)
+    train_loader, val_loader = build_loaders(plain["dataset"], train_set, val_set, seed)
+    opt_cfg = dict(plain["optimizer"])
+    optimizer = build_optimizer(opt_cfg.pop("name"), model.parameters(), **opt_cfg)
+    sched_cfg = dict(plain["scheduler"])
+    sched_name = sched_cfg.pop("name")
+    metrics = SegMetrics(train_set.num_classes, train_set.mode, train_set.ignore_index, train_set.class_names)
+    tmp = tempfile.TemporaryDirectory(prefix="segtrain-bench-real-")
+    trainer = Trainer(
+        tcfg,
+        model,
+        loss_fn,
+        optimizer,
+        lambda opt, total: build_scheduler(sched_name, opt, total, **sched_cfg),
+        train_loader,
+        val_loader,
+        metrics,
+        Path(tmp.name),
+        {"loss": plain["loss"]["name"], "model": plain["model"]["name"], "dataset": name, "seed": seed},
+        tensorboard=False,
+    )
+    run = Run(name, plain, trainer, train_set, val_set, train_loader, val_loader, tmp)
+    run.snapshot()
+    return run
+
+
+class BareLoop:
+    """The hand-written loop: decoded arrays in memory, no workers, validation one image at a time."""
+
+    def __init__(self, run: Run, seed: int = 0) -> None:
+        from segtrain.metrics import SegMetrics
+
+        self.run = run
+        t = run.trainer
+        self.model, self.loss_fn, self.optimizer = t.model, t.loss_fn, t.optimizer
+        self.batch_size = int(run.train_loader.batch_size)
+        self.n_batches = t._n_train_batches()
+        self.limit_val = t.cfg.limit_val_batches
+        self.train_tf, self.val_tf = run.train_set.transform, run.val_set.transform
+        ds = run.train_set
+        self.mean = torch.tensor(ds.mean, dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = torch.tensor(ds.std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.metrics = SegMetrics(ds.num_classes, ds.mode, ds.ignore_index, ds.class_names)
+        self.generator = torch.Generator().manual_seed(seed)
+        start = time.perf_counter()
+        self.train = [self._decoded(run.train_set, i) for i in range(len(run.train_set))]
+        self.val = [self._decoded(run.val_set, i) for i in range(len(run.val_set))]
+        self.decode_s = time.perf_counter() - start
+        self.memory_mb = sum(a.nbytes + b.nbytes for a, b in self.train + self.val) / 2**20
+
+    @staticmethod
+    def _decoded(data: Any, index: int) -> tuple[np.ndarray, np.ndarray]:
+        image, mask = data.load_pair(index)
+        if image.dtype != np.uint8:  # as the data set does: albumentations takes uint8 or float32 in 0..1
+            from segtrain.data import io
+
+            image = image.astype(np.float32) / io.dtype_max(image)
+        return image, mask
+
+    def _tensors(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor]:
+        images = np.stack([p[0] if p[0].ndim == 3 else p[0][..., None] for p in pairs])
+        x = torch.from_numpy(images).permute(0, 3, 1, 2).float()
+        if images.dtype == np.uint8:
+            x = x / 255.0
+        x = ((x - self.mean) / self.std).contiguous()
+        masks = np.stack([p[1] for p in pairs])
+        if self.run.train_set.mode == "multilabel":
+            y = torch.from_numpy(masks).permute(0, 3, 1, 2).float()
+        else:
+            y = torch.from_numpy(masks).long()
+        return x, y
+
+    def train_epoch(self) -> dict[str, float]:
+        """One epoch; returns its seconds and the share spent preparing batches (loader idle during steps)."""
+        self.model.train()
+        order = torch.randperm(len(self.train), generator=self.generator).tolist()
+        prep = loss_sum = 0.0
+        start = time.perf_counter()
+        for b in range(self.n_batches):
+            t0 = time.perf_counter()
+            pairs = []
+            for i in order[b * self.batch_size : (b + 1) * self.batch_size]:
+                out = self.train_tf(image=self.train[i][0], mask=self.train[i][1])
+                pairs.append((out["image"], out["mask"]))
+            x, y = self._tensors(pairs)
+            prep += time.perf_counter() - t0
+            loss = self.loss_fn(self.model(x), y)
+            loss.backward()
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss_sum += loss.item()
+        return {"seconds": time.perf_counter() - start, "prep_s": prep, "loss": loss_sum / max(self.n_batches, 1)}
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        self.model.eval()
+        self.metrics.reset()
+        start = time.perf_counter()
+        loss_sum = 0.0
+        n = len(self.val) if not self.limit_val else min(len(self.val), self.limit_val * self.run.val_loader.batch_size)
+        for image, mask in self.val[:n]:
+            out = self.val_tf(image=image, mask=mask)
+            x, y = self._tensors([(out["image"], out["mask"])])
+            logits = self.model(x)
+            loss_sum += self.loss_fn(logits, y).item()
+            self.metrics.update(logits, y)
+        scores = self.metrics.compute()
+        return {"seconds": time.perf_counter() - start, "loss": loss_sum / max(n, 1), "dice": scores["dice"]}
+
+
+def segtrain_epoch(run: Run) -> dict[str, float]:
+    """``Trainer.train_epoch()`` then ``Trainer.validate()``, timed apart."""
+    t = run.trainer
+    start = time.perf_counter()
+    loss, wait = t.train_epoch()
+    train_s = time.perf_counter() - start
+    start = time.perf_counter()
+    val = t.validate()
+    return {
+        "train_s": train_s,
+        "data_wait_s": wait,
+        "val_s": time.perf_counter() - start,
+        "loss": loss,
+        "dice": val["dice"],
+    }
