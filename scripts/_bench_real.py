@@ -88,13 +88,14 @@ def _shapes(data: Any) -> Any:
     yield "x".join(str(s) for s in image.shape)
 
 
-def build_run(name: str, overrides: list[str], seed: int = 0) -> Run:
-    """Compose ``train.yaml`` with ``dataset=<name>`` and ``overrides`` and build what the CLI builds."""
+def build_run(name: str, overrides: list[str], seed: int = 0, as_train_py: bool = True) -> Run:
+    """Compose ``train.yaml`` with ``dataset=<name>`` and ``overrides`` and build what the CLI builds;
+    ``as_train_py`` also applies the process settings ``python train.py`` applies (segtrain.cli.configure_process)."""
     from _compose import compose
     from omegaconf import OmegaConf
 
     from segtrain.build import build_datasets, build_loaders, check_config, trainer_config
-    from segtrain.cli import seed_everything
+    from segtrain.cli import configure_process, seed_everything
     from segtrain.data import TargetMaps, map_names
     from segtrain.engine import Trainer
     from segtrain.losses import build_loss
@@ -106,6 +107,8 @@ def build_run(name: str, overrides: list[str], seed: int = 0) -> Run:
     plain = OmegaConf.to_container(cfg, resolve=True)
     check_config(plain)
     tcfg = trainer_config(plain["trainer"])
+    if as_train_py:
+        configure_process(tcfg)
     seed_everything(seed, tcfg.deterministic)
     train_set, val_set = build_datasets(plain["dataset"])
     model_cfg = dict(plain["model"])
@@ -173,11 +176,14 @@ class BareLoop:
         return image, mask
 
     def _tensors(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor]:
-        images = np.stack([p[0] if p[0].ndim == 3 else p[0][..., None] for p in pairs])
-        x = torch.from_numpy(images).permute(0, 3, 1, 2).float()
-        if images.dtype == np.uint8:
+        # C x H x W per image, then stacked: a plain N x C x H x W batch. (A permute of the stacked H x W x C
+        # arrays would leave channels-last strides, which for one channel still count as contiguous, and the
+        # convolutions would then run channels-last: faster on the CPU, but not what segtrain's loader gives.)
+        images = [p[0] if p[0].ndim == 3 else p[0][..., None] for p in pairs]
+        x = torch.from_numpy(np.stack([np.ascontiguousarray(a.transpose(2, 0, 1)) for a in images])).float()
+        if images[0].dtype == np.uint8:
             x = x / 255.0
-        x = ((x - self.mean) / self.std).contiguous()
+        x = (x - self.mean) / self.std
         masks = np.stack([p[1] for p in pairs])
         if self.run.train_set.mode == "multilabel":
             y = torch.from_numpy(masks).permute(0, 3, 1, 2).float()
@@ -238,3 +244,59 @@ def segtrain_epoch(run: Run) -> dict[str, float]:
         "loss": loss,
         "dice": val["dice"],
     }
+
+
+def _children_cpu_s() -> float:
+    """CPU seconds (user + system) of this process's live children (the loader's workers)."""
+    import os
+
+    total = 0
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children") as f:
+                for pid in f.read().split():
+                    with open(f"/proc/{pid}/stat") as st:
+                        fields = st.read().rsplit(")", 1)[1].split()
+                    total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
+    except OSError:
+        return float("nan")
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def arm_process(conn: Any, arm: str, name: str, overrides: list[str], threads: int | None) -> None:
+    """One arm in its own process, so that process-wide settings (segtrain's allocator setting, thread
+    pools) stay with the arm that makes them: builds the run, answers ``"epoch"`` with that arm's epoch
+    figures (CPU seconds of the process and of its loader workers included), stops on ``"stop"``."""
+    try:
+        import multiprocessing
+
+        # loader workers start as under python train.py (the platform's default, fork on Linux), not as
+        # this spawned process was started
+        multiprocessing.set_start_method(multiprocessing.get_all_start_methods()[0], force=True)
+        if threads:
+            torch.set_num_threads(threads)
+        run = build_run(name, overrides, as_train_py=arm == "segtrain")
+        bare = BareLoop(run) if arm == "bare" else None
+        info = {"job": run.describe(), "train_batches": run.trainer._n_train_batches()}
+        if bare is not None:
+            info.update(decoded_images=len(bare.train) + len(bare.val), decode_s=bare.decode_s)
+            info["memory_mb"] = bare.memory_mb
+        else:
+            info["cache"] = getattr(run.train_set, "cache_report", None)
+        conn.send(info)
+        while conn.recv() == "epoch":
+            run.restore()
+            cpu0, child0 = time.process_time(), _children_cpu_s()
+            if bare is None:
+                out = segtrain_epoch(run)
+            else:
+                tr, va = bare.train_epoch(), bare.validate()
+                out = {"train_s": tr["seconds"], "prep_s": tr["prep_s"], "val_s": va["seconds"], "dice": va["dice"]}
+            out["cpu_s"] = time.process_time() - cpu0
+            out["worker_cpu_s"] = _children_cpu_s() - child0
+            conn.send(out)
+        run.tmp.cleanup()
+    except BaseException as err:  # the parent reports it
+        import traceback
+
+        conn.send({"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()})

@@ -40,26 +40,58 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def measure(name: str, overrides: list[str], rounds: int, say) -> dict:
-    """Alternating rounds of the two arms on data set ``name``; the summary and every round's figures."""
-    from _bench_real import BareLoop, build_run, segtrain_epoch
+class Arms:
+    """The two arms, each in its own spawned process (scripts/_bench_real.arm_process)."""
 
-    run = build_run(name, overrides)
-    bare = BareLoop(run)
-    say(run.describe())
-    say(f"  bare loop decoded {len(bare.train) + len(bare.val)} images in {bare.decode_s:.1f} s ({bare.memory_mb:.0f} MB)")
-    n = run.trainer._n_train_batches()
+    def __init__(self, name: str, overrides: list[str], threads: int | None) -> None:
+        import multiprocessing
+
+        from _bench_real import arm_process
+
+        ctx = multiprocessing.get_context("spawn")
+        self.conns, self.procs, self.info = {}, {}, {}
+        for arm in ("segtrain", "bare"):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=arm_process, args=(child, arm, name, overrides, threads), daemon=False)
+            proc.start()
+            self.conns[arm], self.procs[arm] = parent, proc
+        for arm in ("segtrain", "bare"):
+            self.info[arm] = self._answer(arm)
+
+    def _answer(self, arm: str) -> dict:
+        msg = self.conns[arm].recv()
+        if "error" in msg:
+            self.close()
+            raise RuntimeError(f"the {arm} arm failed: {msg['error']}\n{msg['traceback']}")
+        return msg
+
+    def epoch(self, arm: str) -> dict:
+        self.conns[arm].send("epoch")
+        return self._answer(arm)
+
+    def close(self) -> None:
+        for arm, conn in self.conns.items():
+            try:
+                conn.send("stop")
+            except OSError:
+                pass
+            self.procs[arm].join(timeout=60)
+
+
+def measure(name: str, overrides: list[str], rounds: int, threads: int | None, say) -> dict:
+    """Alternating rounds of the two arms on data set ``name``; the summary and every round's figures."""
+    arms = Arms(name, overrides, threads)
+    seg, bare = arms.info["segtrain"], arms.info["bare"]
+    say(seg["job"])
+    say(f"  bare loop decoded {bare['decoded_images']} images in {bare['decode_s']:.1f} s ({bare['memory_mb']:.0f} MB)")
+    if seg.get("cache"):
+        say(f"  segtrain cache: {seg['cache']}")
+    n = seg["train_batches"]
     rows = []
     for r in range(rounds + 1):  # round 0 warms up both arms (worker start-up, allocator, first-touch pages)
         out: dict[str, dict] = {}
         for arm in ("segtrain", "bare") if r % 2 == 0 else ("bare", "segtrain"):
-            run.restore()
-            if arm == "segtrain":
-                out[arm] = segtrain_epoch(run)
-            else:
-                tr = bare.train_epoch()
-                va = bare.validate()
-                out[arm] = {"train_s": tr["seconds"], "prep_s": tr["prep_s"], "val_s": va["seconds"], "dice": va["dice"]}
+            out[arm] = arms.epoch(arm)
         s, b = out["segtrain"], out["bare"]
         row = {
             "round": r,
@@ -71,29 +103,31 @@ def measure(name: str, overrides: list[str], rounds: int, say) -> dict:
             "data_wait": s["data_wait_s"] / s["train_s"],
             "loader_cost": ((s["train_s"] - s["data_wait_s"]) / (b["train_s"] - b["prep_s"])) - 1,
             "bare_prep": b["prep_s"] / b["train_s"],
+            "cpu_ratio": (s["cpu_s"] + s["worker_cpu_s"]) / (b["cpu_s"] + b["worker_cpu_s"]),
         }
         say(
             f"  {'warm-up' if r == 0 else f'round {r}'}: segtrain {s['train_s']:.2f} + {s['val_s']:.2f} s "
             f"(wait {s['data_wait_s']:.2f}), bare {b['train_s']:.2f} + {b['val_s']:.2f} s (prep {b['prep_s']:.2f}); "
             f"epoch {row['epoch_ratio']:.3f} train {row['train_ratio']:.3f} val {row['val_ratio']:.3f} "
-            f"loader cost {100 * row['loader_cost']:+.1f}%"
+            f"loader cost {100 * row['loader_cost']:+.1f}%; CPU s {s['cpu_s']:.1f} + workers {s['worker_cpu_s']:.1f} "
+            f"vs {b['cpu_s']:.1f} (ratio {row['cpu_ratio']:.3f})"
         )
         rows.append(row)
     timed = rows[1:]
     summary = {k: _median([r[k] for r in timed]) for k in ("epoch_ratio", "train_ratio", "val_ratio")}
-    summary.update({k: _median([r[k] for r in timed]) for k in ("data_wait", "loader_cost", "bare_prep")})
+    summary.update({k: _median([r[k] for r in timed]) for k in ("data_wait", "loader_cost", "bare_prep", "cpu_ratio")})
     for arm in ("segtrain", "bare"):
         summary[f"{arm}_epoch_s"] = _median([r[arm]["train_s"] + r[arm]["val_s"] for r in timed])
     summary.update(
         {
-            "job": run.describe(),
+            "job": seg["job"],
             "train_batches": n,
-            "bare_decoded_mb": round(bare.memory_mb, 1),
-            "cache": getattr(run.train_set, "cache_report", None),
+            "bare_decoded_mb": round(bare["memory_mb"], 1),
+            "cache": seg.get("cache"),
             "rounds": rows,
         }
     )
-    run.tmp.cleanup()
+    arms.close()
     return summary
 
 
@@ -118,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", nargs="+", default=["isbi_em", "camvid"], help="dataset config names")
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds after the warm-up (default 5; quick 1)")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for both arms (default torch's)")
-    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench_real", help="folder of benchmark.json/.md")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads, both arms")
+    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench_real", help="output folder")
     parser.add_argument(
         "-o", "--override", nargs="*", default=[], metavar="KEY=VALUE", help="Hydra overrides for every data set"
     )
@@ -150,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     say = lambda msg: print(msg, flush=True)  # noqa: E731
     say(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
     start = time.perf_counter()
-    datasets = {name: measure(name, overrides, rounds, say) for name in args.dataset}
+    datasets = {name: measure(name, overrides, rounds, args.threads, say) for name in args.dataset}
     command = "python scripts/bench_real.py " + " ".join(argv if argv is not None else sys.argv[1:])
     result = {
         "datasets": datasets,

@@ -28,6 +28,7 @@ import torch
 
 from segtrain.data import io
 from segtrain.data.base import DATASETS, SegDataset
+from segtrain.data.cache import DecodedCache, check_cache
 from segtrain.data.classes import resolve_classes
 from segtrain.data.masks import MaskDecoder
 from segtrain.data.normalize import normalize_stats
@@ -48,7 +49,8 @@ class FolderDataset(SegDataset):
     split_files, val_fraction, split_seed, folds / fold / group_pattern (k-fold CV, see samples.py),
     classes_file, source_classes, palette, void_colors, mask_scale, binary_threshold, label_map,
     foreground_classes, labels, collect_problems,
-    oversample_foreground (share of training crops centred on a foreground pixel; segtrain.data.oversample).
+    oversample_foreground (share of training crops centred on a foreground pixel; segtrain.data.oversample),
+    cache (auto | true | false: decoded images and masks held in RAM, segtrain.data.cache).
     """
 
     LAYOUT = (
@@ -98,7 +100,9 @@ class FolderDataset(SegDataset):
         labels: Sequence[Sequence[int | str]] | None = None,
         collect_problems: bool = False,
         oversample_foreground: float = 0.0,
+        cache: str | bool = False,
     ) -> None:
+        check_cache(cache)
         if mode not in MODES:
             raise ValueError(f"dataset.mode must be one of {MODES}, got {mode!r}")
         self.root = Path(root).expanduser()
@@ -184,6 +188,16 @@ class FolderDataset(SegDataset):
             ignore_index=self.ignore_index,
         )
         self.mean, self.std = normalize_stats(normalize, self.in_channels)
+        # a data set built to list its problems (check_dataset) reads every file itself
+        self._cache = DecodedCache(
+            False if collect_problems else cache,
+            [(image, mask) for _, image, mask in self.samples],
+            self._decode_pair,
+            self.in_channels,
+            self.num_classes if mode == MULTILABEL else 1,
+            split,
+        )
+        self.cache_report = self._cache.report
 
     @classmethod
     def has_split(
@@ -222,6 +236,12 @@ class FolderDataset(SegDataset):
         return self.decode_mask(io.read_mask(path), path)
 
     def load_pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The decoded image (H x W x C) and target mask of sample ``index``: from the cache when there is
+        one (read-only arrays), else from the files."""
+        cached = self._cache.get(index)
+        return cached if cached is not None else self._decode_pair(index)
+
+    def _decode_pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         _, image_path, mask_path = self.samples[index]
         image = io.read_image(image_path, self.in_channels)
         mask = self.decode_mask(io.read_mask(mask_path), mask_path)
