@@ -282,7 +282,7 @@ def arm_process(conn: Any, arm: str, name: str, overrides: list[str], threads: i
             info.update(decoded_images=len(bare.train) + len(bare.val), decode_s=bare.decode_s)
             info["memory_mb"] = bare.memory_mb
         else:
-            info["cache"] = getattr(run.train_set, "cache_report", None)
+            info["cache"] = [getattr(d, "cache_report", None) for d in (run.train_set, run.val_set)]
         conn.send(info)
         while conn.recv() == "epoch":
             run.restore()

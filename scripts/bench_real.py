@@ -84,8 +84,9 @@ def measure(name: str, overrides: list[str], rounds: int, threads: int | None, s
     seg, bare = arms.info["segtrain"], arms.info["bare"]
     say(seg["job"])
     say(f"  bare loop decoded {bare['decoded_images']} images in {bare['decode_s']:.1f} s ({bare['memory_mb']:.0f} MB)")
-    if seg.get("cache"):
-        say(f"  segtrain cache: {seg['cache']}")
+    for report in seg.get("cache") or []:
+        if report:
+            say(f"  segtrain dataset cache {report}")
     n = seg["train_batches"]
     rows = []
     for r in range(rounds + 1):  # round 0 warms up both arms (worker start-up, allocator, first-touch pages)

@@ -155,3 +155,17 @@ def test_loader_collates_and_workers_draw_different_crops(tmp_path):
 def test_missing_root_says_where_and_which_layout(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"does not exist.*images/<split>.*SEGTRAIN_DATA"):
         FolderDataset(**folder_kwargs(tmp_path / "nope", split="train"))
+
+
+class _OpenCVThreads(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> int:
+        import cv2
+
+        return cv2.getNumThreads()
+
+
+def test_loader_workers_run_opencv_single_threaded():
+    assert [int(v) for v in build_loader(_OpenCVThreads(), batch_size=1, num_workers=2)] == [1, 1]
