@@ -90,7 +90,8 @@ def _shapes(data: Any) -> Any:
 
 def build_run(name: str, overrides: list[str], seed: int = 0, as_train_py: bool = True) -> Run:
     """Compose ``train.yaml`` with ``dataset=<name>`` and ``overrides`` and build what the CLI builds;
-    ``as_train_py`` also applies the process settings ``python train.py`` applies (segtrain.cli.configure_process)."""
+    ``as_train_py`` also applies the process settings ``python train.py`` applies (segtrain.cli.configure_process);
+    without it the data set keeps no decoded cache (the bare loop decodes for itself)."""
     from _compose import compose
     from omegaconf import OmegaConf
 
@@ -105,6 +106,8 @@ def build_run(name: str, overrides: list[str], seed: int = 0, as_train_py: bool 
 
     cfg = compose("train", [f"dataset={name}", "trainer.progress_bar=false", "logger=none", *overrides])
     plain = OmegaConf.to_container(cfg, resolve=True)
+    if not as_train_py and "cache" in plain["dataset"]:
+        plain["dataset"]["cache"] = False
     check_config(plain)
     tcfg = trainer_config(plain["trainer"])
     if as_train_py:
