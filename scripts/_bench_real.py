@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import resource
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -289,7 +290,7 @@ def arm_process(conn: Any, arm: str, name: str, overrides: list[str], threads: i
         conn.send(info)
         while conn.recv() == "epoch":
             run.restore()
-            cpu0, child0 = time.process_time(), _children_cpu_s()
+            cpu0, child0, usage0 = time.process_time(), _children_cpu_s(), resource.getrusage(resource.RUSAGE_SELF)
             if bare is None:
                 out = segtrain_epoch(run)
             else:
@@ -297,6 +298,10 @@ def arm_process(conn: Any, arm: str, name: str, overrides: list[str], threads: i
                 out = {"train_s": tr["seconds"], "prep_s": tr["prep_s"], "val_s": va["seconds"], "dice": va["dice"]}
             out["cpu_s"] = time.process_time() - cpu0
             out["worker_cpu_s"] = _children_cpu_s() - child0
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            # page faults, and context switches: waits (voluntary) and preemptions by other processes (involuntary)
+            for key in ("ru_minflt", "ru_majflt", "ru_nvcsw", "ru_nivcsw"):
+                out[key[3:]] = getattr(usage, key) - getattr(usage0, key)
             conn.send(out)
         run.tmp.cleanup()
     except BaseException as err:  # the parent reports it

@@ -111,7 +111,8 @@ def measure(name: str, overrides: list[str], rounds: int, threads: int | None, s
             f"(wait {s['data_wait_s']:.2f}), bare {b['train_s']:.2f} + {b['val_s']:.2f} s (prep {b['prep_s']:.2f}); "
             f"epoch {row['epoch_ratio']:.3f} train {row['train_ratio']:.3f} val {row['val_ratio']:.3f} "
             f"loader cost {100 * row['loader_cost']:+.1f}%; CPU s {s['cpu_s']:.1f} + workers {s['worker_cpu_s']:.1f} "
-            f"vs {b['cpu_s']:.1f} (ratio {row['cpu_ratio']:.3f})"
+            f"vs {b['cpu_s']:.1f} (ratio {row['cpu_ratio']:.3f}); page faults {s['minflt']} vs {b['minflt']}, "
+            f"preempted {s['nivcsw']} vs {b['nivcsw']}, waits {s['nvcsw']} vs {b['nvcsw']}"
         )
         rows.append(row)
     timed = rows[1:]
