@@ -245,6 +245,7 @@ def segtrain_epoch(run: Run) -> dict[str, float]:
         "train_s": train_s,
         "data_wait_s": wait,
         "val_s": time.perf_counter() - start,
+        "val_wait_s": t.val_data_wait,
         "loss": loss,
         "dice": val["dice"],
     }
@@ -302,6 +303,7 @@ def arm_process(conn: Any, arm: str, name: str, overrides: list[str], threads: i
             # page faults, and context switches: waits (voluntary) and preemptions by other processes (involuntary)
             for key in ("ru_minflt", "ru_majflt", "ru_nvcsw", "ru_nivcsw"):
                 out[key[3:]] = getattr(usage, key) - getattr(usage0, key)
+            out["peak_rss_mb"] = usage.ru_maxrss / 1024  # the arm's main process so far (Linux: KiB)
             conn.send(out)
         run.tmp.cleanup()
     except BaseException as err:  # the parent reports it

@@ -12,7 +12,7 @@ per-round paired ratios. scripts/_bench_real.py holds the arms; docs/performance
 
     epoch ratio     (segtrain train + val) / (bare train + val)             target <= 1.05
     train, val      the same ratio for each half
-    data_wait       segtrain's time blocked on the next batch / its train time
+    data_wait       segtrain's time blocked on the next batch / its train time (val_wait: the same in validation)
     loader_cost     segtrain's step time with the loader working beside it ((train - data wait) / batches)
                     / the bare loop's step time, whose data work happens between steps ((train - prep) /
                     batches), minus 1: what the loader's workers take from the step
@@ -102,24 +102,29 @@ def measure(name: str, overrides: list[str], rounds: int, threads: int | None, s
             "train_ratio": s["train_s"] / b["train_s"],
             "val_ratio": s["val_s"] / b["val_s"],
             "data_wait": s["data_wait_s"] / s["train_s"],
+            "val_wait": s["val_wait_s"] / s["val_s"],
             "loader_cost": ((s["train_s"] - s["data_wait_s"]) / (b["train_s"] - b["prep_s"])) - 1,
             "bare_prep": b["prep_s"] / b["train_s"],
             "cpu_ratio": (s["cpu_s"] + s["worker_cpu_s"]) / (b["cpu_s"] + b["worker_cpu_s"]),
         }
         say(
             f"  {'warm-up' if r == 0 else f'round {r}'}: segtrain {s['train_s']:.2f} + {s['val_s']:.2f} s "
-            f"(wait {s['data_wait_s']:.2f}), bare {b['train_s']:.2f} + {b['val_s']:.2f} s (prep {b['prep_s']:.2f}); "
+            f"(waits {s['data_wait_s']:.2f} + {s['val_wait_s']:.2f}), "
+            f"bare {b['train_s']:.2f} + {b['val_s']:.2f} s (prep {b['prep_s']:.2f}); "
             f"epoch {row['epoch_ratio']:.3f} train {row['train_ratio']:.3f} val {row['val_ratio']:.3f} "
             f"loader cost {100 * row['loader_cost']:+.1f}%; CPU s {s['cpu_s']:.1f} + workers {s['worker_cpu_s']:.1f} "
             f"vs {b['cpu_s']:.1f} (ratio {row['cpu_ratio']:.3f}); page faults {s['minflt']} vs {b['minflt']}, "
-            f"preempted {s['nivcsw']} vs {b['nivcsw']}, waits {s['nvcsw']} vs {b['nvcsw']}"
+            f"preempted {s['nivcsw']} vs {b['nivcsw']}, waits {s['nvcsw']} vs {b['nvcsw']}; "
+            f"peak RSS {s['peak_rss_mb']:.0f} vs {b['peak_rss_mb']:.0f} MB"
         )
         rows.append(row)
     timed = rows[1:]
     summary = {k: _median([r[k] for r in timed]) for k in ("epoch_ratio", "train_ratio", "val_ratio")}
-    summary.update({k: _median([r[k] for r in timed]) for k in ("data_wait", "loader_cost", "bare_prep", "cpu_ratio")})
+    for k in ("data_wait", "val_wait", "loader_cost", "bare_prep", "cpu_ratio"):
+        summary[k] = _median([r[k] for r in timed])
     for arm in ("segtrain", "bare"):
         summary[f"{arm}_epoch_s"] = _median([r[arm]["train_s"] + r[arm]["val_s"] for r in timed])
+        summary[f"{arm}_peak_rss_mb"] = round(rows[-1][arm]["peak_rss_mb"])
     summary.update(
         {
             "job": seg["job"],
@@ -138,14 +143,16 @@ def markdown(result: dict) -> str:
         f"Measured on {result['machine']}, torch {result['torch']}, {result['threads']} threads, {result['date']}.",
         f"Reproduce: `{result['command']}`",
         "",
-        "| data set | segtrain epoch / bare epoch | train | validation | data wait | loader cost | target | met |",
-        "|---|---|---|---|---|---|---|---|",
+        "| data set | segtrain epoch / bare epoch | train | validation | data wait (train, val) | loader cost "
+        "| CPU s ratio | target | met |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in result["datasets"].items():
         lines.append(
             f"| {name} ({r['segtrain_epoch_s']:.1f} s / {r['bare_epoch_s']:.1f} s) | {r['epoch_ratio']:.3f} | "
-            f"{r['train_ratio']:.3f} | {r['val_ratio']:.3f} | {100 * r['data_wait']:.1f}% | "
-            f"{100 * r['loader_cost']:+.1f}% | <= {TARGET} | {'yes' if r['epoch_ratio'] <= TARGET else '**no**'} |"
+            f"{r['train_ratio']:.3f} | {r['val_ratio']:.3f} | {100 * r['data_wait']:.1f}%, "
+            f"{100 * r['val_wait']:.1f}% | {100 * r['loader_cost']:+.1f}% | {r['cpu_ratio']:.3f} | <= {TARGET} | "
+            f"{'yes' if r['epoch_ratio'] <= TARGET else '**no**'} |"
         )
     return "\n".join(lines) + "\n"
 
