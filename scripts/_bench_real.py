@@ -105,7 +105,7 @@ def build_run(name: str, overrides: list[str], seed: int = 0, as_train_py: bool 
     from segtrain.models import build_model
     from segtrain.optim import build_optimizer, build_scheduler
 
-    cfg = compose("train", [f"dataset={name}", "trainer.progress_bar=false", "logger=none", *overrides])
+    cfg = compose("train", [f"dataset={name}", "trainer.progress_bar=false", *overrides])
     plain = OmegaConf.to_container(cfg, resolve=True)
     if not as_train_py and "cache" in plain["dataset"]:
         plain["dataset"]["cache"] = False
@@ -139,7 +139,8 @@ def build_run(name: str, overrides: list[str], seed: int = 0, as_train_py: bool 
         metrics,
         Path(tmp.name),
         {"loss": plain["loss"]["name"], "model": plain["model"]["name"], "dataset": name, "seed": seed},
-        tensorboard=False,
+        # as the logger config says: validate() draws the overlays TensorBoard would get (fit alone writes them)
+        tensorboard=bool(plain["logger"].get("tensorboard", True)),
     )
     run = Run(name, plain, trainer, train_set, val_set, train_loader, val_loader, tmp)
     run.snapshot()

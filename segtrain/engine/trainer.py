@@ -408,7 +408,7 @@ class Trainer:
             loss_sum += loss.double() * x.shape[0]
             n += x.shape[0]
             self.metrics.update(logits, y)
-            if i == 0 and self.cfg.num_vis and self.is_main:
+            if i == 0 and self.cfg.num_vis and self.is_main and self.tensorboard:  # drawn only for TensorBoard
                 vis = self._overlays(x, y, logits)
         self.metrics.sync()
         if torch.distributed.is_available() and torch.distributed.is_initialized():
