@@ -91,3 +91,13 @@ def test_bad_cache_value_names_the_key(tmp_path, value):
     make_folder(tmp_path, splits=("train",), n=1)
     with pytest.raises(ValueError, match=r"dataset.cache=.*expected auto, true or false"):
         FolderDataset(**folder_kwargs(tmp_path, split="train", cache=value))
+
+
+def test_estimate_counts_16_bit_images_at_two_bytes(tmp_path):
+    from tests._data_fixtures import write_image
+
+    write_image(tmp_path / "images/train/a.png", np.full((8, 10), 40000, np.uint16))
+    write_image(tmp_path / "masks/train/a.png", np.zeros((8, 10), np.uint8))
+    ds = FolderDataset(**folder_kwargs(tmp_path, split="train", in_channels=1, num_classes=2, cache=True))
+    assert cache.estimate_bytes([(s[1], s[2]) for s in ds.samples], 1, 1) == 8 * 10 * 3
+    assert ds._cache.nbytes == 8 * 10 * 3  # the estimate is the decoded size: uint16 image + uint8 mask

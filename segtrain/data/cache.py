@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from segtrain.data.io import is_16bit
+
 log = logging.getLogger("segtrain")
 
-CACHE_CHOICES = ("auto", True, False)
 BUDGET_SHARE = 0.25  # of the memory available when the split is built; several jobs may share the machine
-_WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")  # PIL modes read as 16-bit
 
 
 def check_cache(value: object) -> str | bool:
@@ -55,9 +55,13 @@ def estimate_bytes(pairs: Sequence[tuple[Path, Path]], in_channels: int, mask_ch
     for image_path, _ in pairs:
         with Image.open(image_path) as img:
             w, h = img.size
-            wide = img.mode in _WIDE_MODES or (img.mode in ("RGB", "RGBA") and img.info.get("bits") == 16)
-        total += h * w * (in_channels * (2 if wide else 1) + mask_channels)
+            depth = 2 if is_16bit(img) else 1
+        total += h * w * (in_channels * depth + mask_channels)
     return total
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.0f} MB"
 
 
 class DecodedCache:
@@ -79,11 +83,10 @@ class DecodedCache:
             return
         budget = int(BUDGET_SHARE * available_bytes())
         estimate = estimate_bytes(pairs, in_channels, mask_channels)
-        mb = lambda n: f"{n / 2**20:.0f} MB"  # noqa: E731
         if setting == "auto" and estimate > budget:
             self.report = (
-                f"{split}: not cached (dataset.cache=auto): {len(pairs)} images decode to about {mb(estimate)}, "
-                f"over the budget of {mb(budget)} ({BUDGET_SHARE:.0%} of the available memory)"
+                f"{split}: not cached (dataset.cache=auto): {len(pairs)} images decode to about {_mb(estimate)}, "
+                f"over the budget of {_mb(budget)} ({BUDGET_SHARE:.0%} of the available memory)"
             )
             log.info("dataset cache %s", self.report)
             return
@@ -95,8 +98,8 @@ class DecodedCache:
             mask.setflags(write=False)
         self.items = items
         self.nbytes = sum(a.nbytes + b.nbytes for a, b in items)
-        why = "dataset.cache=true" if setting is True else f"dataset.cache=auto, budget {mb(budget)}"
-        self.report = f"{split}: {len(items)} images decoded into RAM, {mb(self.nbytes)} ({why})"
+        why = "dataset.cache=true" if setting is True else f"dataset.cache=auto, budget {_mb(budget)}"
+        self.report = f"{split}: {len(items)} images decoded into RAM, {_mb(self.nbytes)} ({why})"
         log.info("dataset cache %s", self.report)
 
     def get(self, index: int) -> tuple[np.ndarray, np.ndarray] | None:
