@@ -252,6 +252,14 @@ def segtrain_epoch(run: Run) -> dict[str, float]:
     }
 
 
+class Batches(list):
+    """Batches taken from a loader beforehand: the training loop over them runs with the loader idle."""
+
+    def __init__(self, batches: list, batch_size: int) -> None:
+        super().__init__(batches)
+        self.batch_size = batch_size
+
+
 def _children_cpu_s() -> float:
     """CPU seconds (user + system) of this process's live children (the loader's workers)."""
     import os
@@ -289,8 +297,21 @@ def arm_process(conn: Any, arm: str, name: str, overrides: list[str], threads: i
             info["memory_mb"] = bare.memory_mb
         else:
             info["cache"] = [getattr(d, "cache_report", None) for d in (run.train_set, run.val_set)]
+        idle = None
+        if bare is None:  # the training batches of one epoch, for the step with the loader idle
+            loader, n = run.trainer.train_loader, run.trainer._n_train_batches()
+            idle = Batches([b for _, b in zip(range(n), loader, strict=False)], loader.batch_size)
         conn.send(info)
-        while conn.recv() == "epoch":
+        while (msg := conn.recv()) in ("epoch", "idle"):
+            if msg == "idle":  # Trainer.train_epoch over batches prepared beforehand: the loader does nothing
+                t = run.trainer
+                run.restore()
+                t.train_loader = idle
+                start = time.perf_counter()
+                t.train_epoch()
+                conn.send({"idle_train_s": time.perf_counter() - start})
+                t.train_loader = loader
+                continue
             run.restore()
             cpu0, child0, usage0 = time.process_time(), _children_cpu_s(), resource.getrusage(resource.RUSAGE_SELF)
             if bare is None:

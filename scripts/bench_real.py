@@ -13,9 +13,10 @@ per-round paired ratios. scripts/_bench_real.py holds the arms; docs/performance
     epoch ratio     (segtrain train + val) / (bare train + val)             target <= 1.05
     train, val      the same ratio for each half
     data_wait       segtrain's time blocked on the next batch / its train time (val_wait: the same in validation)
-    loader_cost     segtrain's step time with the loader working beside it ((train - data wait) / batches)
-                    / the bare loop's step time, whose data work happens between steps ((train - prep) /
-                    batches), minus 1: what the loader's workers take from the step
+    loader_cost     segtrain's training time with its loader working, less the data wait, over the same
+                    Trainer.train_epoch on the same number of batches taken from the loader beforehand (the
+                    loader idle), minus 1: what the loader's workers take from the steps
+    step_vs_bare    segtrain's (train - data wait) over the bare loop's (train - batch preparation), minus 1
 """
 
 from __future__ import annotations
@@ -69,6 +70,11 @@ class Arms:
         self.conns[arm].send("epoch")
         return self._answer(arm)
 
+    def idle_train(self) -> float:
+        """Seconds of the segtrain arm's training epoch over batches prepared beforehand (loader idle)."""
+        self.conns["segtrain"].send("idle")
+        return self._answer("segtrain")["idle_train_s"]
+
     def close(self) -> None:
         for arm, conn in self.conns.items():
             try:
@@ -93,6 +99,8 @@ def measure(name: str, overrides: list[str], rounds: int, threads: int | None, s
         out: dict[str, dict] = {}
         for arm in ("segtrain", "bare") if r % 2 == 0 else ("bare", "segtrain"):
             out[arm] = arms.epoch(arm)
+            if arm == "segtrain":
+                out[arm]["idle_train_s"] = arms.idle_train()
         s, b = out["segtrain"], out["bare"]
         row = {
             "round": r,
@@ -103,7 +111,8 @@ def measure(name: str, overrides: list[str], rounds: int, threads: int | None, s
             "val_ratio": s["val_s"] / b["val_s"],
             "data_wait": s["data_wait_s"] / s["train_s"],
             "val_wait": s["val_wait_s"] / s["val_s"],
-            "loader_cost": ((s["train_s"] - s["data_wait_s"]) / (b["train_s"] - b["prep_s"])) - 1,
+            "loader_cost": (s["train_s"] - s["data_wait_s"]) / s["idle_train_s"] - 1,
+            "step_vs_bare": (s["train_s"] - s["data_wait_s"]) / (b["train_s"] - b["prep_s"]) - 1,
             "bare_prep": b["prep_s"] / b["train_s"],
             "cpu_ratio": (s["cpu_s"] + s["worker_cpu_s"]) / (b["cpu_s"] + b["worker_cpu_s"]),
         }
@@ -112,7 +121,8 @@ def measure(name: str, overrides: list[str], rounds: int, threads: int | None, s
             f"(waits {s['data_wait_s']:.2f} + {s['val_wait_s']:.2f}), "
             f"bare {b['train_s']:.2f} + {b['val_s']:.2f} s (prep {b['prep_s']:.2f}); "
             f"epoch {row['epoch_ratio']:.3f} train {row['train_ratio']:.3f} val {row['val_ratio']:.3f} "
-            f"loader cost {100 * row['loader_cost']:+.1f}%; CPU s {s['cpu_s']:.1f} + workers {s['worker_cpu_s']:.1f} "
+            f"loader cost {100 * row['loader_cost']:+.1f}% (idle-loader epoch {s['idle_train_s']:.2f} s); "
+            f"CPU s {s['cpu_s']:.1f} + workers {s['worker_cpu_s']:.1f} "
             f"vs {b['cpu_s']:.1f} (ratio {row['cpu_ratio']:.3f}); page faults {s['minflt']} vs {b['minflt']}, "
             f"preempted {s['nivcsw']} vs {b['nivcsw']}, waits {s['nvcsw']} vs {b['nvcsw']}; "
             f"peak RSS {s['peak_rss_mb']:.0f} vs {b['peak_rss_mb']:.0f} MB"
@@ -120,7 +130,7 @@ def measure(name: str, overrides: list[str], rounds: int, threads: int | None, s
         rows.append(row)
     timed = rows[1:]
     summary = {k: _median([r[k] for r in timed]) for k in ("epoch_ratio", "train_ratio", "val_ratio")}
-    for k in ("data_wait", "val_wait", "loader_cost", "bare_prep", "cpu_ratio"):
+    for k in ("data_wait", "val_wait", "loader_cost", "step_vs_bare", "bare_prep", "cpu_ratio"):
         summary[k] = _median([r[k] for r in timed])
     for arm in ("segtrain", "bare"):
         summary[f"{arm}_epoch_s"] = _median([r[arm]["train_s"] + r[arm]["val_s"] for r in timed])

@@ -39,7 +39,8 @@ def test_quick_real_benchmark_writes_the_ratios(tmp_path):
     r = result["datasets"]["folder"]
     for key in ("epoch_ratio", "train_ratio", "val_ratio", "segtrain_epoch_s", "bare_epoch_s", "cpu_ratio"):
         assert r[key] > 0, key
-    assert 0 <= r["data_wait"] < 1 and r["loader_cost"] > -1
+    assert 0 <= r["data_wait"] < 1 and r["loader_cost"] > -1 and r["step_vs_bare"] > -1
+    assert r["rounds"][1]["segtrain"]["idle_train_s"] > 0
     assert [row["round"] for row in r["rounds"]] == [0, 1]  # the warm-up round, then one timed round
     seg, bare = r["rounds"][1]["segtrain"], r["rounds"][1]["bare"]
     assert seg["data_wait_s"] <= seg["train_s"] and bare["prep_s"] <= bare["train_s"]
