@@ -13,6 +13,8 @@ arm, so each starts from the same weights and moments) and the same augmentation
                pipeline, e.g. padding to /32) with the loss and the same confusion-matrix metrics
 
 Both arms run the same number of training batches (the trainer's: drop_last) and the same model settings.
+``arm_process`` runs one arm in its own process (scripts/bench_real.py starts two and alternates them); the
+segtrain arm also times an epoch over batches taken from its loader beforehand (the loader idle).
 """
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ class Run:
     def describe(self) -> str:
         ds, model, trainer = self.plain["dataset"], self.plain["model"], self.trainer
         loader = ds.get("loader") or {}
-        x = next(iter(_shapes(self.train_set)))
+        image, _ = self.train_set.load_pair(0)
+        x = "x".join(str(v) for v in image.shape)
         return (
             f"{self.name}: {len(self.train_set)} train / {len(self.val_set)} val images of {x}, "
             f"{model['name']}-{model.get('encoder_name')}, {self.plain['loss']['name']}, "
@@ -82,11 +85,6 @@ class Run:
             f"{trainer.val_loader.batch_size}), {loader.get('num_workers', 0)} workers, "
             f"{trainer._n_train_batches()} train batches/epoch"
         )
-
-
-def _shapes(data: Any) -> Any:
-    image, _ = data.load_pair(0)
-    yield "x".join(str(s) for s in image.shape)
 
 
 def build_run(name: str, overrides: list[str], seed: int = 0, as_train_py: bool = True) -> Run:
