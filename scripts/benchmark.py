@@ -6,6 +6,7 @@
 
 Each overhead is a ratio measured in this one process, trainer and bare arms interleaved, medians over
 trials after warm-up (scripts/_bench_trainer.py holds the method). Data wait reuses scripts/bench_data.py.
+Whole epochs on real data against a hand-written loop: scripts/bench_real.py.
 """
 
 from __future__ import annotations

@@ -56,6 +56,19 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+def configure_process(tcfg: Any) -> None:
+    """Process-wide settings of a training job (``tcfg``: its TrainerConfig), before anything large is
+    allocated and before loader workers fork: torch's thread count and glibc's reuse of freed memory."""
+    import torch
+
+    from segtrain.cpu import keep_freed_memory
+
+    if tcfg.num_threads:  # parallel sweep jobs: cores / jobs each (docs/sweeps.md)
+        torch.set_num_threads(int(tcfg.num_threads))
+    if tcfg.keep_freed_memory:
+        log.info("memory: %s (trainer.keep_freed_memory)", keep_freed_memory())
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Build everything from ``cfg``, train, and evaluate the selected checkpoint case by case (rank 0);
     returns the metrics.json content."""
@@ -74,8 +87,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     plain = OmegaConf.to_container(cfg, resolve=True)
     check_config(plain)
     tcfg = trainer_config(plain["trainer"])
-    if tcfg.num_threads:  # parallel sweep jobs: cores / jobs each (docs/sweeps.md)
-        torch.set_num_threads(int(tcfg.num_threads))
+    configure_process(tcfg)
     rank, world_size, local_rank = init_distributed()
     # every rank works in rank 0's run directory (resume reads its last.pt); only rank 0 writes there
     run_dir = Path(broadcast_object(HydraConfig.get().runtime.output_dir))

@@ -35,16 +35,24 @@ PALETTE = (
 )
 
 
+_PALETTE_PLANES = PALETTE.t().contiguous()  # 3 x classes
+
+
 def colorize(labels: torch.Tensor) -> torch.Tensor:
     """H x W class indices -> 3 x H x W colours (class 0 black; values past the palette wrap)."""
-    return PALETTE[labels.long().cpu() % len(PALETTE)].permute(2, 0, 1)
+    # one gather per channel plane (3 x H x W contiguous, read by the blend below), and the integer modulo
+    # (the slowest step) only when a value is past the palette
+    idx = labels.long().cpu()
+    if idx.numel() and (int(idx.max()) >= len(PALETTE) or int(idx.min()) < 0):
+        idx = idx % len(PALETTE)
+    return _PALETTE_PLANES.index_select(1, idx.flatten()).view(3, *idx.shape)
 
 
 def blend(image: torch.Tensor, labels: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:
     """3 x H x W: ``image`` (3 x H x W in [0, 1]) with class colours blended in at ``alpha`` where
     ``labels`` (H x W class indices) > 0; background pixels keep the image."""
-    fg = (labels > 0).unsqueeze(0)
-    return torch.where(fg, (1 - alpha) * image + alpha * colorize(labels), image)
+    weight = (labels > 0).to(image.dtype).mul_(alpha)  # alpha on labelled pixels, 0 (the image, exactly) elsewhere
+    return torch.lerp(image, colorize(labels), weight)
 
 
 def highest_positive(scores: torch.Tensor, dim: int) -> torch.Tensor:

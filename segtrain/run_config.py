@@ -24,6 +24,7 @@ OPERATIONAL_KEYS = (
     "trainer.stop_at_epoch",  # where a run pauses, not what it trains: the schedule spans max_epochs
     "trainer.skip_completed",
     "trainer.num_threads",
+    "trainer.keep_freed_memory",
     "trainer.progress_bar",
     "trainer.log_every_n_steps",
     "trainer.num_vis",

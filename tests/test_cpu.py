@@ -43,3 +43,21 @@ def test_populate_falls_back_to_reading_when_the_kernel_refuses_the_advice():
     buf = np.ones(3 * 4096, dtype=np.uint8)
     start = buf.ctypes.data
     assert _populate(start, start + buf.nbytes, advice=-1) == 3
+
+
+def test_keep_freed_memory_is_logged_by_the_cli_and_can_be_turned_off(caplog):
+    import logging
+
+    from segtrain.cli import configure_process
+    from segtrain.engine import TrainerConfig
+
+    with caplog.at_level(logging.INFO, logger="segtrain"):
+        configure_process(TrainerConfig(keep_freed_memory=False))
+    assert "memory:" not in caplog.text
+    with caplog.at_level(logging.INFO, logger="segtrain"):
+        configure_process(TrainerConfig())  # the default: on
+    import platform
+
+    glibc = platform.libc_ver()[0] == "glibc"
+    expected = "glibc malloc keeps freed blocks below 1 GiB" if glibc else "left as it is"
+    assert "(trainer.keep_freed_memory)" in caplog.text and expected in caplog.text

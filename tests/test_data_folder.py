@@ -155,3 +155,33 @@ def test_loader_collates_and_workers_draw_different_crops(tmp_path):
 def test_missing_root_says_where_and_which_layout(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"does not exist.*images/<split>.*SEGTRAIN_DATA"):
         FolderDataset(**folder_kwargs(tmp_path / "nope", split="train"))
+
+
+class _OpenCVThreads(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> int:
+        import cv2
+
+        return cv2.getNumThreads()
+
+
+def test_loader_workers_run_opencv_single_threaded():
+    assert [int(v) for v in build_loader(_OpenCVThreads(), batch_size=1, num_workers=2)] == [1, 1]
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_uint8_normalisation_table_gives_the_bits_of_the_formula(tmp_path, channels):
+    rng = np.random.default_rng(0)
+    shape = (16, 16) if channels == 1 else (16, 16, 3)
+    image = rng.permutation(np.arange(256 * channels, dtype=np.int64) % 256).astype(np.uint8).reshape(shape)
+    write_image(tmp_path / "images/train/a.png", image)
+    write_image(tmp_path / "masks/train/a.png", np.zeros((16, 16), np.uint8))
+    norm = {"mean": [0.485, 0.456, 0.406][:channels], "std": [0.229, 0.224, 0.225][:channels]}
+    ds = FolderDataset(**folder_kwargs(tmp_path, split="train", in_channels=channels, normalize=norm))
+    raw = image.reshape(16, 16, channels).astype(np.float32)
+    expected = np.ascontiguousarray(((raw / 255.0 - ds.mean) / ds.std).transpose(2, 0, 1))
+    got = ds[0]["image"]
+    assert got.dtype == torch.float32 and got.is_contiguous() and got.shape == (channels, 16, 16)
+    assert torch.equal(got, torch.from_numpy(expected))

@@ -139,3 +139,11 @@ def test_resume_refuses_a_checkpoint_of_another_configuration(tmp_path):
     other.config_dict = {**config, "optimizer": {"name": "adamw", "lr": 0.01}}
     with pytest.raises(ValueError, match=r"another configuration: optimizer.lr: 0.003 \(stored\) != 0.01 \(now\)"):
         other.resume_from(tmp_path / "last.pt")
+
+
+def test_validation_draws_overlays_only_for_tensorboard(tmp_path):
+    trainer = make_trainer(tmp_path, max_epochs=1)
+    assert "vis" not in trainer.validate()  # tensorboard=False: nothing would show them
+    trainer.tensorboard = True
+    vis = trainer.validate()["vis"]
+    assert vis.ndim == 3 and vis.shape[0] == 3 and trainer.val_data_wait >= 0

@@ -23,11 +23,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
 from segtrain.data import io
 from segtrain.data.base import DATASETS, SegDataset
+from segtrain.data.cache import DecodedCache, check_cache
 from segtrain.data.classes import resolve_classes
 from segtrain.data.masks import MaskDecoder
 from segtrain.data.normalize import normalize_stats
@@ -48,7 +50,8 @@ class FolderDataset(SegDataset):
     split_files, val_fraction, split_seed, folds / fold / group_pattern (k-fold CV, see samples.py),
     classes_file, source_classes, palette, void_colors, mask_scale, binary_threshold, label_map,
     foreground_classes, labels, collect_problems,
-    oversample_foreground (share of training crops centred on a foreground pixel; segtrain.data.oversample).
+    oversample_foreground (share of training crops centred on a foreground pixel; segtrain.data.oversample),
+    cache (auto | true | false: decoded images and masks held in RAM, segtrain.data.cache).
     """
 
     LAYOUT = (
@@ -98,7 +101,9 @@ class FolderDataset(SegDataset):
         labels: Sequence[Sequence[int | str]] | None = None,
         collect_problems: bool = False,
         oversample_foreground: float = 0.0,
+        cache: str | bool = False,
     ) -> None:
+        check_cache(cache)
         if mode not in MODES:
             raise ValueError(f"dataset.mode must be one of {MODES}, got {mode!r}")
         self.root = Path(root).expanduser()
@@ -184,6 +189,17 @@ class FolderDataset(SegDataset):
             ignore_index=self.ignore_index,
         )
         self.mean, self.std = normalize_stats(normalize, self.in_channels)
+        self._lut: np.ndarray | None = None  # uint8 value -> normalised float32, per channel (made on first use)
+        # a data set built to list its problems (check_dataset) reads every file itself
+        self._cache = DecodedCache(
+            False if collect_problems else cache,
+            [(image, mask) for _, image, mask in self.samples],
+            self._decode_pair,
+            self.in_channels,
+            self.num_classes if mode == MULTILABEL else 1,
+            split,
+        )
+        self.cache_report = self._cache.report
 
     @classmethod
     def has_split(
@@ -222,6 +238,12 @@ class FolderDataset(SegDataset):
         return self.decode_mask(io.read_mask(path), path)
 
     def load_pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The decoded image (H x W x C) and target mask of sample ``index``: from the cache when there is
+        one (read-only arrays), else from the files."""
+        cached = self._cache.get(index)
+        return cached if cached is not None else self._decode_pair(index)
+
+    def _decode_pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         _, image_path, mask_path = self.samples[index]
         image = io.read_image(image_path, self.in_channels)
         mask = self.decode_mask(io.read_mask(mask_path), mask_path)
@@ -263,16 +285,32 @@ class FolderDataset(SegDataset):
             scale = 1.0
         out = self.transform(image=image, mask=mask)
         image, mask = out["image"], out["mask"]
-        image = image.astype(np.float32)
         if image.ndim == 2:
             image = image[..., None]
-        image = (image / scale - self.mean) / self.std
-        image_t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        if image.dtype == np.uint8:
+            image_t = torch.from_numpy(self._normalize_uint8(image))
+        else:
+            image = (image.astype(np.float32) / scale - self.mean) / self.std
+            image_t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
         if self.mode == MULTILABEL:
             mask_t = torch.from_numpy(mask.transpose(2, 0, 1).astype(np.float32))
         else:
             mask_t = torch.from_numpy(mask.astype(np.int64))
         return {"image": image_t, "mask": mask_t, "id": self.samples[index][0]}
+
+    def _normalize_uint8(self, image: np.ndarray) -> np.ndarray:
+        """H x W x C uint8 -> C x H x W float32 ``(v / 255 - mean) / std`` through a 256-entry table per
+        channel (``cv2.LUT`` on each uint8 plane): one lookup per pixel instead of five passes over float
+        arrays, the largest cost per sample in the loader's workers. The table holds the float32 results
+        of the same operations, so the values are the same bits as computing them pixel by pixel."""
+        if self._lut is None:
+            values = np.arange(256, dtype=np.float32)[:, None]
+            self._lut = np.ascontiguousarray(((values / 255.0 - self.mean) / self.std).T)
+        planes = np.ascontiguousarray(image.transpose(2, 0, 1))
+        out = np.empty(planes.shape, dtype=np.float32)
+        for k in range(planes.shape[0]):
+            out[k] = cv2.LUT(planes[k], self._lut[k])
+        return out
 
     def __repr__(self) -> str:
         return (

@@ -35,6 +35,11 @@ def _open(path: Path, what: str) -> Image.Image:
     return img
 
 
+def is_16bit(img: Image.Image) -> bool:
+    """Whether ``read_image`` returns 16-bit pixels for this opened (header-only) file."""
+    return img.mode.startswith("I") or (img.mode in ("RGB", "RGBA") and _is_16bit_colour(img))
+
+
 def _is_16bit_colour(img: Image.Image) -> bool:
     for tile in getattr(img, "tile", None) or []:
         args = tile[3] if isinstance(tile, tuple) else getattr(tile, "args", None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 
+import cv2
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -19,6 +20,16 @@ def worker_context() -> str | None:
     if method in (None, "fork", "spawn", "forkserver"):
         return None
     return multiprocessing.get_all_start_methods()[0]
+
+
+def init_worker(worker_id: int) -> None:
+    """``worker_init_fn`` of every loader: OpenCV single-threaded inside the worker (albumentations' advice
+    for DataLoader workers: each worker is already one of several processes, and OpenCV's own thread pool
+    per worker would compete with them and with the training step for the cores; the pixels it computes
+    do not depend on its thread count), then the per-worker seeds (``seed_worker``)."""
+    cv2.setNumThreads(0)
+    cv2.ocl.setUseOpenCL(False)
+    seed_worker(worker_id)
 
 
 def build_loader(
@@ -57,7 +68,7 @@ def build_loader(
         drop_last=drop_last,
         num_workers=num_workers,
         pin_memory=pin_memory and torch.cuda.is_available(),
-        worker_init_fn=seed_worker,
+        worker_init_fn=init_worker,
         generator=generator,
         **extra,
     )

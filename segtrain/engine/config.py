@@ -44,6 +44,8 @@ class TrainerConfig:
     sync_batchnorm: bool = False  # under torchrun: BatchNorm statistics over all ranks
     skip_completed: bool = True  # read by the CLI: re-running a finished job is a no-op
     num_threads: int | None = None  # read by the CLI: torch.set_num_threads; None: OMP/MKL_NUM_THREADS decide
+    # read by the CLI: glibc keeps freed blocks for reuse (segtrain.cpu.keep_freed_memory); speed, not results
+    keep_freed_memory: bool = True
 
     def __post_init__(self) -> None:
         self.precision = str(self.precision)

@@ -18,6 +18,7 @@ them would spread one object's state over several modules.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import time
@@ -115,6 +116,7 @@ class Trainer:
         self.epochs_since_best = 0
         self.nan_skips = 0
         self.train_seconds = 0.0
+        self.val_data_wait = 0.0  # seconds the last validate() spent blocked on the next batch
 
     # ------------------------------------------------------------------ helpers
     def _n_train_batches(self) -> int:
@@ -232,6 +234,7 @@ class Trainer:
                 epoch_start = time.perf_counter()
                 train_loss, data_wait = self.train_epoch()
                 val = self.validate()
+                data_wait += self.val_data_wait  # the epoch's time blocked on the next batch, both loaders
                 self.epoch += 1
                 seconds = time.perf_counter() - epoch_start
                 self.train_seconds += seconds
@@ -390,17 +393,22 @@ class Trainer:
         n = torch.zeros((), device=self.device, dtype=torch.float64)
         vis = None
         limit = self.cfg.limit_val_batches
-        for i, batch in enumerate(self.val_loader):
-            if limit and i >= limit:
+        self.val_data_wait = 0.0
+        it = iter(self.val_loader)
+        for i in itertools.count():
+            t0 = time.perf_counter()
+            batch = next(it, None) if not (limit and i >= limit) else None
+            if batch is None:
                 break
             x, y = self._to_device(batch)
+            self.val_data_wait += time.perf_counter() - t0
             with self._autocast():
                 logits = self.forward(x)
                 loss = self.loss_fn(logits, y, **self._aux(batch))
             loss_sum += loss.double() * x.shape[0]
             n += x.shape[0]
             self.metrics.update(logits, y)
-            if i == 0 and self.cfg.num_vis and self.is_main:
+            if i == 0 and self.cfg.num_vis and self.is_main and self.tensorboard:  # drawn only for TensorBoard
                 vis = self._overlays(x, y, logits)
         self.metrics.sync()
         if torch.distributed.is_available() and torch.distributed.is_initialized():
