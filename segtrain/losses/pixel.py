@@ -49,10 +49,8 @@ def top_mean(values: Tensor, k: int) -> Tensor:
     for ``v_i >= t``). The gradient ``w / k`` is top-k's."""
     t = kth_largest(values, k)
     v = values.detach()
-    at_least = v >= t
-    if int(at_least.sum()) == k:
-        weight = at_least.to(values.dtype)
-    else:  # ties at t
+    weight = (v >= t).to(values.dtype)
+    if weight.sum(dtype=torch.float64).item() != k:  # ties at t (a float64 sum of ones is exact)
         tied = v == t
         weight = (v > t).to(values.dtype) + tied.to(values.dtype) * ((k - int((v > t).sum())) / int(tied.sum()))
     return torch.dot(weight, values) / k

@@ -59,10 +59,11 @@ def focal_units(
         log_p = F.logsigmoid(z)
         # (1 - P_y)^gamma = sigmoid(-z)^gamma = exp(gamma (log P_y - z)): exact, with a finite slope everywhere
         factor = torch.exp(gamma * (log_p - z))
-    if asymmetric:
-        factor = foreground + (1 - foreground) * factor
-    weight = (1 - delta) + (2 * delta - 1) * foreground
-    focal = -weight * factor * log_p
+    weight = (1 - delta) + (2 * delta - 1) * foreground  # w_y
+    if asymmetric:  # -w_y [a + (1 - a) (1 - P_y)^gamma] log P_y, a = 1 on the foreground: one product with gradient
+        focal = torch.addcmul(-weight * foreground, -weight * (1 - foreground), factor) * log_p
+    else:
+        focal = -weight * factor * log_p
     return focal, p
 
 
