@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -805,12 +806,16 @@ def test_compound_equals_the_weighted_sum_of_its_parts_in_value_and_gradient(nam
     torch.testing.assert_close(b.grad, a.grad, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])  # float32: the packed numpy sort
 @pytest.mark.parametrize("mode", [MC, BI])
 @pytest.mark.parametrize("ignore_index", [None, 255])
-def test_lovasz_numpy_argsort_agrees_with_torch_sort_in_value_and_gradient(mode, ignore_index, monkeypatch) -> None:
+def test_lovasz_numpy_argsort_agrees_with_torch_sort_in_value_and_gradient(
+    mode, ignore_index, dtype, monkeypatch
+) -> None:
     from segtrain.losses import lovasz
 
     logits, target = make_batch(mode, shape=(2, 4, 9, 8), ignore_index=ignore_index, seed=21)
+    logits = logits.to(dtype)
     loss_fn = build_loss("lovasz", mode=mode, ignore_index=ignore_index)
     a, b = logits.clone().requires_grad_(True), logits.clone().requires_grad_(True)
     fast = loss_fn(a, target)
@@ -820,3 +825,16 @@ def test_lovasz_numpy_argsort_agrees_with_torch_sort_in_value_and_gradient(mode,
     plain.backward()
     torch.testing.assert_close(fast, plain, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_packed_descending_order_is_numpy_stable_argsort_of_the_negated_keys() -> None:
+    from segtrain.losses.lovasz import packed_descending_order
+
+    rng = np.random.default_rng(0)
+    keys = rng.normal(size=(3, 500)).astype(np.float32)
+    keys[0, :20] = -np.inf
+    keys[1, 100:160] = 0.25  # ties keep index order
+    keys[2, ::7] = -1e-30
+    keys[2, 1::7] = 3e38
+    expected = np.argsort(-keys, axis=1, kind="stable")
+    np.testing.assert_array_equal(packed_descending_order(keys), expected)

@@ -49,11 +49,30 @@ def lovasz_extension(errors: Tensor, fg: Tensor, valid: Tensor | None) -> Tensor
 
 def descending_order(keys: Tensor) -> Tensor:
     """Row-wise permutation that sorts ``keys`` (G x P) in decreasing order: ``torch.sort`` (the plain
-    version, ``descending_order_plain``), except on a CPU, where numpy's argsort (indices only) keeps
-    Lovasz at least 2x faster than smp's in binary mode (docs/losses.md, "Kept tricks")."""
+    version, ``descending_order_plain``), except on a CPU, where numpy sorts packed float32 keys
+    (``packed_descending_order``) or argsorts the others: that keeps Lovasz at least 2x faster than smp's
+    (docs/losses.md, "Kept tricks")."""
     if keys.device.type == "cpu":
-        return torch.from_numpy(np.argsort(np.negative(keys.numpy()), axis=1))
+        array = np.ascontiguousarray(keys.numpy())
+        if array.dtype == np.float32 and array.shape[1] < 2**32:
+            return torch.from_numpy(packed_descending_order(array))
+        return torch.from_numpy(np.argsort(np.negative(array), axis=1))
     return descending_order_plain(keys)
+
+
+def packed_descending_order(keys: np.ndarray) -> np.ndarray:
+    """Row-wise decreasing order of float32 keys (G x P, P < 2^32) by sorting values instead of indices: each
+    key's bits, mapped so that unsigned order is decreasing float order, fill the high 32 bits of a uint64
+    and its index the low 32. numpy sorts such integers several times faster than it argsorts floats (its
+    SIMD sort); equal keys come out in index order."""
+    bits = keys.view(np.uint32)
+    # IEEE 754 bits in decreasing-float unsigned order: negatives keep theirs (a larger magnitude sorts later),
+    # the others flip all but the sign bit (mask 0x7FFFFFFF; (sign - 1) wraps to all ones for them)
+    decreasing = bits ^ (((bits >> np.uint32(31)) - np.uint32(1)) & np.uint32(0x7FFFFFFF))
+    packed = decreasing.astype(np.uint64) << np.uint64(32)
+    packed |= np.arange(keys.shape[1], dtype=np.uint64)
+    packed.sort(axis=1)
+    return (packed & np.uint64(0xFFFFFFFF)).astype(np.int64)
 
 
 def descending_order_plain(keys: Tensor) -> Tensor:
