@@ -3,6 +3,7 @@
     python scripts/bench_losses.py [--quick] [--device cpu|cuda] [--repeats 5] [--only dice,lovasz]
     python scripts/bench_losses.py --shape 4x21x128x128 --shape 8x1x256x256   # any N x C x S shapes
     python scripts/bench_losses.py --step ce_dice [--repeats 20]             # a whole training step
+    python scripts/bench_losses.py --step cldice --versus ce                 # steps of two losses, alternating
 
 Prints one markdown table per shape: median milliseconds after a warm-up, the ratio to the public
 implementation (< 1 is faster) and to plain cross-entropy, each the median of the ratios of the two
@@ -246,14 +247,17 @@ def other_losses(checkout: str) -> object:
     return importlib.import_module("segtrain_other.losses")
 
 
-def step_ms(loss_name: str, repeats: int, device: str, against: str = "") -> list[list[float]]:
+def step_ms(loss_name: str, repeats: int, device: str, against: str = "", versus: str = "") -> list[list[float]]:
     """Wall times (ms) of ``repeats`` training steps after three warm-up steps: the default job's U-Net
     (configs/model/unet.yaml, random init) on a 16 x 3 x 64 x 64 batch (configs/dataset/shapes.yaml),
     AdamW (configs/optimizer/adamw.yaml); 4 classes, or 1 output for a loss without multiclass mode.
-    With ``against``, steps alternate between this loss and that checkout's (second list)."""
+    With ``against``, steps alternate between this loss and that checkout's (second list); with ``versus``,
+    between this loss and another loss of this checkout on the same model and batch (second list)."""
     from segtrain.models import build_model
 
     mode = "multiclass" if "multiclass" in LOSSES.get(loss_name).modes else "binary"
+    if versus and mode not in LOSSES.get(versus).modes:
+        raise SystemExit(f"--versus {versus} has no {mode} mode, which --step {loss_name} runs in")
     classes = 4 if mode == "multiclass" else 1
     gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
@@ -262,6 +266,8 @@ def step_ms(loss_name: str, repeats: int, device: str, against: str = "") -> lis
     loss_fns = [build_loss(loss_name, mode=mode)]
     if against:
         loss_fns.append(other_losses(against).build_loss(loss_name, mode=mode))
+    if versus:
+        loss_fns.append(build_loss(versus, mode=mode))
     images = torch.randn(16, 3, 64, 64, generator=gen).to(device)
     target = torch.randint(0, max(classes, 2), (16, 64, 64), generator=gen).to(device)
     times: list[list[float]] = [[] for _ in loss_fns]
@@ -291,6 +297,7 @@ def main() -> None:
     parser.add_argument("--shape", type=parse_shape, action="append", help="NxCxHxW in place of the set shapes")
     parser.add_argument("--step", default="", help="time training steps with this loss (module docstring)")
     parser.add_argument("--against", default="", help="--step: a segtrain checkout whose loss alternates with this")
+    parser.add_argument("--versus", default="", help="--step: another loss (e.g. ce) that alternates with this")
     parser.add_argument("--malloc", choices=("steady", "default"), default="steady", help="see the module docstring")
     parser.add_argument("--prefault", choices=("on", "off"), default="on", help="see the module docstring")
     args = parser.parse_args()
@@ -302,12 +309,15 @@ def main() -> None:
     setup = f"{torch.get_num_threads()} threads, repeats {args.repeats}, {allocator}, pages prefaulted: {pages}"
     print(f"torch {torch.__version__}, {setup}\n")
     if args.step:
-        times = step_ms(args.step, args.repeats, args.device, args.against)
+        if args.against and args.versus:
+            raise SystemExit("--step takes --against or --versus, not both")
+        times = step_ms(args.step, args.repeats, args.device, args.against, args.versus)
         print(f"step {args.step}: median {statistics.median(times[0]):.2f} ms over {len(times[0])} steps")
-        if args.against:
+        other = f"{args.step} of {args.against}" if args.against else args.versus
+        if other:
             print(
-                f"step {args.step} of {args.against}: median {statistics.median(times[1]):.2f} ms; "
-                f"this / that, median of the per-pair ratios: {paired_ratio(times[0], times[1]):.3f}"
+                f"step {other}: median {statistics.median(times[1]):.2f} ms; "
+                f"{args.step} / {other}, median of the per-pair ratios: {paired_ratio(times[0], times[1]):.3f}"
             )
         return
     if args.shape:  # given shapes replace the set ones, and --shapes does not filter them

@@ -54,3 +54,12 @@ def test_quick_run_prints_a_row_per_loss_with_the_public_ratio():
     assert set(rows) == {"loss", "ce", "dice", "boundary"}
     assert "| MONAI |" in rows["dice"] and "| torch |" in rows["ce"]
     assert "distance maps precomputed" in out
+
+
+def test_step_versus_alternates_two_losses_and_prints_their_paired_ratio():
+    from bench_losses import step_ms
+
+    times = step_ms("tversky", 2, "cpu", versus="ce")
+    assert len(times) == 2 and all(len(t) == 2 and min(t) > 0 for t in times)
+    with pytest.raises(SystemExit, match="no multiclass mode"):
+        step_ms("dice", 1, "cpu", versus="combo_taghanaki")
