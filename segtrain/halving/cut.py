@@ -134,7 +134,7 @@ def decide(
     for c in kept[room:]:
         eliminated.append(
             _elimination(c, rung, epochs, "budget", verdict, comps[c], rank[c],
-                         f"not significantly worse, but outside the top 1/eta ({room} of {len(configs)} go on)")
+                         f"{room} of {len(configs)} go on")
         )  # fmt: skip
     decision.survivors = kept[:room]
     return decision
