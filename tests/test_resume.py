@@ -145,3 +145,35 @@ def test_paused_at_stop_at_epoch_and_resumed_is_bit_identical_to_an_uninterrupte
     assert history(straight) == history(paused)
     ma, mb = (json.loads((r / "metrics.json").read_text()) for r in (straight, paused))
     assert mb["status"] == "completed" and ma["best"] == mb["best"] and ma["final"] == mb["final"]
+
+
+def test_paused_and_resumed_with_loader_workers_is_bit_identical_when_workers_do_not_persist(tmp_path):
+    """Two worker processes started anew each epoch draw their augmentation seeds from the loader's generator,
+    which the checkpoint restores, so a halving rung's pause and resume changes nothing. (Persistent workers
+    keep their own random state across epochs, which a resumed run cannot restore: docs/sweeps.md.)"""
+    from _data_fixtures import make_folder
+
+    root = make_folder(tmp_path / "data", n=8, size=(64, 64))
+    args = [
+        "dataset=folder",
+        f"dataset.root={root}",
+        "dataset.num_classes=3",
+        "dataset.loader.batch_size=4",
+        "dataset.loader.num_workers=2",
+        "dataset.loader.persistent_workers=false",
+        "dataset.augment.train=[{name: RandomCrop, height: 32, width: 32}, {name: HorizontalFlip, p: 0.5}]",
+        "dataset.augment.val=[]",
+        "trainer.max_epochs=2",
+        "trainer.deterministic=true",
+        "trainer.progress_bar=false",
+        "logger=none",
+    ]
+    straight, paused = tmp_path / "straight", tmp_path / "paused"
+    run_train([*args, f"hydra.run.dir={straight}"], tmp_path)
+    run_train([*args, "trainer.stop_at_epoch=1", f"hydra.run.dir={paused}"], tmp_path)
+    run_train([*args, f"hydra.run.dir={paused}"], tmp_path)
+    a = load_checkpoint(straight / "checkpoints" / "last.pt")
+    b = load_checkpoint(paused / "checkpoints" / "last.pt")
+    assert a["epoch"] == b["epoch"] == 2
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
