@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 for _path in (ROOT, ROOT / "scripts"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
+from benchmark import cpu_name  # noqa: E402
+
 TARGET = 1.05
 
 
@@ -210,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         "target_epoch_ratio": TARGET,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "machine": f"{platform.machine()}, {_cpu_name()}",
+        "machine": f"{platform.machine()}, {cpu_name()}",
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "command": command.strip(),
         "quick": args.quick,
@@ -222,16 +224,6 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + table)
     print(f"wrote {args.out / 'benchmark.json'} and {args.out / 'benchmark.md'}")
     return 0
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} x{os.cpu_count()}"
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs"
 
 
 if __name__ == "__main__":

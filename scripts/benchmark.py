@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": quick,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "machine": f"{platform.machine()} {platform.processor() or platform.node()}, {_cpu_name()}",
+        "machine": f"{platform.machine()} {platform.processor() or platform.node()}, {cpu_name()}",
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "command": command.strip(),
         "wall_s": round(time.perf_counter() - t0, 1),
@@ -247,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU model and count, for the benchmark records (bench_real.py uses it too)."""
     import os
 
     try:
