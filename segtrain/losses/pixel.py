@@ -51,8 +51,8 @@ def top_mean(values: Tensor, k: int) -> Tensor:
     v = values.detach()
     weight = (v >= t).to(values.dtype)
     if weight.sum(dtype=torch.float64).item() != k:  # ties at t (a float64 sum of ones is exact)
-        tied = v == t
-        weight = (v > t).to(values.dtype) + tied.to(values.dtype) * ((k - int((v > t).sum())) / int(tied.sum()))
+        above, tied = v > t, v == t
+        weight = above.to(values.dtype) + tied.to(values.dtype) * ((k - int(above.sum())) / int(tied.sum()))
     return torch.dot(weight, values) / k
 
 
