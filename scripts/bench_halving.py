@@ -1,8 +1,8 @@
 """Does successive halving find the full grid's winner, and for how many epochs? One run, both sweeps.
 
-    python scripts/bench_halving.py --out outputs/bench_halving -- \\
-        loss=ce,dice,focal,tversky,lovasz,ce_dice seed=0,1,2 trainer.max_epochs=27 \\
-        --halving hydra.sweeper.b0=3 hydra.sweeper.eta=3
+    python scripts/bench_halving.py --out outputs/bench_halving --stages 3,9 \\
+        --halving hydra.sweeper.b0=3 hydra.sweeper.eta=3 -- \\
+        loss=ce,dice,focal,tversky,lovasz,ce_dice seed=0,1,2 trainer.max_epochs=27
 
 runs the grid twice with the app (train.py by default): every job to trainer.max_epochs (Hydra's basic
 sweeper, into <out>/full), and with hydra/sweeper=halving (into <out>/halving). Then it reports each sweep
@@ -10,6 +10,14 @@ with segtrain.report (the case-level verdict: test when every job scored one, el
 grid's winner and tie set, the halving sweep's winner and tie set, the epochs each trained (the sum of every
 job's epochs_completed) and the wall time. Target: the halving tie set holds the full grid's winner, for at
 most 35% of the full grid's epochs. Re-running into the same --out continues both sweeps (crash recovery).
+
+``--stages`` (the halving rungs but the last, e.g. 3,9 for rungs 3, 9, 27) trains the full grid in stages:
+every job pauses at each stage (``trainer.stop_at_epoch``) and its per_case.csv is kept under
+<out>/full_stages/<epochs>/. Resume is bit-identical, so this is the same full grid (the pauses add one
+evaluation each to the wall time, no epochs). The halving rules are then replayed on the full grid's records
+at every rung (segtrain.halving.replay): the rule the sweeper runs (which must reproduce the real halving
+sweep's survivors) beside the first version's survivor-relative budget, significance cuts from rung 1 only,
+and the budget alone, each with its winner, tie set and epochs.
 
 The jobs must write per_case.csv (the end-of-job evaluation), at every rung stop as well: the halving sweeper
 decides on its val rows. --app tests/halving_app/fake_app.py runs the fake app of the tests (made-up scores,
@@ -21,16 +29,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from segtrain.halving import Job, keep_count, rung_records  # noqa: E402
+from segtrain.halving.replay import replay  # noqa: E402
 from segtrain.report import summarize  # noqa: E402
-from segtrain.report.runs import collect_runs  # noqa: E402
+from segtrain.report.cases import LOWER_IS_BETTER, PER_CASE_FILE, read_job_cases  # noqa: E402
+from segtrain.report.runs import METRICS_FILE, RunRecord, collect_runs  # noqa: E402
+from segtrain.verdict import summarize as verdict_of  # noqa: E402
 
 TARGET = 0.35
 
@@ -49,17 +63,98 @@ def epochs_trained(sweep: Path) -> int:
     return sum(int(r.metrics.get("epochs_completed") or 0) for r in collect_runs(sweep))
 
 
+def snapshot(sweep: Path, dest: Path) -> None:
+    """Keep each job's per_case.csv, metrics.json and .hydra/ of a stage under ``dest/<job>``."""
+    for run in collect_runs(sweep):
+        to = dest / run.job
+        to.mkdir(parents=True, exist_ok=True)
+        for name in (PER_CASE_FILE, METRICS_FILE):
+            shutil.copy2(run.path / name, to / name)
+        shutil.copytree(run.path / ".hydra", to / ".hydra", dirs_exist_ok=True)
+    (dest / ".done").touch()
+
+
+def run_full(app: Path, out: Path, grid: list[str], stages: list[int]) -> float:
+    """The full grid, paused at each of ``stages`` (snapshots in <out>/full_stages) and then to the end."""
+    seconds = 0.0
+    for epochs in stages:
+        dest = out / "full_stages" / str(epochs)
+        if (dest / ".done").is_file():
+            print(f"stage {epochs}: kept from an earlier run ({dest})", flush=True)
+            continue
+        seconds += run_sweep(app, out / "full", [*grid, f"trainer.stop_at_epoch={epochs}"])
+        snapshot(out / "full", dest)
+    return seconds + run_sweep(app, out / "full", grid)
+
+
+def final_records(runs: list[RunRecord], split: str, metric: str) -> list[tuple]:
+    """(config, seed, case, value) of every job on ``split`` (folds pooled: each case once per seed)."""
+    out = []
+    for run in runs:
+        for case, value in read_job_cases(run).case_values(split, metric).items():
+            out.append((run.config, run.seed, case, value))
+    return out
+
+
+def replay_rules(out: Path, runs: list[RunRecord], halving: dict, split: str, alpha: float) -> dict[str, dict]:
+    """The halving rules replayed on the full grid's records at every rung: winner and tie set (the last
+    rung's survivors tested on ``split``, as the reports do), survivors per rung and epochs of each rule."""
+    s, schedule = halving["settings"], halving["schedule"]
+    metric, eta = s["metric"], s["eta"]
+    jobs_per_config = dict(Counter(r.config for r in runs))
+    records_at = {}
+    for epochs in schedule:
+        root = out / "full" if epochs == schedule[-1] else out / "full_stages" / str(epochs)
+        jobs = [Job(r.config, r.seed, r.fold, r.overrides, root / r.job) for r in runs]
+        records, problems = rung_records(jobs, root, epochs, metric)
+        if any(problems.values()):
+            raise ValueError(f"the full grid's records at {epochs} epochs are incomplete: {problems}")
+        records_at[epochs] = records
+    rules = {
+        "segtrain (the sweeper's rule)": {},
+        "budget of the survivors (first version)": {"keep": lambda r, n: keep_count(n, eta)},
+        "significance cuts from rung 1": {"test_from_rung": 1},
+        "budget alone (plain successive halving)": {"test_from_rung": len(schedule)},
+    }
+    higher = metric not in LOWER_IS_BETTER
+    scored = final_records(runs, split, metric)
+    results = {}
+    for name, rule in rules.items():
+        r = replay(records_at, schedule, jobs_per_config, eta=eta, alpha=s["alpha"], min_cases=s["min_cases"],
+                   higher_is_better=higher, **rule)  # fmt: skip
+        last = r["rungs"][-1]["survivors"]
+        tie = list(last) if len(last) < 2 else list(
+            verdict_of([x for x in scored if x[0] in last], higher_is_better=higher, alpha=alpha, configs=last).tie_set
+        )  # fmt: skip
+        results[name] = {
+            "survivors_per_rung": r["survivors_per_rung"],
+            "rung_survivors": [d["survivors"] for d in r["rungs"]],
+            "winner_on_val": r["winner"],
+            "tie_set": tie,
+            "epochs": r["epochs_trained"],
+            "epochs_ratio": round(r["epochs_trained"] / r["full_grid_epochs"], 3),
+        }
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="holds full/ and halving/ (re-use to continue)")
     parser.add_argument("--app", type=Path, default=ROOT / "train.py", help="the Hydra app [train.py]")
     parser.add_argument("--halving", nargs="*", default=[], help="extra overrides of the halving sweep only")
     parser.add_argument("--alpha", type=float, default=0.05, help="level of the reports' Holm-Wilcoxon tests")
+    parser.add_argument(
+        "--stages", default="", help="comma-separated epochs: train the full grid in stages there, replay the rules"
+    )
     parser.add_argument("grid", nargs="+", help="the grid and fixed overrides, as for train.py -m")
     args = parser.parse_args(argv)
+    try:
+        stages = sorted({int(e) for e in args.stages.split(",") if e.strip()})
+    except ValueError:
+        parser.error(f"--stages takes comma-separated epochs, e.g. 3,9; got {args.stages!r}")
 
     full_dir, halving_dir = args.out / "full", args.out / "halving"
-    full_s = run_sweep(args.app, full_dir, args.grid)
+    full_s = run_full(args.app, args.out, args.grid, stages)
     halving_s = run_sweep(args.app, halving_dir, ["hydra/sweeper=halving", *args.grid, *args.halving])
 
     full = summarize(full_dir, plots=False, alpha=args.alpha)
@@ -73,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     found = full.verdict.leader in halving.verdict.tie_set
     result = {
         "full": {"winner": full.verdict.leader, "tie_set": list(full.verdict.tie_set), "split": full.cases.split,
-                 "epochs": e_full, "seconds": round(full_s, 1)},
+                 "epochs": e_full, "seconds": round(full_s, 1), "stages": stages},
         "halving": {"winner": halving.verdict.leader, "tie_set": list(halving.verdict.tie_set),
                     "split": halving.cases.split, "epochs": e_halving, "seconds": round(halving_s, 1),
                     "schedule": h["schedule"], "survivors_per_rung": [len(r["survivors"]) for r in h["rungs"]]},
@@ -81,7 +176,6 @@ def main(argv: list[str] | None = None) -> int:
         "halving_tie_set_holds_full_winner": found,
         "target_met": found and ratio <= TARGET,
     }  # fmt: skip
-    (args.out / "bench_halving.json").write_text(json.dumps(result, indent=1) + "\n")
     print(f"full grid : winner {result['full']['winner']}, tie set {result['full']['tie_set']} "
           f"(on {full.cases.split}); {e_full} epochs, {full_s:.0f} s")  # fmt: skip
     print(f"halving   : winner {result['halving']['winner']}, tie set {result['halving']['tie_set']} "
@@ -90,6 +184,24 @@ def main(argv: list[str] | None = None) -> int:
     print(f"halving spent {100 * ratio:.0f}% of the full grid's epochs; its tie set "
           f"{'holds' if found else 'does NOT hold'} the full grid's winner; target (holds it, <= {TARGET:.0%}): "
           f"{'met' if result['target_met'] else 'not met'}")  # fmt: skip
+    if set(h["schedule"][:-1]) <= set(stages):
+        rules = replay_rules(args.out, collect_runs(full_dir), h, full.cases.split, args.alpha)
+        rules_run = next(iter(rules.values()))
+        result["replay"] = rules
+        result["replay_matches_halving"] = rules_run["rung_survivors"] == [r["survivors"] for r in h["rungs"]]
+        print(f"\nthe rules replayed on the full grid's records at rungs {h['schedule']} (tie sets on "
+              f"{full.cases.split}); the sweeper's rule reproduces the real halving sweep's survivors: "
+              f"{'yes' if result['replay_matches_halving'] else 'NO'}")  # fmt: skip
+        print("| rule | survivors after each rung | winner (val) | tie set | epochs | holds the full winner |")
+        print("|---|---|---|---|---|---|")
+        for name, r in rules.items():
+            holds = full.verdict.leader in r["tie_set"]
+            r["target_met"] = holds and r["epochs_ratio"] <= TARGET
+            print(f"| {name} | {r['survivors_per_rung']} | {r['winner_on_val']} | {', '.join(r['tie_set'])} | "
+                  f"{r['epochs']} ({100 * r['epochs_ratio']:.0f}%) | {'yes' if holds else 'no'} |")  # fmt: skip
+    elif stages:
+        print(f"no replay: the halving rungs {h['schedule'][:-1]} are not all among --stages {stages}")
+    (args.out / "bench_halving.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
     return 0
 
 

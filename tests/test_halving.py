@@ -15,6 +15,7 @@ import pytest
 from conftest import ROOT
 
 from segtrain.halving import decide, keep_count, rung_epochs
+from segtrain.halving.replay import replay
 from segtrain.report import summarize
 
 APP = ROOT / "tests" / "halving_app" / "fake_app.py"
@@ -70,7 +71,7 @@ def records(means: dict[str, float], seeds=(0, 1), n_cases=30, noise=0.01):
 
 def test_decide_stops_the_significantly_worse_and_keeps_at_most_the_top_one_over_eta():
     means = {"a": 0.80, "b": 0.7995, "c": 0.60, "d": 0.50, "e": 0.799, "f": 0.40}
-    d = decide(records(means), list(means), rung=0, epochs=1, eta=3, alpha=0.05, min_cases=10)
+    d = decide(records(means), list(means), rung=0, epochs=1, keep=keep_count(6, 3), alpha=0.05, min_cases=10)
     worse = {e.config for e in d.eliminated if e.reason == "worse"}
     assert {"c", "d", "f"} <= worse and d.leader == "a"
     assert len(d.survivors) == keep_count(6, 3) == 2 and d.survivors[0] == "a"
@@ -82,23 +83,62 @@ def test_decide_stops_the_significantly_worse_and_keeps_at_most_the_top_one_over
 
 def test_decide_never_cuts_on_one_seed_or_too_few_cases_and_not_on_the_last_rung():
     means = {"a": 0.8, "b": 0.5, "c": 0.4}
-    one_seed = decide(records(means, seeds=(0,)), list(means), rung=0, epochs=1, eta=3, alpha=0.05, min_cases=10)
+    one_seed = decide(records(means, seeds=(0,)), list(means), rung=0, epochs=1, keep=1, alpha=0.05, min_cases=10)
     assert one_seed.survivors == ["a", "b", "c"] and "single seed" in one_seed.note and not one_seed.eliminated
-    few = decide(records(means, n_cases=8), list(means), rung=0, epochs=1, eta=3, alpha=0.05, min_cases=10)
+    few = decide(records(means, n_cases=8), list(means), rung=0, epochs=1, keep=1, alpha=0.05, min_cases=10)
     assert len(few.survivors) == 3 and "8 paired cases < min_cases=10" in few.note
-    last = decide(records(means), list(means), rung=2, epochs=9, eta=3, alpha=0.05, min_cases=10, cut=False)
+    last = decide(records(means), list(means), rung=2, epochs=9, keep=1, alpha=0.05, min_cases=10, cut=False)
     assert last.survivors == ["a", "b", "c"] and last.tie_set == ["a"]
 
 
 def test_decide_stops_a_failed_configuration_and_raises_when_all_failed():
     means = {"a": 0.8, "b": 0.79}
-    d = decide(records(means), ["a", "b", "x"], rung=0, epochs=1, eta=1.5, alpha=0.05, min_cases=10,
+    d = decide(records(means), ["a", "b", "x"], rung=0, epochs=1, keep=2, alpha=0.05, min_cases=10,
                failed={"x": "RuntimeError: boom"})  # fmt: skip
     assert [(e.config, e.reason, e.detail) for e in d.eliminated if e.reason == "failed"] == [
         ("x", "failed", "RuntimeError: boom")
     ]
     with pytest.raises(ValueError, match="every configuration failed at rung 1"):
-        decide([], ["a", "b"], rung=1, epochs=3, eta=3, alpha=0.05, min_cases=10, failed={"a": "x", "b": "y"})
+        decide([], ["a", "b"], rung=1, epochs=3, keep=1, alpha=0.05, min_cases=10, failed={"a": "x", "b": "y"})
+
+
+def test_the_budget_is_the_grids_fixed_in_advance_not_a_share_of_the_survivors():
+    assert [keep_count(13, 3, r) for r in range(3)] == [4, 1, 1]
+    assert [keep_count(27, 3, r) for r in range(3)] == [9, 3, 1]
+    # rung 1 of a 27-configuration grid: 4 survived rung 0's significance cuts, all 4 tied; 3 go on, not 4 // 3
+    means = {"a": 0.8, "b": 0.8, "c": 0.8, "d": 0.8}
+    d = decide(records(means, noise=0.0), list(means), rung=1, epochs=3, keep=keep_count(27, 3, 1), alpha=0.05,
+               min_cases=10)  # fmt: skip
+    assert len(d.survivors) == 3 and [e.reason for e in d.eliminated] == ["budget"]
+    assert d.eliminated[0].detail == "3 go on after rung 1"
+
+
+def test_decide_on_the_budget_alone_keeps_a_significantly_worse_configuration_within_it():
+    means = {"a": 0.8, "b": 0.5, "c": 0.4}
+    tested = decide(records(means), list(means), rung=0, epochs=1, keep=2, alpha=0.05, min_cases=10)
+    budget = decide(records(means), list(means), rung=0, epochs=1, keep=2, alpha=0.05, min_cases=10, cut_worse=False)
+    assert tested.survivors == ["a"] and budget.survivors == ["a", "b"]
+    assert [(e.config, e.reason) for e in budget.eliminated] == [("c", "budget")]
+
+
+def test_replay_gives_the_rungs_survivors_winner_and_cost_from_the_records_at_each_rung():
+    # 4 configurations x 2 jobs; "c" leads after 1 epoch, "a" overtakes it by 3
+    at = {
+        1: records({"a": 0.60, "b": 0.40, "c": 0.65, "d": 0.30}),
+        3: records({"a": 0.75, "b": 0.50, "c": 0.70, "d": 0.40}),
+        9: records({"a": 0.80, "b": 0.60, "c": 0.72, "d": 0.50}),
+    }
+    jobs = {"a": 2, "b": 2, "c": 2, "d": 2}
+    out = replay(at, [1, 3, 9], jobs, eta=2, alpha=0.05, min_cases=10)  # a is significantly worse at rung 0
+    assert out["survivors_per_rung"] == [1, 1, 1] and out["winner"] == "c" and out["tie_set"] == ["c"]
+    assert out["epochs_trained"] == 8 * 1 + 2 * 2 + 2 * 6 and out["full_grid_epochs"] == 8 * 9
+    budget_first = replay(at, [1, 3, 9], jobs, eta=2, alpha=0.05, min_cases=10, test_from_rung=1)
+    assert budget_first["rungs"][0]["survivors"] == ["c", "a"] and budget_first["winner"] == "a"
+    assert budget_first["epochs_trained"] == 8 * 1 + 4 * 2 + 2 * 6
+    one = replay(at, [1, 3, 9], jobs, eta=2, alpha=0.05, min_cases=10, test_from_rung=1, keep=lambda r, n: 1)
+    assert one["winner"] == "c"
+    with pytest.raises(ValueError, match=r"no records at \[9\] epochs"):
+        replay({1: at[1], 3: at[3]}, [1, 3, 9], jobs, eta=2, alpha=0.05, min_cases=10)
 
 
 # ---------------------------------------------------------------------------------------------- sweeps
@@ -180,3 +220,22 @@ def test_hydra_scanning_the_halving_plugin_loads_neither_scipy_nor_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_bench_halving_trains_the_full_grid_in_stages_and_its_replay_reproduces_the_halving_sweep(tmp_path):
+    out = tmp_path / "bench"
+    cmd = [sys.executable, str(ROOT / "scripts" / "bench_halving.py"), "--out", str(out), "--app", str(APP),
+           "--stages", "1,3", "--halving", "hydra.sweeper.b0=1", "--", "loss=a,b,c,d", "seed=0,1"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    result = json.loads((out / "bench_halving.json").read_text())
+    assert result["full"]["stages"] == [1, 3] and result["halving"]["schedule"] == [1, 3, 9]
+    assert result["replay_matches_halving"] is True
+    assert set(result["replay"]) >= {"segtrain (the sweeper's rule)", "budget alone (plain successive halving)"}
+    rule = result["replay"]["segtrain (the sweeper's rule)"]
+    assert rule["epochs"] == result["halving"]["epochs"] and rule["tie_set"] == result["halving"]["tie_set"]
+    for epochs in (1, 3):  # each stage's records were kept; the full grid's jobs went on to the end
+        kept = json.loads((out / "full_stages" / str(epochs) / "loss=a,seed=0" / "metrics.json").read_text())
+        assert kept["status"] == "paused" and kept["epochs_completed"] == epochs
+    assert json.loads((out / "full" / "loss=a,seed=0" / "metrics.json").read_text())["status"] == "completed"
+    assert "| segtrain (the sweeper's rule) |" in proc.stdout

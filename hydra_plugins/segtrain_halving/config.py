@@ -9,7 +9,7 @@ from hydra.core.config_store import ConfigStore
 @dataclass
 class HalvingSweeperConf:
     _target_: str = "hydra_plugins.segtrain_halving.halving_sweeper.HalvingSweeper"
-    eta: float = 3.0  # each rung trains eta times longer; at most the top 1/eta configurations go on
+    eta: float = 3.0  # each rung trains eta times longer; after rung r the grid's top 1/eta^(r+1) may go on
     b0: int = 1  # epochs of the first rung
     min_cases: int = 10  # never cut on fewer paired validation cases
     alpha: float = 0.05  # Holm-Wilcoxon level of "significantly worse than the rung's leader"

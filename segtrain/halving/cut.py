@@ -3,8 +3,10 @@
 1. The verdict (segtrain.verdict.summarize: case means over seeds and folds, ranking, one-sided paired
    Wilcoxon of the leader against each configuration, Holm at ``alpha``) on the configurations alive.
 2. A configuration significantly worse than the leader (Holm p <= alpha) is stopped.
-3. Of the rest, at most the top max(1, floor(n / eta)) of the rung's n configurations go on (the budget rule
-   of successive halving, Jamieson & Talwalkar 2016; Li et al. 2018, Hyperband), in rank order.
+3. Of the rest, at most the top n_r = max(1, floor(N / eta^(r+1))) go on after rung r, in rank order, N being
+   the grid's configurations: the budget of successive halving (Jamieson & Talwalkar 2016; Li et al. 2018,
+   Hyperband), fixed in advance. It caps the cost. It is not taken of the survivors, so configurations that
+   significance cuts stopped at one rung do not also shrink the room of the next ones.
 4. Never on thin evidence: with fewer than two seeds or fewer than ``min_cases`` paired cases nothing is cut
    at that rung (the reason is recorded). A configuration whose every job failed is stopped as failed.
 """
@@ -26,7 +28,7 @@ class Elimination:
     config: str
     rung: int
     epochs: int
-    reason: str  # "worse" (significantly worse than the leader), "budget" (outside the top 1/eta), "failed"
+    reason: str  # "worse" (significantly worse than the leader), "budget" (outside the rung's budget), "failed"
     score: float | None = None
     p_holm: float | None = None
     p_raw: float | None = None
@@ -56,9 +58,10 @@ class RungDecision:
         return out
 
 
-def keep_count(n_configs: int, eta: float) -> int:
-    """How many of a rung's configurations may go on: the top 1/eta, at least one."""
-    return max(1, math.floor(n_configs / eta + 1e-9))
+def keep_count(n_configs: int, eta: float, rung: int = 0) -> int:
+    """How many configurations of a grid of ``n_configs`` may go on after rung ``rung``: floor(n / eta^(rung+1)),
+    at least one."""
+    return max(1, math.floor(n_configs / eta ** (rung + 1) + 1e-9))
 
 
 def decide(
@@ -67,18 +70,21 @@ def decide(
     *,
     rung: int,
     epochs: int,
-    eta: float,
+    keep: int,
     alpha: float,
     min_cases: int,
     higher_is_better: bool = True,
     failed: Mapping[str, str] | None = None,
     cut: bool = True,
+    cut_worse: bool = True,
     n_boot: int = 200,
 ) -> RungDecision:
     """The decision after rung ``rung`` (trained to ``epochs``) on (config, seed, case, value) ``records``.
 
-    ``configs``: the configurations alive at this rung; ``failed``: config -> error, for configurations none
-    of whose jobs finished the rung; ``cut=False`` (the last rung) ranks and tests without stopping anything.
+    ``configs``: the configurations alive at this rung; ``keep``: how many may go on (``keep_count``);
+    ``failed``: config -> error, for configurations none of whose jobs finished the rung; ``cut=False`` (the
+    last rung) ranks and tests without stopping anything; ``cut_worse=False`` stops on the budget alone
+    (plain successive halving, for comparison).
     """
     failed = dict(failed or {})
     records = list(records)
@@ -126,17 +132,15 @@ def decide(
     kept: list[str] = []
     for c in ranked:
         comp = comps.get(c)
-        if comp is not None and comp.worse:
+        if cut_worse and comp is not None and comp.worse:
             eliminated.append(_elimination(c, rung, epochs, "worse", verdict, comp, rank[c], f"Holm p <= {alpha}"))
         else:
             kept.append(c)
-    room = keep_count(len(configs), eta)
-    for c in kept[room:]:
+    for c in kept[keep:]:
         eliminated.append(
-            _elimination(c, rung, epochs, "budget", verdict, comps[c], rank[c],
-                         f"{room} of {len(configs)} go on")
+            _elimination(c, rung, epochs, "budget", verdict, comps[c], rank[c], f"{keep} go on after rung {rung}")
         )  # fmt: skip
-    decision.survivors = kept[:room]
+    decision.survivors = kept[:keep]
     return decision
 
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from segtrain.halving.cut import decide
+from segtrain.halving.cut import decide, keep_count
 from segtrain.halving.jobs import Job, epochs_done, finished_rung, rung_records
 from segtrain.halving.schedule import rung_epochs
 from segtrain.report.cases import CASE_METRICS, LOWER_IS_BETTER
@@ -92,7 +92,7 @@ def successive_halving(
         scored = {rec[0] for rec in records}
         failed = {c: "; ".join(problems.get(c, ["no records"])) for c in alive if c not in scored}
         decision = decide(
-            records, alive, rung=r, epochs=epochs, eta=settings.eta, alpha=settings.alpha,
+            records, alive, rung=r, epochs=epochs, keep=keep_count(len(configs), settings.eta, r), alpha=settings.alpha,
             min_cases=settings.min_cases, higher_is_better=settings.metric not in LOWER_IS_BETTER, failed=failed,
             cut=r < len(schedule) - 1,
         )  # fmt: skip

@@ -3,7 +3,8 @@
 A `hydra/sweeper=halving` sweep stops configurations at rungs; their jobs stay `paused` and are not in the
 verdict above the section. The section lists each stopped configuration with the rung, its mean per-case
 validation score there, and the Holm-adjusted p-value of the leader-vs-it test that stopped it (or the
-budget rule: outside the top 1/eta), and what the halving cost against the full grid.
+budget rule: after rung r at most floor(N / eta^(r+1)) of the grid's N configurations go on), and what the
+halving cost against the full grid.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 HALVING_FILE = "halving.json"
 REASONS = {
     "worse": "significantly worse than the rung's leader",
-    "budget": "not significantly worse, outside the top 1/eta",
+    "budget": "not significantly worse, outside the rung's budget",
     "failed": "failed",
 }
 
@@ -54,9 +55,10 @@ def render_halving(data: dict[str, Any], root: Path | None = None) -> list[str]:
     lines.append(
         f"Rungs at {schedule} epochs (eta {s.get('eta')}, b0 {s.get('b0')}). After each rung but the last, a "
         f"configuration was stopped when significantly worse than the rung's leader on validation {metric} "
-        f"(one-sided paired Wilcoxon over cases, Holm, alpha {s.get('alpha')}), and at most the top 1/eta went "
-        f"on; never on a single seed or on fewer than {s.get('min_cases')} cases. Stopped jobs stay `paused` at "
-        "their rung and are not in the verdict above."
+        f"(one-sided paired Wilcoxon over cases, Holm, alpha {s.get('alpha')}), and at most the top "
+        f"floor(N / eta^(r+1)) of the grid's N configurations went on after rung r; never on a single seed or on "
+        f"fewer than {s.get('min_cases')} cases. Stopped jobs stay `paused` at their rung and are not in the verdict "
+        "above."
     )
     trained, full = data.get("epochs_trained"), data.get("full_grid_epochs")
     if trained is not None and full:
