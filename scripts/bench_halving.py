@@ -16,8 +16,8 @@ every job pauses at each stage (``trainer.stop_at_epoch``) and its per_case.csv 
 <out>/full_stages/<epochs>/. Resume is bit-identical, so this is the same full grid (the pauses add one
 evaluation each to the wall time, no epochs). The halving rules are then replayed on the full grid's records
 at every rung (segtrain.halving.replay): the rule the sweeper runs (which must reproduce the real halving
-sweep's survivors) beside the first version's survivor-relative budget, significance cuts from rung 1 only,
-and the budget alone, each with its winner, tie set and epochs.
+sweep's survivors) beside the first version's survivor-relative budget, the rule with each ``--min-gaps``
+value, significance cuts from rung 1 only, and the budget alone, each with its winner, tie set and epochs.
 
 The jobs must write per_case.csv (the end-of-job evaluation), at every rung stop as well: the halving sweeper
 decides on its val rows. --app tests/halving_app/fake_app.py runs the fake app of the tests (made-up scores,
@@ -96,7 +96,9 @@ def final_records(runs: list[RunRecord], split: str, metric: str) -> list[tuple]
     return out
 
 
-def replay_rules(out: Path, runs: list[RunRecord], halving: dict, split: str, alpha: float) -> dict[str, dict]:
+def replay_rules(
+    out: Path, runs: list[RunRecord], halving: dict, split: str, alpha: float, min_gaps: list[float]
+) -> dict[str, dict]:
     """The halving rules replayed on the full grid's records at every rung: winner and tie set (the last
     rung's survivors tested on ``split``, as the reports do), survivors per rung and epochs of each rule."""
     s, schedule = halving["settings"], halving["schedule"]
@@ -111,8 +113,9 @@ def replay_rules(out: Path, runs: list[RunRecord], halving: dict, split: str, al
             raise ValueError(f"the full grid's records at {epochs} epochs are incomplete: {problems}")
         records_at[epochs] = records
     rules = {
-        "segtrain (the sweeper's rule)": {},
+        "segtrain (the sweeper's rule)": {"min_gap": s.get("min_gap", 0.0)},
         "budget of the survivors (first version)": {"keep": lambda r, n: keep_count(n, eta)},
+        **{f"min_gap {g:g}": {"min_gap": g} for g in min_gaps},
         "significance cuts from rung 1": {"test_from_rung": 1},
         "budget alone (plain successive halving)": {"test_from_rung": len(schedule)},
     }
@@ -146,12 +149,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stages", default="", help="comma-separated epochs: train the full grid in stages there, replay the rules"
     )
+    parser.add_argument(
+        "--min-gaps", default="0.02,0.05", help="replay the sweeper's rule with these min_gap values too [0.02,0.05]"
+    )
     parser.add_argument("grid", nargs="+", help="the grid and fixed overrides, as for train.py -m")
     args = parser.parse_args(argv)
     try:
         stages = sorted({int(e) for e in args.stages.split(",") if e.strip()})
+        min_gaps = [float(g) for g in args.min_gaps.split(",") if g.strip()]
     except ValueError:
-        parser.error(f"--stages takes comma-separated epochs, e.g. 3,9; got {args.stages!r}")
+        parser.error(f"--stages and --min-gaps take comma-separated numbers; got {args.stages!r}, {args.min_gaps!r}")
 
     full_dir, halving_dir = args.out / "full", args.out / "halving"
     full_s = run_full(args.app, args.out, args.grid, stages)
@@ -185,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{'holds' if found else 'does NOT hold'} the full grid's winner; target (holds it, <= {TARGET:.0%}): "
           f"{'met' if result['target_met'] else 'not met'}")  # fmt: skip
     if set(h["schedule"][:-1]) <= set(stages):
-        rules = replay_rules(args.out, collect_runs(full_dir), h, full.cases.split, args.alpha)
+        rules = replay_rules(args.out, collect_runs(full_dir), h, full.cases.split, args.alpha, min_gaps)
         rules_run = next(iter(rules.values()))
         result["replay"] = rules
         result["replay_matches_halving"] = rules_run["rung_survivors"] == [r["survivors"] for r in h["rungs"]]

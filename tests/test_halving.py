@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from segtrain.halving import decide, keep_count, rung_epochs
+from segtrain.halving import HalvingSettings, decide, keep_count, rung_epochs
 from segtrain.halving.replay import replay
 from segtrain.report import summarize
 
@@ -119,6 +119,17 @@ def test_decide_on_the_budget_alone_keeps_a_significantly_worse_configuration_wi
     budget = decide(records(means), list(means), rung=0, epochs=1, keep=2, alpha=0.05, min_cases=10, cut_worse=False)
     assert tested.survivors == ["a"] and budget.survivors == ["a", "b"]
     assert [(e.config, e.reason) for e in budget.eliminated] == [("c", "budget")]
+
+
+def test_a_significance_cut_needs_the_leader_ahead_by_more_than_min_gap():
+    means = {"a": 0.80, "b": 0.79, "c": 0.60}
+    plain = decide(records(means), list(means), rung=0, epochs=1, keep=3, alpha=0.05, min_cases=10)
+    gap = decide(records(means), list(means), rung=0, epochs=1, keep=3, alpha=0.05, min_cases=10, min_gap=0.05)
+    assert plain.survivors == ["a"] and gap.survivors == ["a", "b"]
+    (cut,) = gap.eliminated
+    assert cut.config == "c" and cut.reason == "worse" and "behind > min_gap 0.05" in cut.detail
+    with pytest.raises(ValueError, match="min_gap must be a number >= 0"):
+        HalvingSettings(min_gap=-0.1).check()
 
 
 def test_replay_gives_the_rungs_survivors_winner_and_cost_from_the_records_at_each_rung():

@@ -37,6 +37,7 @@ class HalvingSweeper(Sweeper):
         eta: float,
         b0: int,
         min_cases: int,
+        min_gap: float,
         alpha: float,
         metric: str,
         params: dict[str, str] | None,
@@ -47,6 +48,7 @@ class HalvingSweeper(Sweeper):
     ) -> None:
         super().__init__()
         self.eta, self.b0, self.min_cases, self.alpha, self.metric = eta, b0, min_cases, alpha, metric
+        self.min_gap = min_gap
         self.params = dict(params or {})
         self.replicate_keys, self.fold_key = list(replicate_keys), fold_key
         self.epochs_key, self.stop_key = epochs_key, stop_key
@@ -125,8 +127,8 @@ class HalvingSweeper(Sweeper):
         if not isinstance(max_epochs, int):
             raise ValueError(f"{self.epochs_key} must be an integer (the full budget), got {max_epochs!r}")
         settings = HalvingSettings(
-            eta=self.eta, b0=self.b0, max_epochs=max_epochs, min_cases=self.min_cases, alpha=self.alpha,
-            metric=self.metric,
+            eta=self.eta, b0=self.b0, max_epochs=max_epochs, min_cases=self.min_cases, min_gap=self.min_gap,
+            alpha=self.alpha, metric=self.metric,
         )  # fmt: skip
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)

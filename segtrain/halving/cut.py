@@ -2,7 +2,9 @@
 
 1. The verdict (segtrain.verdict.summarize: case means over seeds and folds, ranking, one-sided paired
    Wilcoxon of the leader against each configuration, Holm at ``alpha``) on the configurations alive.
-2. A configuration significantly worse than the leader (Holm p <= alpha) is stopped.
+2. A configuration significantly worse than the leader (Holm p <= alpha) by more than ``min_gap`` (its mean
+   per-case score behind the leader's, in metric units) is stopped. A gap must be real and large enough to
+   matter: early in training, with many paired cases, the test finds small gaps that later rungs reverse.
 3. Of the rest, at most the top n_r = max(1, floor(N / eta^(r+1))) go on after rung r, in rank order, N being
    the grid's configurations: the budget of successive halving (Jamieson & Talwalkar 2016; Li et al. 2018,
    Hyperband), fixed in advance. It caps the cost. It is not taken of the survivors, so configurations that
@@ -73,6 +75,7 @@ def decide(
     keep: int,
     alpha: float,
     min_cases: int,
+    min_gap: float = 0.0,
     higher_is_better: bool = True,
     failed: Mapping[str, str] | None = None,
     cut: bool = True,
@@ -132,8 +135,9 @@ def decide(
     kept: list[str] = []
     for c in ranked:
         comp = comps.get(c)
-        if cut_worse and comp is not None and comp.worse:
-            eliminated.append(_elimination(c, rung, epochs, "worse", verdict, comp, rank[c], f"Holm p <= {alpha}"))
+        if cut_worse and comp is not None and comp.worse and comp.diff_mean > min_gap:
+            why = f"Holm p <= {alpha}" + (f", {comp.diff_mean:.3g} behind > min_gap {min_gap:g}" if min_gap else "")
+            eliminated.append(_elimination(c, rung, epochs, "worse", verdict, comp, rank[c], why))
         else:
             kept.append(c)
     for c in kept[keep:]:

@@ -26,6 +26,7 @@ def replay(
     eta: float,
     alpha: float,
     min_cases: int,
+    min_gap: float = 0.0,
     higher_is_better: bool = True,
     keep: Callable[[int, int], int] | None = None,
     test_from_rung: int = 0,
@@ -50,7 +51,8 @@ def replay(
         before = epochs
         decision = decide(
             [rec for rec in records_at[epochs] if rec[0] in alive], alive, rung=r, epochs=epochs,
-            keep=keep(r, len(alive)), alpha=alpha, min_cases=min_cases, higher_is_better=higher_is_better,
+            keep=keep(r, len(alive)), alpha=alpha, min_cases=min_cases, min_gap=min_gap,
+            higher_is_better=higher_is_better,
             cut=r < len(schedule) - 1, cut_worse=r >= test_from_rung,
         )  # fmt: skip
         rungs.append(decision)

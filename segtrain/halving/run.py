@@ -32,6 +32,7 @@ class HalvingSettings:
     b0: int = 1
     max_epochs: int = 10
     min_cases: int = 10
+    min_gap: float = 0.0  # a significance cut needs the leader ahead by more than this (metric units)
     alpha: float = 0.05
     metric: str = "dice"  # per-case metric of per_case.csv that ranks and tests the configurations
 
@@ -43,6 +44,8 @@ class HalvingSettings:
             raise ValueError(f"hydra.sweeper.alpha must lie in (0, 1), got {self.alpha!r}")
         if isinstance(self.min_cases, bool) or not isinstance(self.min_cases, int) or self.min_cases < 1:
             raise ValueError(f"hydra.sweeper.min_cases must be an integer >= 1, got {self.min_cases!r}")
+        if isinstance(self.min_gap, bool) or not isinstance(self.min_gap, int | float) or not self.min_gap >= 0:
+            raise ValueError(f"hydra.sweeper.min_gap must be a number >= 0 (metric units), got {self.min_gap!r}")
         return rung_epochs(self.b0, self.eta, self.max_epochs)
 
 
@@ -93,7 +96,8 @@ def successive_halving(
         failed = {c: "; ".join(problems.get(c, ["no records"])) for c in alive if c not in scored}
         decision = decide(
             records, alive, rung=r, epochs=epochs, keep=keep_count(len(configs), settings.eta, r), alpha=settings.alpha,
-            min_cases=settings.min_cases, higher_is_better=settings.metric not in LOWER_IS_BETTER, failed=failed,
+            min_cases=settings.min_cases, min_gap=settings.min_gap,
+            higher_is_better=settings.metric not in LOWER_IS_BETTER, failed=failed,
             cut=r < len(schedule) - 1,
         )  # fmt: skip
         rung = decision.to_dict()
