@@ -4,8 +4,8 @@ A DataLoader worker keeps its random state for as long as it lives; with ``persi
 whole run, and a run paused at an epoch boundary and resumed starts new workers whose state the checkpoint
 cannot restore. How the indices are split among the workers also depends on ``num_workers``. So a data set
 whose augmentations draw from the worker's state gives other crops after a resume or with another worker
-count. :class:`SeededSampler` makes the randomness a function of (run seed, epoch, position in the epoch)
-instead: it yields ``(index, sample_seed)``, and a data set that declares ``takes_sample_seeds = True``
+count. :class:`SeededSampler` makes the randomness a function of (run seed, rank, epoch, position in the
+epoch) instead: it yields ``(index, sample_seed)``, and a data set that declares ``takes_sample_seeds = True``
 reseeds its pipeline from ``sample_seed`` before transforming that sample.
 """
 
