@@ -101,9 +101,9 @@ def build_loaders(
         train_sampler = DistributedSampler(train_set, world_size, rank, shuffle=True, seed=seed, drop_last=drop_last)
         val_sampler = ShardSampler(len(val_set), rank, world_size)
     train = build_loader(
-        train_set, batch_size, shuffle=True, drop_last=drop_last, seed=seed, sampler=train_sampler, **loader
+        train_set, batch_size, shuffle=True, drop_last=drop_last, seed=seed, sampler=train_sampler, rank=rank, **loader
     )
-    val = build_loader(val_set, val_batch_size, shuffle=False, seed=seed, sampler=val_sampler, **loader)
+    val = build_loader(val_set, val_batch_size, shuffle=False, seed=seed, sampler=val_sampler, rank=rank, **loader)
     return train, val
 
 

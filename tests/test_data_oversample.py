@@ -181,24 +181,31 @@ def test_share_zero_is_todays_pipeline_and_draws_nothing_from_torch(tmp_path):
     assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
 
 
-def test_oversampled_crops_are_deterministic_per_seed_and_differ_across_workers(tmp_path):
+def test_oversampled_crops_are_deterministic_per_seed_and_do_not_depend_on_the_workers(tmp_path):
     ds = _crop_dataset(tmp_path, 0.5)
 
     def masks(seed, workers):
         return [b["mask"] for b in build_loader(ds, batch_size=1, num_workers=workers, shuffle=False, seed=seed)]
 
-    a, again, other = masks(3, 2), masks(3, 2), masks(4, 2)
+    a, again, other = masks(3, 2), masks(3, 0), masks(4, 2)
     assert all(torch.equal(x, y) for x, y in zip(a, again, strict=True))
     assert any(not torch.equal(x, y) for x, y in zip(a, other, strict=True))
-    assert any(not torch.equal(a[0], x) for x in a[1:2])  # worker 0's first crop vs worker 1's
-    # in the main process the crop's draws come from torch's generator, whose saved state (a checkpoint's)
-    # replays them; albumentations' own generator (the flip's) is not part of that state, hence no flip here
-    ds = _crop_dataset(tmp_path, 0.5, flip=False)
-    torch.manual_seed(11)
-    state = torch.get_rng_state()
-    first = [ds[i]["mask"] for i in range(8)]
-    torch.set_rng_state(state)
-    assert all(torch.equal(x, ds[i]["mask"]) for i, x in enumerate(first))
+    assert any(not torch.equal(a[0], x) for x in a[1:])  # the same image, other sample seeds
+
+
+def test_same_sample_seed_gives_the_same_crop_window_and_draws_nothing_from_torch(tmp_path):
+    ds = _crop_dataset(tmp_path, 0.5)  # one image 8 times: equal crops mean equal windows (and flips)
+    crop = ds.transform.transforms[0]
+    before = torch.get_rng_state()
+    for seed in range(20):
+        first = ds[(0, seed)]
+        centred = crop.last_centred
+        again = ds[(5, seed)]
+        assert crop.last_centred == centred
+        assert torch.equal(first["image"], again["image"]) and torch.equal(first["mask"], again["mask"])
+    assert torch.equal(torch.get_rng_state(), before)  # the crop draws from the pipeline's generator only
+    windows = {tuple(ds[(0, seed)]["image"][0, 0, :2].tolist()) for seed in range(20)}
+    assert len(windows) > 5  # other seeds, other windows
 
 
 # ---------------------------------------------------------------------------------------------- shapes

@@ -147,10 +147,11 @@ def test_paused_at_stop_at_epoch_and_resumed_is_bit_identical_to_an_uninterrupte
     assert mb["status"] == "completed" and ma["best"] == mb["best"] and ma["final"] == mb["final"]
 
 
-def test_paused_and_resumed_with_loader_workers_is_bit_identical_when_workers_do_not_persist(tmp_path):
-    """Two worker processes started anew each epoch draw their augmentation seeds from the loader's generator,
-    which the checkpoint restores, so a halving rung's pause and resume changes nothing. (Persistent workers
-    keep their own random state across epochs, which a resumed run cannot restore: docs/sweeps.md.)"""
+def test_paused_and_resumed_with_persistent_loader_workers_is_bit_identical(tmp_path):
+    """Two persistent worker processes keep their own random state across epochs, which a resumed run cannot
+    restore; the augmentations do not draw from it: each sample's seed comes with its index from the sampler
+    (segtrain.data.sample_seeds), a function of the run's seed and the epoch. So a halving rung's pause and
+    resume changes nothing."""
     from _data_fixtures import make_folder
 
     root = make_folder(tmp_path / "data", n=8, size=(64, 64))
@@ -160,7 +161,7 @@ def test_paused_and_resumed_with_loader_workers_is_bit_identical_when_workers_do
         "dataset.num_classes=3",
         "dataset.loader.batch_size=4",
         "dataset.loader.num_workers=2",
-        "dataset.loader.persistent_workers=false",
+        "dataset.loader.persistent_workers=true",
         "dataset.augment.train=[{name: RandomCrop, height: 32, width: 32}, {name: HorizontalFlip, p: 0.5}]",
         "dataset.augment.val=[]",
         "trainer.max_epochs=2",

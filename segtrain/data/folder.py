@@ -35,7 +35,7 @@ from segtrain.data.masks import MaskDecoder
 from segtrain.data.normalize import normalize_stats
 from segtrain.data.oversample import check_share
 from segtrain.data.samples import SampleFinder, format_problems
-from segtrain.data.transforms import build_transforms, pipeline_for_split
+from segtrain.data.transforms import build_transforms, pipeline_for_split, seed_pipeline
 from segtrain.modes import MODES, MULTILABEL
 
 
@@ -52,7 +52,13 @@ class FolderDataset(SegDataset):
     foreground_classes, labels, collect_problems,
     oversample_foreground (share of training crops centred on a foreground pixel; segtrain.data.oversample),
     cache (auto | true | false: decoded images and masks held in RAM, segtrain.data.cache).
+
+    ``dataset[(index, seed)]`` reseeds the augmentations from ``seed`` before transforming sample ``index``
+    (``takes_sample_seeds``: the loader then hands every sample its seed, segtrain.data.sample_seeds);
+    ``dataset[index]`` continues the pipeline's own random stream.
     """
+
+    takes_sample_seeds = True
 
     LAYOUT = (
         "root/images/<split>/<id>.<png|jpg|tif> and root/masks/<split>/<id>.png (single-channel class "
@@ -275,9 +281,14 @@ class FolderDataset(SegDataset):
 
     def reseed(self, seed: int) -> None:
         """Reseed the augmentation pipeline (called per DataLoader worker by ``seed_worker``)."""
-        self.transform.set_random_seed(seed)
+        seed_pipeline(self.transform, seed)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, item: int | tuple[int, int]) -> dict[str, Any]:
+        if isinstance(item, tuple):
+            index, seed = item
+            seed_pipeline(self.transform, seed)
+        else:
+            index = item
         image, mask = self.load_pair(index)
         scale = io.dtype_max(image)
         if image.dtype != np.uint8:  # albumentations works on uint8 or float32 in 0..1

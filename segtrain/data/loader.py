@@ -1,4 +1,4 @@
-"""DataLoader construction with the data set config's loader settings and per-worker seeding."""
+"""DataLoader construction with the data set config's loader settings, per-sample and per-worker seeding."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import multiprocessing
 
 import cv2
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 
+from segtrain.data.sample_seeds import SeededSampler, takes_sample_seeds
 from segtrain.data.transforms import seed_worker
 
 
@@ -43,17 +44,29 @@ def build_loader(
     seed: int = 0,
     prefetch_factor: int | None = None,
     sampler: Sampler | None = None,
+    rank: int = 0,
 ) -> DataLoader:
-    """A DataLoader seeded by ``seed`` (shuffle order and each worker's augmentations).
+    """A DataLoader seeded by ``seed`` (shuffle order, the samples' augmentations, each worker's generators).
 
     ``pin_memory`` only takes effect when CUDA is available; ``persistent_workers`` and
     ``prefetch_factor`` only with ``num_workers > 0`` (torch refuses them otherwise). A ``sampler``
-    (e.g. a DistributedSampler) replaces ``shuffle``.
+    (e.g. a DistributedSampler) replaces ``shuffle``. A data set that takes per-sample seeds
+    (``takes_sample_seeds``) gets its indices through a SeededSampler (segtrain.data.sample_seeds; ``rank``
+    is the torchrun rank), shuffled by a generator that only the sampler draws from, so neither its order
+    nor its augmentations depend on the workers.
     """
     if batch_size < 1:
         raise ValueError(f"dataset.loader.batch_size must be >= 1, got {batch_size}")
     generator = torch.Generator()
     generator.manual_seed(seed)
+    if takes_sample_seeds(dataset):
+        if sampler is None and shuffle:
+            # A generator of its own, not the loader's: each new loader iterator draws the workers' base seed
+            # from the loader's generator before the sampler shuffles, a persistent one only at its first
+            # epoch, so a shared generator would give other orders with persistent workers and after a resume.
+            # The trainer checkpoints this one (sampler.generator).
+            sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
+        sampler = SeededSampler(SequentialSampler(dataset) if sampler is None else sampler, seed, rank)
     extra = {}
     if num_workers > 0:
         extra["persistent_workers"] = persistent_workers

@@ -19,11 +19,15 @@ Definitions:
   window is padded: the mask with ``fill_mask`` (``ignore_index`` in the folder data sets), the image
   with ``fill``, as PadIfNeeded does.
 
-Randomness: every crop takes one draw from torch's default generator and derives the rest from it.
-That generator is the one the DataLoader seeds in each worker (from the loader's seeded generator,
-restored on resume) and, with ``num_workers: 0``, the process's own, which checkpoints save and
-restore; so oversampled crops are deterministic per seed and worker and continue bit-identically
-after a resume.
+Randomness: a ForegroundCrop draws from its pipeline's numpy generator (``self.random_generator``,
+albumentations' per-transform state, which ``segtrain.data.transforms.seed_pipeline`` sets), like the
+pipeline's other transforms. The folder data sets reseed that from each sample's seed, which the loader's
+sampler draws in the main process from the run's seed and the epoch (segtrain.data.sample_seeds): so
+oversampled crops do not depend on the loader's workers (their number, or whether they persist) and continue
+bit-identically after a resume. The ``shapes`` data set, which has no pipeline, crops with :func:`torch_rng`:
+one draw from torch's default generator, which the DataLoader seeds in each worker (from the loader's
+seeded generator, restored on resume) and which, with ``num_workers: 0``, is the process's own, which
+checkpoints save and restore.
 """
 
 from __future__ import annotations
@@ -106,14 +110,15 @@ def crop_padded(array: np.ndarray, top: int, left: int, height: int, width: int,
 
 
 def torch_rng() -> np.random.Generator:
-    """A numpy generator seeded by one draw from torch's default generator (see the module docstring)."""
+    """A numpy generator seeded by one draw from torch's default generator (the ``shapes`` crops; see the module
+    docstring)."""
     return np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
 
 
 class ForegroundCrop(A.DualTransform):
     """A RandomCrop whose window is, with probability ``share``, centred on a foreground pixel of a class
-    drawn uniformly over those the mask contains (see the module docstring). ``last_centred`` records the
-    last call's choice."""
+    drawn uniformly over those the mask contains (see the module docstring), drawn from the transform's
+    ``random_generator``. ``last_centred`` records the last call's choice."""
 
     def __init__(
         self,
@@ -138,7 +143,7 @@ class ForegroundCrop(A.DualTransform):
 
     def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         top, left, self.last_centred = choose_window(
-            data["mask"], self.height, self.width, self.share, torch_rng(), self.ignore_index, self.jitter
+            data["mask"], self.height, self.width, self.share, self.random_generator, self.ignore_index, self.jitter
         )
         return {"top": top, "left": left}
 

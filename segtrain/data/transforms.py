@@ -1,4 +1,4 @@
-"""albumentations 2.x pipelines declared in config, and deterministic per-worker seeding.
+"""albumentations 2.x pipelines declared in config, and their seeding.
 
 A pipeline is a list of ``{name: <albumentations class>, **kwargs}``, applied jointly to image and mask.
 Masks are always resampled with nearest-neighbour interpolation (a linear blend of class 3 and class 5
@@ -6,6 +6,12 @@ is not class 4), and the area a geometric transform adds (padding, rotation corn
 the mask's void value (``ignore_index`` when the data set has one) unless ``fill_mask`` is given.
 Normalisation is not part of the pipeline: the data set scales by the image's bit depth and applies
 ``normalize: {mean, std}`` afterwards, so 8- and 16-bit images share one pipeline.
+
+Seeding: albumentations' ``Compose(seed=s)`` / ``set_random_seed(s)`` gives every transform its own generators
+seeded with the same ``s``, so transforms that draw alike draw the same numbers: two flips with ``p: 0.5``
+always flip together, and after a reseed a RandomCrop's first draw (its top) decides a HorizontalFlip
+(albumentations 2.0.8). :func:`seed_pipeline` gives the whole pipeline one numpy and one Python generator
+instead, which its transforms draw from in turn.
 """
 
 from __future__ import annotations
@@ -111,7 +117,16 @@ def build_transforms(
         transforms = steer_random_crop(transforms, oversample_foreground, ignore_index)
     if seed is None:
         seed = int(torch.initial_seed() % 2**32)
-    return A.Compose(transforms, mask_interpolation=cv2.INTER_NEAREST, seed=seed)
+    pipeline = A.Compose(transforms, mask_interpolation=cv2.INTER_NEAREST, seed=seed)
+    seed_pipeline(pipeline, seed)
+    return pipeline
+
+
+def seed_pipeline(pipeline: A.BaseCompose, seed: int) -> None:
+    """Reseed ``pipeline`` from ``seed``: one ``np.random.Generator`` and one ``random.Random`` shared by the
+    pipeline and all its transforms (``set_random_state`` propagates them), so successive transforms take
+    successive draws of one stream rather than the same draws of equal streams (module docstring)."""
+    pipeline.set_random_state(np.random.default_rng(seed), random.Random(seed))
 
 
 def pipeline_for_split(augment: Mapping[str, Any] | None, split: str) -> list[Mapping[str, Any]]:
@@ -133,12 +148,16 @@ def pipeline_for_split(augment: Mapping[str, Any] | None, split: str) -> list[Ma
 
 
 def seed_worker(worker_id: int) -> None:
-    """``DataLoader(worker_init_fn=seed_worker)``: seed numpy, random and the augmentations per worker.
+    """``DataLoader(worker_init_fn=seed_worker)``: seed numpy, random and the data set's pipeline per worker.
 
-    torch gives every worker ``base_seed + worker_id`` (base_seed from the loader's Generator), so a
-    run is reproducible and workers draw different crops. albumentations 2.x keeps its own generator
-    in each Compose, copied into every forked worker, so the data set's pipeline is reseeded too;
-    otherwise all workers would apply the same augmentations.
+    torch gives every worker ``base_seed + worker_id`` (base_seed from the loader's Generator), so
+    anything that draws from numpy's, Python's or torch's global generators in a worker is reproducible
+    for a given ``num_workers`` and differs between workers. The augmentations of a data set that takes
+    per-sample seeds (``takes_sample_seeds``; the folder data sets) do not depend on this: the loader's
+    SeededSampler hands each sample its seed (segtrain.data.sample_seeds), so they stay the same with
+    persistent workers, after a resume and with any worker count. The pipeline is still reseeded here
+    (``reseed``) for a data set read without those seeds, whose workers would otherwise all start from
+    the copy of one Compose generator made when they were forked.
     """
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
