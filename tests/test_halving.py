@@ -208,6 +208,7 @@ def test_crashed_halving_sweep_rerun_skips_the_finished_rung_jobs(tmp_path):
     [
         (["loss=a,b", "seed=0,1", "hydra.sweeper.eta=1"], "eta must be a number > 1"),
         (["loss=a,b", "seed=0,1", "hydra.sweeper.b0=9"], "b0=9: the first rung's epochs must be an integer in 1..8"),
+        (["loss=a,b", "seed=0,1", "hydra.sweeper.min_gap=-0.1"], "min_gap must be a number >= 0"),
         (["loss=a", "seed=0,1,2"], "needs at least two configurations"),
         (["loss=a,b", "trainer.stop_at_epoch=3"], "do not set trainer.stop_at_epoch"),
         (["loss=a,b", "trainer.max_epochs=3,9"], "do not sweep trainer.max_epochs"),
