@@ -37,7 +37,7 @@ EVALUATION_KEYS = ("trainer.select", "trainer.tune_threshold", "metrics", "datas
 ABSENT = "<absent>"
 # keys added after records were first written, with the value that does what the code did before them: a
 # stored config that lacks one is read with that value, so that re-running an older sweep is not refused
-ADDED_KEYS: dict[str, Any] = {"trainer.tune_threshold": False}
+ADDED_KEYS: dict[str, Any] = {"trainer.tune_threshold": False, "dataset.background_index": 0}
 
 
 def resume_ignored_keys() -> tuple[str, ...]:

@@ -80,6 +80,32 @@ def test_binary_ignore_index_is_not_foreground():
     assert all(contains(mask, 50, 3, *choose_window(mask, 8, 8, 1.0, rng, ignore_index=255)[:2], 8) for _ in range(500))
 
 
+def test_background_index_names_the_class_that_is_not_foreground():
+    # class 0 covers the left half, class 1 one pixel at the far right: with background 0 every centred crop
+    # holds that pixel; with no background class (CamVid's sky, Cityscapes' road) class 0 gets half of them
+    mask = np.zeros((64, 64), np.uint8)
+    mask[:, 32:] = 255
+    mask[10, 60] = 1
+    assert present_classes(mask, 255).tolist() == [1]
+    assert present_classes(mask, 255, background=None).tolist() == [0, 1]
+    assert present_classes(mask, 255, background=1).tolist() == [0]
+    rng = np.random.default_rng(6)
+    draws = [choose_window(mask, 8, 8, 1.0, rng, ignore_index=255, background=None) for _ in range(DRAWS)]
+    assert all(c for _, _, c in draws)
+    # a crop centred on class 0 (columns 0..31) starts at column <= 31 - 4 + 2; one on (10, 60) at >= 54
+    on_class_0 = sum(lf <= 29 for _, lf, _ in draws)
+    assert within(on_class_0, DRAWS, 0.5) and all(lf <= 29 or lf >= 54 for _, lf, _ in draws)
+    rng = np.random.default_rng(6)
+    assert all(contains(mask, 10, 60, *choose_window(mask, 8, 8, 1.0, rng, 255)[:2], 8) for _ in range(500))
+
+
+def test_image_of_the_background_class_only_has_foreground_without_one():
+    mask = np.zeros((20, 20), np.uint8)  # class 0 only
+    rng = np.random.default_rng(7)
+    assert not any(choose_window(mask, 8, 8, 1.0, rng)[2] for _ in range(200))
+    assert all(choose_window(mask, 8, 8, 1.0, rng, background=None)[2] for _ in range(200))
+
+
 def test_image_without_foreground_gets_a_uniform_crop():
     # by definition: there is no foreground pixel to centre on
     mask = np.zeros((20, 20), np.uint8)
@@ -150,6 +176,39 @@ def test_bad_share_names_the_key(tmp_path, bad):
         FolderDataset(**folder_kwargs(tmp_path, split="val", oversample_foreground=bad))
     with pytest.raises(ValueError, match="dataset.oversample_foreground"):
         build_dataset("shapes", split="val", crop_size=32, oversample_foreground=bad)
+
+
+def test_folder_data_set_steers_its_crop_by_background_index(tmp_path):
+    make_folder(tmp_path, splits=("train",), n=1)
+    aug = {"train": [{"name": "RandomCrop", "height": 8, "width": 8}]}
+    kw = folder_kwargs(tmp_path, split="train", augment=aug, oversample_foreground=0.5)
+    assert FolderDataset(**kw).transform.transforms[0].background == 0  # the key left out: as before it
+    ds = FolderDataset(**kw, background_index=None)
+    assert ds.background_index is None and ds.transform.transforms[0].background is None
+    assert FolderDataset(**kw, background_index=2).transform.transforms[0].background == 2
+    # binary targets are 0/1 whatever the key says: 0 stays the background of the crop
+    binary = {**kw, "mode": "binary", "num_classes": 1, "class_names": ["dog"], "foreground_classes": ["dog"]}
+    assert FolderDataset(**binary, background_index=None).transform.transforms[0].background == 0
+
+
+@pytest.mark.parametrize("bad", [3, 99, -1, "sky", "0", True, 1.0])
+def test_bad_background_index_names_the_key(tmp_path, bad):
+    make_folder(tmp_path, splits=("val",), n=1)
+    with pytest.raises(ValueError, match=r"dataset.background_index=.*class index in 0..2.*or null"):
+        FolderDataset(**folder_kwargs(tmp_path, split="val", background_index=bad))
+    with pytest.raises(ValueError, match=r"dataset.background_index=.*class index in 0..3"):
+        build_dataset("shapes", split="val", background_index=bad if bad != 3 else 4)
+
+
+def test_shapes_without_a_background_class_centres_crops_on_the_background_too():
+    kw = dict(length=100, image_size=64, foreground_fraction=0.02, crop_size=16, oversample_foreground=1.0)
+    torch.manual_seed(0)
+    fg = build_dataset("shapes", split="train", **kw)
+    every = build_dataset("shapes", split="train", background_index=None, **kw)
+    # background 0: every crop holds a shape; no background class: about half are centred on class 0
+    assert all(bool((fg[i]["mask"] > 0).any()) for i in range(100))
+    all_background = sum(not bool((every[i]["mask"] > 0).any()) for i in range(100))
+    assert all_background > 10
 
 
 # ------------------------------------------------------------------------------------ the seeding

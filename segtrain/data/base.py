@@ -12,11 +12,31 @@ from segtrain.registry import Registry
 DATASETS = Registry("dataset")
 
 
+BACKGROUND_KEY = "dataset.background_index"
+
+
+def check_background_index(value: object, num_classes: int) -> int | None:
+    """``dataset.background_index`` as a class index in 0..num_classes-1, or None (every class is an object
+    class); anything else is a ValueError naming the key."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < num_classes:
+        raise ValueError(
+            f"{BACKGROUND_KEY}={value!r}: expected a class index in 0..{num_classes - 1} (the background class, "
+            "e.g. 0 for VOC) or null (every class is an object class, e.g. CamVid's class 0 is sky)"
+        )
+    return int(value)
+
+
 class SegDataset(Dataset):
-    """Base class: holds and validates ``mode``, ``num_classes``, ``class_names``, ``ignore_index``.
+    """Base class: holds and validates ``mode``, ``num_classes``, ``class_names``, ``ignore_index``,
+    ``background_index``.
 
     ``num_classes`` is the number of model output channels: 1 in binary mode (the foreground), C in
     multiclass (background included) and multilabel modes. ``class_names`` has one name per channel.
+    ``background_index`` names the multiclass background class (not foreground for oversampling, left out
+    of the report's case means), or None where every class is an object class; binary targets are 0/1 with
+    0 the background, and multilabel channels are all foreground, so the other modes do not use it.
     """
 
     def __init__(
@@ -27,6 +47,7 @@ class SegDataset(Dataset):
         class_names: Sequence[str] | None,
         ignore_index: int | None,
         in_channels: int,
+        background_index: int | None = 0,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"dataset.mode must be one of {MODES}, got {mode!r}")
@@ -54,6 +75,13 @@ class SegDataset(Dataset):
         self.class_names = class_names
         self.ignore_index = ignore_index
         self.in_channels = int(in_channels)
+        self.background_index = check_background_index(background_index, self.num_classes)
+
+    @property
+    def crop_background(self) -> int | None:
+        """The class foreground oversampling leaves out of the foreground: ``background_index`` in multiclass
+        mode, 0 in binary mode (the target's background); multilabel masks do not use it."""
+        return self.background_index if self.mode == MULTICLASS else 0
 
     @classmethod
     def has_split(cls, split: str, **kwargs) -> bool:

@@ -51,6 +51,8 @@ class FolderDataset(SegDataset):
     classes_file, source_classes, palette, void_colors, mask_scale, binary_threshold, label_map,
     foreground_classes, labels, collect_problems,
     oversample_foreground (share of training crops centred on a foreground pixel; segtrain.data.oversample),
+    background_index (the multiclass background class, not foreground there; None: every class is an object
+    class; SegDataset),
     cache (auto | true | false: decoded images and masks held in RAM, segtrain.data.cache).
 
     ``dataset[(index, seed)]`` reseeds the augmentations from ``seed`` before transforming sample ``index``
@@ -107,6 +109,7 @@ class FolderDataset(SegDataset):
         labels: Sequence[Sequence[int | str]] | None = None,
         collect_problems: bool = False,
         oversample_foreground: float = 0.0,
+        background_index: int | None = 0,
         cache: str | bool = False,
     ) -> None:
         check_cache(cache)
@@ -128,7 +131,7 @@ class FolderDataset(SegDataset):
         )
         self.num_source_classes = classes.num_source
         self.foreground, self.labels = classes.foreground, classes.labels
-        super().__init__(split, mode, num_classes, classes.names, ignore_index, in_channels)
+        super().__init__(split, mode, num_classes, classes.names, ignore_index, in_channels, background_index)
 
         if ignore_index is not None and not 0 <= int(ignore_index) <= 255:
             raise ValueError(
@@ -193,6 +196,7 @@ class FolderDataset(SegDataset):
             mask_fill=fill,
             oversample_foreground=share if split == "train" else 0.0,
             ignore_index=self.ignore_index,
+            background_index=self.crop_background,
         )
         self.mean, self.std = normalize_stats(normalize, self.in_channels)
         self._lut: np.ndarray | None = None  # uint8 value -> normalised float32, per channel (made on first use)

@@ -9,8 +9,10 @@ with the class chosen uniformly among those present), which matters for small st
 
 Definitions:
 
-- foreground: every class but 0 and ``ignore_index`` (multiclass: class 0 is background, as in nnU-Net;
-  binary: class 1); multilabel (H x W x C masks): every channel with a positive pixel.
+- foreground: every class but the background and ``ignore_index``. Multiclass: the background is
+  ``dataset.background_index`` (0 by default, as in nnU-Net and VOC; null where every class is an object
+  class, e.g. CamVid's class 0 is sky, Cityscapes' is road: then every class but ``ignore_index``); binary:
+  the background is 0, so class 1; multilabel (H x W x C masks): every channel with a positive pixel.
 - jitter: the chosen pixel lands within +-``jitter`` x crop size of the crop's centre (0.25: in the
   middle half of the crop).
 - an image with no foreground gets a uniform crop: by definition there is nothing to centre on.
@@ -54,15 +56,16 @@ def check_share(value: Any) -> float:
     return float(value)
 
 
-def present_classes(mask: np.ndarray, ignore_index: int | None) -> np.ndarray:
-    """The foreground classes of ``mask``: labels other than 0 and ``ignore_index`` (H x W), or the
-    channels with a positive pixel (multilabel, H x W x C)."""
+def present_classes(mask: np.ndarray, ignore_index: int | None, background: int | None = 0) -> np.ndarray:
+    """The foreground classes of ``mask``: labels other than ``background`` (None: no background class) and
+    ``ignore_index`` (H x W), or the channels with a positive pixel (multilabel, H x W x C)."""
     if mask.ndim == 3:
         return np.flatnonzero(mask.reshape(-1, mask.shape[-1]).any(axis=0))
     labels = np.unique(mask)
-    keep = labels != 0
-    if ignore_index is not None:
-        keep &= labels != ignore_index
+    keep = np.ones(labels.shape, dtype=bool)
+    for left_out in (background, ignore_index):
+        if left_out is not None:
+            keep &= labels != left_out
     return labels[keep]
 
 
@@ -79,13 +82,15 @@ def choose_window(
     rng: np.random.Generator,
     ignore_index: int | None = None,
     jitter: float = JITTER,
+    background: int | None = 0,
 ) -> tuple[int, int, bool]:
     """(top, left, centred) of a ``height`` x ``width`` crop of ``mask``; ``centred`` says whether it was
-    centred on a foreground pixel (probability ``share`` when the mask has foreground)."""
+    centred on a foreground pixel (probability ``share`` when the mask has foreground; ``background``: the
+    class that is not foreground, None for none)."""
     h, w = mask.shape[:2]
     (top_lo, top_hi), (left_lo, left_hi) = _start_range(h, height), _start_range(w, width)
     if rng.random() < share:
-        classes = present_classes(mask, ignore_index)
+        classes = present_classes(mask, ignore_index, background)
         if classes.size:
             c = classes[rng.integers(classes.size)]
             hits = np.flatnonzero(mask[..., c] > 0 if mask.ndim == 3 else mask == c)
@@ -117,8 +122,9 @@ def torch_rng() -> np.random.Generator:
 
 class ForegroundCrop(A.DualTransform):
     """A RandomCrop whose window is, with probability ``share``, centred on a foreground pixel of a class
-    drawn uniformly over those the mask contains (see the module docstring), drawn from the transform's
-    ``random_generator``. ``last_centred`` records the last call's choice."""
+    drawn uniformly over those the mask contains (foreground: every class but ``background`` and
+    ``ignore_index``; see the module docstring), drawn from the transform's ``random_generator``.
+    ``last_centred`` records the last call's choice."""
 
     def __init__(
         self,
@@ -129,12 +135,14 @@ class ForegroundCrop(A.DualTransform):
         fill: float = 0.0,
         fill_mask: float = 0.0,
         jitter: float = JITTER,
+        background: int | None = 0,
     ) -> None:
         super().__init__(p=1.0)
         self.height, self.width = int(height), int(width)
         self.share = check_share(share)
         self.ignore_index = ignore_index
         self.fill, self.fill_mask, self.jitter = fill, fill_mask, float(jitter)
+        self.background = background
         self.last_centred: bool | None = None
 
     @property
@@ -143,7 +151,8 @@ class ForegroundCrop(A.DualTransform):
 
     def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         top, left, self.last_centred = choose_window(
-            data["mask"], self.height, self.width, self.share, self.random_generator, self.ignore_index, self.jitter
+            data["mask"], self.height, self.width, self.share, self.random_generator, self.ignore_index, self.jitter,
+            background=self.background,
         )
         return {"top": top, "left": left}
 
@@ -154,14 +163,19 @@ class ForegroundCrop(A.DualTransform):
         return crop_padded(mask, top, left, self.height, self.width, self.fill_mask)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("height", "width", "share", "ignore_index", "fill", "fill_mask", "jitter")
+        return ("height", "width", "share", "ignore_index", "fill", "fill_mask", "jitter", "background")
 
 
 def steer_random_crop(
-    transforms: Sequence[A.BasicTransform], share: float, ignore_index: int | None, split: str = "train"
+    transforms: Sequence[A.BasicTransform],
+    share: float,
+    ignore_index: int | None,
+    split: str = "train",
+    background: int | None = 0,
 ) -> list[A.BasicTransform]:
     """``transforms`` with its one top-level RandomCrop replaced by a :class:`ForegroundCrop` of the same
-    size and fill values; a pipeline without exactly one is an error that names the key."""
+    size and fill values (foreground: every class but ``background`` and ``ignore_index``); a pipeline
+    without exactly one is an error that names the key."""
     at = [i for i, t in enumerate(transforms) if type(t) is A.RandomCrop]
     if len(at) != 1:
         names = ", ".join(type(t).__name__ for t in transforms) or "nothing"
@@ -171,5 +185,7 @@ def steer_random_crop(
             "{name: RandomCrop, height: 256, width: 256}, or set the share to 0."
         )
     crop = transforms[at[0]]
-    steered = ForegroundCrop(crop.height, crop.width, share, ignore_index, fill=crop.fill, fill_mask=crop.fill_mask)
+    steered = ForegroundCrop(
+        crop.height, crop.width, share, ignore_index, fill=crop.fill, fill_mask=crop.fill_mask, background=background
+    )
     return [*transforms[: at[0]], steered, *transforms[at[0] + 1 :]]

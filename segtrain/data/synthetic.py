@@ -130,6 +130,8 @@ class ShapesDataset(SegDataset):
             images, no crops); val and test images stay whole.
         oversample_foreground: share of the training crops centred on a shape pixel, the shape class
             drawn uniformly over those present (``segtrain.data.oversample``); needs ``crop_size``.
+        background_index: the multiclass background class (0, the generated background; None: every
+            class, background included, counts as foreground for oversampling and in the report's case means).
     """
 
     def __init__(
@@ -151,8 +153,9 @@ class ShapesDataset(SegDataset):
         normalize: dict | None = None,
         crop_size: int | None = None,
         oversample_foreground: float = 0.0,
+        background_index: int | None = 0,
     ) -> None:
-        super().__init__(split, mode, num_classes, class_names, ignore_index, in_channels)
+        super().__init__(split, mode, num_classes, class_names, ignore_index, in_channels, background_index)
         expected = {MULTICLASS: 1 + len(SHAPE_NAMES), BINARY: 1, MULTILABEL: len(SHAPE_NAMES)}[mode]
         if self.num_classes != expected:
             raise ValueError(f"dataset 'shapes' in mode={mode} has {expected} classes, got num_classes={num_classes}")
@@ -229,7 +232,9 @@ class ShapesDataset(SegDataset):
         else:
             mask = classes if self.mode == MULTICLASS else (classes > 0).astype(np.int64)
         size = int(self.crop_size)
-        top, left, _ = choose_window(mask, size, size, self.oversample_foreground, torch_rng(), self.ignore_index)
+        top, left, _ = choose_window(
+            mask, size, size, self.oversample_foreground, torch_rng(), self.ignore_index, background=self.crop_background
+        )
         img = crop_padded(img.transpose(1, 2, 0), top, left, size, size, 0.0).transpose(2, 0, 1)
         layers = crop_padded(layers.transpose(1, 2, 0), top, left, size, size, False).transpose(2, 0, 1)
         return np.ascontiguousarray(img), crop_padded(classes, top, left, size, size, 0), np.ascontiguousarray(layers)

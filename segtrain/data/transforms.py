@@ -97,14 +97,15 @@ def build_transforms(
     seed: int | None = None,
     oversample_foreground: float = 0.0,
     ignore_index: int | None = None,
+    background_index: int | None = 0,
 ) -> A.Compose:
     """Build an ``A.Compose`` from a list of ``{name, **kwargs}``; ``None`` or ``[]`` is the identity.
 
     ``mask_fill`` is the mask value for pixels a transform invents (padding, rotated-in corners), used
     where an entry sets no ``fill_mask``. Masks always use nearest-neighbour interpolation.
     ``oversample_foreground`` > 0 replaces the pipeline's RandomCrop by a ForegroundCrop with that share
-    of foreground-centred crops (``segtrain.data.oversample``; ``ignore_index`` is not foreground); 0
-    leaves the pipeline untouched.
+    of foreground-centred crops (``segtrain.data.oversample``; ``ignore_index`` and ``background_index``,
+    None for no background class, are not foreground); 0 leaves the pipeline untouched.
     """
     if spec is None:
         spec = []
@@ -114,7 +115,7 @@ def build_transforms(
         )
     transforms = [_build_one(entry, mask_fill, i) for i, entry in enumerate(spec)]
     if check_share(oversample_foreground) > 0:
-        transforms = steer_random_crop(transforms, oversample_foreground, ignore_index)
+        transforms = steer_random_crop(transforms, oversample_foreground, ignore_index, background=background_index)
     if seed is None:
         seed = int(torch.initial_seed() % 2**32)
     pipeline = A.Compose(transforms, mask_interpolation=cv2.INTER_NEAREST, seed=seed)
