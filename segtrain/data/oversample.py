@@ -150,9 +150,9 @@ class ForegroundCrop(A.DualTransform):
         return ["mask"]
 
     def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        rng, ignore = self.random_generator, self.ignore_index
         top, left, self.last_centred = choose_window(
-            data["mask"], self.height, self.width, self.share, self.random_generator, self.ignore_index, self.jitter,
-            background=self.background,
+            data["mask"], self.height, self.width, self.share, rng, ignore, self.jitter, self.background
         )
         return {"top": top, "left": left}
 

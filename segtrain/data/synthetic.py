@@ -232,9 +232,8 @@ class ShapesDataset(SegDataset):
         else:
             mask = classes if self.mode == MULTICLASS else (classes > 0).astype(np.int64)
         size = int(self.crop_size)
-        top, left, _ = choose_window(
-            mask, size, size, self.oversample_foreground, torch_rng(), self.ignore_index, background=self.crop_background
-        )
+        share, background = self.oversample_foreground, self.crop_background
+        top, left, _ = choose_window(mask, size, size, share, torch_rng(), self.ignore_index, background=background)
         img = crop_padded(img.transpose(1, 2, 0), top, left, size, size, 0.0).transpose(2, 0, 1)
         layers = crop_padded(layers.transpose(1, 2, 0), top, left, size, size, False).transpose(2, 0, 1)
         return np.ascontiguousarray(img), crop_padded(classes, top, left, size, size, 0), np.ascontiguousarray(layers)
