@@ -6,12 +6,14 @@ import csv
 import importlib.util
 import json
 import math
+import re
 import statistics
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 
 from segtrain.report import summarize
 from segtrain.report.cases import CASE_RULE
@@ -44,12 +46,15 @@ def make_job(
     rows: list[dict] | None = None,
     metrics_extra: dict[str, Any] | None = None,
     mode: str = "binary",
+    dataset: dict[str, Any] | None = None,
 ) -> None:
     """A run directory as a current trainer leaves it: overrides, config.yaml, metrics.json, per_case.csv
-    (binary: one foreground row per case with Dice `cases[case]`; `rows` replaces them)."""
+    (binary: one foreground row per case with Dice `cases[case]`; `rows` replaces them). `dataset`: more
+    keys of config.yaml's dataset section (e.g. background_index)."""
     (job_dir / ".hydra").mkdir(parents=True)
     (job_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
-    (job_dir / ".hydra" / "config.yaml").write_text(f"seed: 0\ndataset:\n  mode: {mode}\n")
+    config = {"seed": 0, "dataset": {"mode": mode, **(dataset or {})}}
+    (job_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     seed = next((int(o.split("=")[1]) for o in overrides if o.startswith("seed=")), 0)
     mean = statistics.mean(cases.values()) if cases else 0.5
     metrics: dict[str, Any] = {
@@ -245,23 +250,31 @@ def test_folds_are_pooled_into_one_configuration(tmp_path: Path) -> None:
         summarize(tmp_path, plots=False)
 
 
-def test_multiclass_case_mean_leaves_out_background_and_absent_classes(tmp_path: Path) -> None:
-    per_class = {"dice": {"background": 0.9, "cat": 0.5, "dog": None}}
-    rows_a = [
-        row("val", "x", "background", 0.99, cldice=False),
-        row("val", "x", "cat", 0.6, cldice=False),
-        row("val", "x", "dog", None, cldice=False),  # absent from reference and prediction
-        row("val", "y", "background", 0.95, cldice=False),
-        row("val", "y", "cat", 0.2, cldice=False),
-        row("val", "y", "dog", 0.4, cldice=False),
-        row("val", "z", "background", 0.97, cldice=False),
-        row("val", "z", "cat", None, cldice=False),
-        row("val", "z", "dog", None, cldice=False),
-    ]  # fmt: skip  (z: no foreground: both-empty value 1)
-    rows_b = [{**r, "dice": 0.5 * float(r["dice"])} for r in rows_a]
-    for loss, rows in (("a", rows_a), ("b", rows_b)):
-        make_job(tmp_path / loss, [f"loss={loss}", "seed=1"], None, rows=rows, mode="multiclass",
-                 metrics_extra={"per_class": per_class})  # fmt: skip
+MULTICLASS_ROWS = [
+    row("val", "x", "background", 0.99, cldice=False),
+    row("val", "x", "cat", 0.6, cldice=False),
+    row("val", "x", "dog", None, cldice=False),  # absent from reference and prediction
+    row("val", "y", "background", 0.95, cldice=False),
+    row("val", "y", "cat", 0.2, cldice=False),
+    row("val", "y", "dog", 0.4, cldice=False),
+    row("val", "z", "background", 0.97, cldice=False),
+    row("val", "z", "cat", None, cldice=False),
+    row("val", "z", "dog", None, cldice=False),
+]  # fmt: skip  (z: no foreground: both-empty value 1)
+MULTICLASS_PER_CLASS = {"dice": {"background": 0.9, "cat": 0.5, "dog": None}}
+
+
+def make_multiclass_sweep(root: Path, dataset: dict[str, Any] | None = None, **kw: Any) -> None:
+    """Two multiclass jobs (b: half of a's Dice everywhere) over MULTICLASS_ROWS; `dataset`: config keys."""
+    rows_b = [{**r, "dice": 0.5 * float(r["dice"])} for r in MULTICLASS_ROWS]
+    for loss, rows in (("a", MULTICLASS_ROWS), ("b", rows_b)):
+        make_job(root / loss, [f"loss={loss}", "seed=1"], None, rows=rows, mode="multiclass", dataset=dataset,
+                 metrics_extra={"per_class": MULTICLASS_PER_CLASS, **kw})  # fmt: skip
+
+
+@pytest.mark.parametrize("dataset", [None, {"background_index": 0}], ids=["key absent (old run)", "0"])
+def test_multiclass_case_mean_leaves_out_background_and_absent_classes(tmp_path: Path, dataset) -> None:
+    make_multiclass_sweep(tmp_path, dataset)
     result = summarize(tmp_path, plots=False)
     saved = json.loads((tmp_path / "verdict.json").read_text())
     assert saved["background_classes"] == ["background"]
@@ -271,6 +284,60 @@ def test_multiclass_case_mean_leaves_out_background_and_absent_classes(tmp_path:
     header = tables(result.markdown)[0][0]
     assert "clDice" not in header and {"dice background", "dice cat", "dice dog"} <= set(header)
     assert "(background here: `background`)" in result.markdown
+
+
+def test_multiclass_without_a_background_class_counts_class_0(tmp_path: Path) -> None:
+    # dataset.background_index: null (CamVid's class 0 is sky): class 0 is an object class in every case mean
+    make_multiclass_sweep(tmp_path, {"background_index": None})
+    result = summarize(tmp_path, plots=False)
+    saved = json.loads((tmp_path / "verdict.json").read_text())
+    assert saved["background_classes"] == [] and saved["no_background_class"] is True
+    expected = statistics.mean([(0.99 + 0.6) / 2, (0.95 + 0.2 + 0.4) / 3, 0.97])  # z: class 0 is present
+    assert saved["means"]["dice"]["loss=a"] == pytest.approx(expected)
+    assert "background here" not in result.markdown
+    note = "(no background class here: `dataset.background_index` is null, so every class is in the mean)"
+    assert note in result.markdown
+
+
+def test_background_index_picks_the_class_left_out(tmp_path: Path) -> None:
+    # index 1 (cat) is the background: background and dog are averaged; metrics.json's stored config wins
+    make_multiclass_sweep(tmp_path, {"background_index": None}, config={"dataset": {"background_index": 1}})
+    result = summarize(tmp_path, plots=False)
+    saved = json.loads((tmp_path / "verdict.json").read_text())
+    assert saved["background_classes"] == ["cat"] and saved["no_background_class"] is False
+    expected = statistics.mean([0.99, (0.95 + 0.4) / 2, 0.97])
+    assert saved["means"]["dice"]["loss=a"] == pytest.approx(expected)
+    assert "(background here: `cat`)" in result.markdown
+
+
+BAD_BACKGROUNDS = [
+    (3, r"background_index=3 but metrics.json lists 3 classes"),
+    ("sky", r"background_index='sky' in its config; expected a class index"),
+]
+
+
+@pytest.mark.parametrize("bad,message", BAD_BACKGROUNDS)
+def test_a_job_with_a_bad_background_index_is_left_out_with_the_key_named(tmp_path: Path, bad, message) -> None:
+    make_multiclass_sweep(tmp_path)
+    make_job(tmp_path / "c", ["loss=c", "seed=1"], None, rows=MULTICLASS_ROWS, mode="multiclass",
+             dataset={"background_index": bad}, metrics_extra={"per_class": MULTICLASS_PER_CLASS})  # fmt: skip
+    summarize(tmp_path, plots=False)
+    saved = json.loads((tmp_path / "verdict.json").read_text())
+    [left_out] = saved["left_out_jobs"]
+    assert left_out["config"] == "loss=c"
+    assert re.search(message, left_out["reason"])
+
+
+def test_halving_rungs_use_the_same_background(tmp_path: Path) -> None:
+    from segtrain.halving.jobs import Job, rung_records
+
+    make_multiclass_sweep(tmp_path, {"background_index": None})
+    jobs = [Job(f"loss={x}", 1, None, [f"loss={x}"], tmp_path / x) for x in "ab"]
+    records, problems = rung_records(jobs, tmp_path, epochs=3)
+    assert problems == {}
+    values = {(config, case): v for config, _, case, v in records}
+    assert values[("loss=a", "z")] == pytest.approx(0.97)  # class 0 alone is present in z: it is the case value
+    assert values[("loss=a", "x")] == pytest.approx((0.99 + 0.6) / 2)
 
 
 def test_old_sweep_without_per_case_csv_falls_back_to_the_seed_level_report(tmp_path: Path) -> None:

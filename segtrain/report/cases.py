@@ -6,11 +6,13 @@ multiclass mode). Both-empty rows (class absent from reference and prediction) c
 values (metrics.json `empty_rules`: Dice 1, HD95 0, ...).
 
 Case rule (CASE_RULE, stated in summary.md): a case's value is the mean over its foreground classes that
-are present in the reference or the prediction of that case (multiclass: every class but class index 0,
-the background; multilabel: every channel; binary: the one foreground row). A case where no foreground
-class is present anywhere (a correct empty prediction) takes the mean of its foreground rows, i.e. the
-empty rules' both-empty value; leaving it undefined would drop it for every configuration, so a
-configuration that predicts foreground on an empty image would go unpunished.
+are present in the reference or the prediction of that case (multiclass: every class but the background,
+the job's ``dataset.background_index`` (0, as in VOC, where the key is absent: runs from before it), or every
+class where it is null (CamVid's class 0 is sky, Cityscapes' is road: real objects that count); multilabel:
+every channel; binary: the one foreground row). A case where no foreground class is present anywhere (a
+correct empty prediction) takes the mean of its foreground rows, i.e. the empty rules' both-empty value;
+leaving it undefined would drop it for every configuration, so a configuration that predicts foreground on
+an empty image would go unpunished.
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ CASE_METRICS = ("dice", "iou", "hd95", "nsd", "cldice")
 LOWER_IS_BETTER = frozenset({"hd95"})
 METRIC_NAMES = {"dice": "Dice", "iou": "IoU", "hd95": "HD95", "nsd": "NSD", "cldice": "clDice"}
 REQUIRED_COLUMNS = ("split", "case", "class", *CASE_METRICS, "ref_pixels", "pred_pixels")
+BACKGROUND_KEY = "background_index"  # under `dataset` in the job's config
 CASE_RULE = (
     "a case's value is the mean over its foreground classes present in the reference or the prediction "
-    "(multiclass: all classes but index 0, the background; multilabel: all channels; binary: the foreground "
-    "row); a case with no foreground class in either takes the empty rules' both-empty value (Dice 1, HD95 0)"
+    "(multiclass: all classes but the background, `dataset.background_index`, or all classes where it is null; "
+    "multilabel: all channels; binary: the foreground row); a case with no foreground class in either takes "
+    "the empty rules' both-empty value (Dice 1, HD95 0)"
 )
 
 
@@ -46,7 +50,8 @@ class CaseRow:
 @dataclass
 class JobCases:
     """One job's per_case.csv: `splits[split][case]` = its rows, in file order; `classes` in first-seen order;
-    `background`: the class left out of the case mean (multiclass class 0), None otherwise."""
+    `background`: the class left out of the case mean (multiclass: the class at `dataset.background_index`),
+    None where there is none (binary, multilabel, multiclass with `background_index: null`)."""
 
     path: Path
     mode: str
@@ -77,7 +82,8 @@ class JobCases:
 
 def read_job_cases(run: RunRecord) -> JobCases:
     """Read `run`'s per_case.csv. Raises FileNotFoundError without one and ValueError (naming the file and
-    what was expected) for a malformed one or a job whose dataset mode cannot be told."""
+    what was expected) for a malformed one, a job whose dataset mode cannot be told, or a multiclass job whose
+    background class cannot be told."""
     path = run.path / PER_CASE_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no {PER_CASE_FILE}")
@@ -111,13 +117,21 @@ def read_job_cases(run: RunRecord) -> JobCases:
             f"{path}: {len(names)} classes but the dataset mode is {mode!r}; expected multiclass or multilabel "
             f"(metrics.json 'mode' or dataset.mode in .hydra/config.yaml)"
         )
+    index = _background_index(run)
+    if index is None:
+        return JobCases(path, mode, None, names, splits)
     order = _class_order(run)
     if not order:
         raise ValueError(
-            f"{run.path / 'metrics.json'}: no per_class class list, so the background class (index 0) of this "
-            "multiclass job is unknown"
+            f"{run.path / 'metrics.json'}: no per_class class list, so the background class (index {index}) of "
+            "this multiclass job is unknown"
         )
-    return JobCases(path, mode, order[0], names, splits)
+    if index >= len(order):
+        raise ValueError(
+            f"{run.path}: dataset.{BACKGROUND_KEY}={index} but metrics.json lists {len(order)} classes {order}; "
+            "expected an index into them or null"
+        )
+    return JobCases(path, mode, order[index], names, splits)
 
 
 def _cell(text: str | None) -> float:
@@ -126,20 +140,44 @@ def _cell(text: str | None) -> float:
     return float(text)
 
 
-def _dataset_mode(run: RunRecord) -> str | None:
-    mode = run.metrics.get("mode")
-    if mode:
-        return str(mode)
+def _dataset_sections(run: RunRecord) -> list[dict]:
+    """The job's `dataset` config sections: metrics.json's stored config, then .hydra/config.yaml (where
+    readable)."""
+    sections = []
+    stored = run.metrics.get("config")
+    if isinstance(stored, dict) and isinstance(stored.get("dataset"), dict):
+        sections.append(stored["dataset"])
     config = run.path / ".hydra" / "config.yaml"
     if config.is_file():
         try:
             data = yaml.safe_load(config.read_text()) or {}
         except yaml.YAMLError:
-            return None
+            data = {}
         dataset = data.get("dataset") if isinstance(data, dict) else None
-        if isinstance(dataset, dict) and dataset.get("mode"):
-            return str(dataset["mode"])
-    return None
+        if isinstance(dataset, dict):
+            sections.append(dataset)
+    return sections
+
+
+def _dataset_mode(run: RunRecord) -> str | None:
+    mode = run.metrics.get("mode")
+    if mode:
+        return str(mode)
+    return next((str(d["mode"]) for d in _dataset_sections(run) if d.get("mode")), None)
+
+
+def _background_index(run: RunRecord) -> int | None:
+    """The job's `dataset.background_index` (None: no background class); 0 where its config lacks the key (a
+    run from before it, when class 0 was always the background)."""
+    for dataset in _dataset_sections(run):
+        if BACKGROUND_KEY in dataset:
+            value = dataset[BACKGROUND_KEY]
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(
+                    f"{run.path}: dataset.{BACKGROUND_KEY}={value!r} in its config; expected a class index or null"
+                )
+            return value
+    return 0
 
 
 def _class_order(run: RunRecord) -> list[str]:

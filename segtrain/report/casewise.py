@@ -55,7 +55,8 @@ class CaseReport:
     means: dict[str, dict[str, float | None]]
     class_means: dict[str, dict[str, float | None]]
     classes: list[str]
-    backgrounds: list[str]
+    backgrounds: list[str]  # the multiclass jobs' background classes, left out of their case means
+    no_background: bool  # some multiclass job has dataset.background_index null: every class is in its mean
     wins: dict[str, tuple[int, int]]
     n_seeds: int
     n_folds: int
@@ -197,6 +198,7 @@ def case_report(
         class_means=class_means,
         classes=classes,
         backgrounds=sorted({c.background for _, c in kept if c.background is not None}),
+        no_background=any(c.mode == "multiclass" and c.background is None for _, c in kept),
         wins=wins,
         n_seeds=n_seeds,
         n_folds=len(folds),

@@ -28,7 +28,7 @@ def render_case_markdown(
     lines += [
         report.selection_note + "  ",
         f"Unit: the case. Case rule: {CASE_RULE}"
-        + (f" (background here: {', '.join(f'`{b}`' for b in report.backgrounds)})" if report.backgrounds else "")
+        + background_note(report)
         + ". Each configuration's case value is the mean over its seeds"
         + (" and folds (each case is scored once per seed, by the fold that held it out)" if report.n_folds else "")
         + f"; ranked by the mean over the {v.n_cases} cases every configuration scored "
@@ -48,6 +48,18 @@ def render_case_markdown(
     lines += left_out_section(report)
     lines += job_sections(runs, runs[0].monitor if runs else "val/dice", case_level=True)
     return "\n".join(lines) + "\n"
+
+
+def background_note(report: CaseReport) -> str:
+    """`` (background here: `background`)``, `` (no background class here: ...)``, both where the multiclass
+    jobs differ, or nothing (binary and multilabel jobs have none)."""
+    notes = []
+    if report.backgrounds:
+        notes.append(f"background here: {', '.join(f'`{b}`' for b in report.backgrounds)}")
+    if report.no_background:
+        where = "in some jobs" if report.backgrounds else "here"
+        notes.append(f"no background class {where}: `dataset.background_index` is null, so every class is in the mean")
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def case_table(rows: list[ConfigSummary], report: CaseReport) -> str:
@@ -176,6 +188,7 @@ def verdict_json(report: CaseReport) -> dict[str, Any]:
             "selected_on_same_split": report.selected_on_same_split,
             "case_rule": CASE_RULE,
             "background_classes": report.backgrounds,
+            "no_background_class": report.no_background,
             "sentence": report.sentence,
             "n_seeds": report.n_seeds,
             "n_folds": report.n_folds,
