@@ -47,12 +47,22 @@ def test_same_experiment_is_skipped_even_when_operational_keys_differ(tmp_path):
         ("dataset.foreground_fraction=0.05", r"dataset.foreground_fraction: 0.15 \(stored\) != 0.05 \(now\)"),
         ("seed=3", r"seed: 0 \(stored\) != 3 \(now\)"),
         ("+loss.smooth=0.5", r"loss.smooth: '<absent>' \(stored\) != 0.5 \(now\)"),
+        ("dataset.background_index=null", r"dataset.background_index: 0 \(stored\) != None \(now\)"),
     ],
 )
 def test_another_experiment_in_a_completed_directory_is_refused_naming_the_key(tmp_path, change, message):
     completed_job(tmp_path, TINY)
     with pytest.raises(ValueError, match=rf"holds a completed job of another configuration: .*{message}"):
         cli._completed_result(tmp_path, compose([*TINY, change]))
+
+
+def test_a_job_stored_before_background_index_was_a_key_had_background_0(tmp_path):
+    stored = completed_job(tmp_path, TINY)
+    del stored["config"]["dataset"]["background_index"]
+    (tmp_path / "metrics.json").write_text(json.dumps(stored))
+    assert cli._completed_result(tmp_path, compose(TINY)) == stored  # shapes: 0, what the old code did
+    with pytest.raises(ValueError, match=r"dataset.background_index: 0 \(stored\) != None \(now\)"):
+        cli._completed_result(tmp_path, compose([*TINY, "dataset.background_index=null"]))
 
 
 def test_more_epochs_continue_and_a_metrics_file_without_config_is_refused(tmp_path):
