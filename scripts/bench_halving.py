@@ -113,10 +113,10 @@ def replay_rules(
             raise ValueError(f"the full grid's records at {epochs} epochs are incomplete: {problems}")
         records_at[epochs] = records
     rules = {
-        "segtrain (the sweeper's rule)": {"min_gap": s.get("min_gap", 0.0)},
-        "budget of the survivors (first version)": {"keep": lambda r, n: keep_count(n, eta)},
-        **{f"min_gap {g:g}": {"min_gap": g} for g in min_gaps},
-        "significance cuts from rung 1": {"test_from_rung": 1},
+        f"segtrain (the sweeper's rule: min_gap {s.get('min_gap', 0.0):g})": {"min_gap": s.get("min_gap", 0.0)},
+        **{f"min_gap {g:g}" + (" (significance alone)" if g == 0 else ""): {"min_gap": g} for g in min_gaps},
+        "first version (min_gap 0, budget of the survivors)": {"keep": lambda r, n: keep_count(n, eta)},
+        "significance cuts from rung 1 (min_gap 0)": {"test_from_rung": 1},
         "budget alone (plain successive halving)": {"test_from_rung": len(schedule)},
     }
     higher = metric not in LOWER_IS_BETTER
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         "--stages", default="", help="comma-separated epochs: train the full grid in stages there, replay the rules"
     )
     parser.add_argument(
-        "--min-gaps", default="0.02,0.05", help="replay the sweeper's rule with these min_gap values too [0.02,0.05]"
+        "--min-gaps", default="0,0.05", help="replay the sweeper's rule with these min_gap values too [0,0.05]"
     )
     parser.add_argument("grid", nargs="+", help="the grid and fixed overrides, as for train.py -m")
     args = parser.parse_args(argv)

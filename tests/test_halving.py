@@ -243,11 +243,12 @@ def test_bench_halving_trains_the_full_grid_in_stages_and_its_replay_reproduces_
     result = json.loads((out / "bench_halving.json").read_text())
     assert result["full"]["stages"] == [1, 3] and result["halving"]["schedule"] == [1, 3, 9]
     assert result["replay_matches_halving"] is True
-    assert set(result["replay"]) >= {"segtrain (the sweeper's rule)", "budget alone (plain successive halving)"}
-    rule = result["replay"]["segtrain (the sweeper's rule)"]
+    name = "segtrain (the sweeper's rule: min_gap 0.02)"
+    assert set(result["replay"]) >= {name, "min_gap 0 (significance alone)", "budget alone (plain successive halving)"}
+    rule = result["replay"][name]
     assert rule["epochs"] == result["halving"]["epochs"] and rule["tie_set"] == result["halving"]["tie_set"]
     for epochs in (1, 3):  # each stage's records were kept; the full grid's jobs went on to the end
         kept = json.loads((out / "full_stages" / str(epochs) / "loss=a,seed=0" / "metrics.json").read_text())
         assert kept["status"] == "paused" and kept["epochs_completed"] == epochs
     assert json.loads((out / "full" / "loss=a,seed=0" / "metrics.json").read_text())["status"] == "completed"
-    assert "| segtrain (the sweeper's rule) |" in proc.stdout
+    assert f"| {name} |" in proc.stdout

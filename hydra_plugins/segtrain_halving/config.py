@@ -12,7 +12,7 @@ class HalvingSweeperConf:
     eta: float = 3.0  # each rung trains eta times longer; after rung r the grid's top 1/eta^(r+1) may go on
     b0: int = 1  # epochs of the first rung
     min_cases: int = 10  # never cut on fewer paired validation cases
-    min_gap: float = 0.0  # a significance cut needs the leader ahead by more than this (metric units)
+    min_gap: float = 0.02  # a significance cut needs the leader ahead by more than this (metric units)
     alpha: float = 0.05  # Holm-Wilcoxon level of "significantly worse than the rung's leader"
     metric: str = "dice"  # per-case metric of per_case.csv: dice, iou, hd95, nsd, cldice
     # the grid, as for the basic sweeper: {key: "v1,v2"}; command-line sweeps replace a key's values

@@ -4,7 +4,10 @@
    Wilcoxon of the leader against each configuration, Holm at ``alpha``) on the configurations alive.
 2. A configuration significantly worse than the leader (Holm p <= alpha) by more than ``min_gap`` (its mean
    per-case score behind the leader's, in metric units) is stopped. A gap must be real and large enough to
-   matter: early in training, with many paired cases, the test finds small gaps that later rungs reverse.
+   matter: early in training, with many paired cases, the test finds small gaps that later rungs reverse
+   (shapes at 2% foreground, 128 validation cases: after 3 of 27 epochs every loss but the leader was
+   significantly behind it, most by 0.01-0.02 Dice, and the leader there was significantly behind at 9).
+   The sweeper's default is 0.02; 0 cuts on significance alone.
 3. Of the rest, at most the top n_r = max(1, floor(N / eta^(r+1))) go on after rung r, in rank order, N being
    the grid's configurations: the budget of successive halving (Jamieson & Talwalkar 2016; Li et al. 2018,
    Hyperband), fixed in advance. It caps the cost. It is not taken of the survivors, so configurations that

@@ -32,7 +32,7 @@ class HalvingSettings:
     b0: int = 1
     max_epochs: int = 10
     min_cases: int = 10
-    min_gap: float = 0.0  # a significance cut needs the leader ahead by more than this (metric units)
+    min_gap: float = 0.02  # a significance cut needs the leader ahead by more than this (metric units)
     alpha: float = 0.05
     metric: str = "dice"  # per-case metric of per_case.csv that ranks and tests the configurations
 

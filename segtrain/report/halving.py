@@ -55,7 +55,9 @@ def render_halving(data: dict[str, Any], root: Path | None = None) -> list[str]:
     lines.append(
         f"Rungs at {schedule} epochs (eta {s.get('eta')}, b0 {s.get('b0')}). After each rung but the last, a "
         f"configuration was stopped when significantly worse than the rung's leader on validation {metric} "
-        f"(one-sided paired Wilcoxon over cases, Holm, alpha {s.get('alpha')}), and at most the top "
+        f"(one-sided paired Wilcoxon over cases, Holm, alpha {s.get('alpha')})"
+        + (f" and more than {s['min_gap']:g} behind it" if s.get("min_gap") else "")
+        + ", and at most the top "
         f"floor(N / eta^(r+1)) of the grid's N configurations went on after rung r; never on a single seed or on "
         f"fewer than {s.get('min_cases')} cases. Stopped jobs stay `paused` at their rung and are not in the verdict "
         "above."
