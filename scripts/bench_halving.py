@@ -9,7 +9,9 @@ sweeper, into <out>/full), and with hydra/sweeper=halving (into <out>/halving). 
 with segtrain.report (the case-level verdict: test when every job scored one, else val) and prints the full
 grid's winner and tie set, the halving sweep's winner and tie set, the epochs each trained (the sum of every
 job's epochs_completed) and the wall time. Target: the halving tie set holds the full grid's winner, for at
-most 35% of the full grid's epochs. Re-running into the same --out continues both sweeps (crash recovery).
+most 35% of the full grid's epochs. Where the reports score on test, it also compares on val, the split the
+halving sweep decides on: the full grid's winner there against the last rung's tie set. Re-running into the
+same --out continues both sweeps (crash recovery).
 
 ``--stages`` (the halving rungs but the last, e.g. 3,9 for rungs 3, 9, 27) trains the full grid in stages:
 every job pauses at each stage (``trainer.stop_at_epoch``) and its per_case.csv is kept under
@@ -133,6 +135,7 @@ def replay_rules(
             "survivors_per_rung": r["survivors_per_rung"],
             "rung_survivors": [d["survivors"] for d in r["rungs"]],
             "winner_on_val": r["winner"],
+            "tie_set_on_val": r["tie_set"],
             "tie_set": tie,
             "epochs": r["epochs_trained"],
             "epochs_ratio": round(r["epochs_trained"] / r["full_grid_epochs"], 3),
@@ -191,21 +194,39 @@ def main(argv: list[str] | None = None) -> int:
     print(f"halving spent {100 * ratio:.0f}% of the full grid's epochs; its tie set "
           f"{'holds' if found else 'does NOT hold'} the full grid's winner; target (holds it, <= {TARGET:.0%}): "
           f"{'met' if result['target_met'] else 'not met'}")  # fmt: skip
+    full_runs = collect_runs(full_dir)
+    if full.cases.split != "val":  # the halving decides on val: compare with the full grid's choice there too
+        metric = h["settings"]["metric"]
+        higher = metric not in LOWER_IS_BETTER
+        on_val = verdict_of(final_records(full_runs, "val", metric), higher_is_better=higher, alpha=args.alpha,
+                            configs=sorted({r.config for r in full_runs}))  # fmt: skip
+        found_val = on_val.leader in h["tie_set"]
+        result["on_val"] = {"full_winner": on_val.leader, "full_tie_set": list(on_val.tie_set),
+                            "halving_tie_set": h["tie_set"], "holds": found_val,
+                            "target_met": found_val and ratio <= TARGET}  # fmt: skip
+        print(f"on val, the split the halving decides on: full grid winner {on_val.leader}, tie set "
+              f"{list(on_val.tie_set)}; halving's last rung tie set {h['tie_set']}: "
+              f"{'holds' if found_val else 'does NOT hold'} it; target on val: "
+              f"{'met' if result['on_val']['target_met'] else 'not met'}")  # fmt: skip
     if set(h["schedule"][:-1]) <= set(stages):
-        rules = replay_rules(args.out, collect_runs(full_dir), h, full.cases.split, args.alpha, min_gaps)
+        rules = replay_rules(args.out, full_runs, h, full.cases.split, args.alpha, min_gaps)
         rules_run = next(iter(rules.values()))
         result["replay"] = rules
         result["replay_matches_halving"] = rules_run["rung_survivors"] == [r["survivors"] for r in h["rungs"]]
         print(f"\nthe rules replayed on the full grid's records at rungs {h['schedule']} (tie sets on "
               f"{full.cases.split}); the sweeper's rule reproduces the real halving sweep's survivors: "
               f"{'yes' if result['replay_matches_halving'] else 'NO'}")  # fmt: skip
-        print("| rule | survivors after each rung | winner (val) | tie set | epochs | holds the full winner |")
-        print("|---|---|---|---|---|---|")
+        val_winner = result.get("on_val", {}).get("full_winner", full.verdict.leader)
+        print(f"| rule | survivors after each rung | tie set on val | tie set on {full.cases.split} | epochs | holds "
+              f"the full grid's winner on {full.cases.split} | on val |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|")
         for name, r in rules.items():
             holds = full.verdict.leader in r["tie_set"]
-            r["target_met"] = holds and r["epochs_ratio"] <= TARGET
-            print(f"| {name} | {r['survivors_per_rung']} | {r['winner_on_val']} | {', '.join(r['tie_set'])} | "
-                  f"{r['epochs']} ({100 * r['epochs_ratio']:.0f}%) | {'yes' if holds else 'no'} |")  # fmt: skip
+            holds_val = val_winner in r["tie_set_on_val"]
+            r.update(target_met=holds and r["epochs_ratio"] <= TARGET, holds_on_val=holds_val)
+            ties = f"{', '.join(r['tie_set_on_val'])} | {', '.join(r['tie_set'])}"
+            print(f"| {name} | {r['survivors_per_rung']} | {ties} | {r['epochs']} ({100 * r['epochs_ratio']:.0f}%) "
+                  f"| {'yes' if holds else 'no'} | {'yes' if holds_val else 'no'} |")  # fmt: skip
     elif stages:
         print(f"no replay: the halving rungs {h['schedule'][:-1]} are not all among --stages {stages}")
     (args.out / "bench_halving.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
