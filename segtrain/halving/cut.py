@@ -6,7 +6,8 @@
    per-case score behind the leader's, in metric units) is stopped. A gap must be real and large enough to
    matter: early in training, with many paired cases, the test finds small gaps that later rungs reverse
    (shapes at 2% foreground, 128 validation cases: after 3 of 27 epochs every loss but the leader was
-   significantly behind it, most by 0.01-0.02 Dice, and the leader there was significantly behind at 9).
+   significantly behind it, the nearest three by 0.012-0.016 Dice, and that leader was significantly behind
+   at 9).
    The sweeper's default is 0.02; 0 cuts on significance alone.
 3. Of the rest, at most the top n_r = max(1, floor(N / eta^(r+1))) go on after rung r, in rank order, N being
    the grid's configurations: the budget of successive halving (Jamieson & Talwalkar 2016; Li et al. 2018,
