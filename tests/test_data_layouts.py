@@ -54,6 +54,9 @@ def test_camvid_segnet_layout_maps_void_11_to_255(tmp_path):
         )
     ds = build_dataset("camvid_segnet", split="val", **_kw(tmp_path, 11, CAMVID_CLASSES))
     assert ds[0]["mask"][0].tolist() == [0, 10, 255] * 2
+    assert ds.background_index is None  # class 0 is sky: no background class unless the config names one
+    kept = build_dataset("camvid_segnet", split="val", background_index=0, **_kw(tmp_path, 11, CAMVID_CLASSES))
+    assert kept.background_index == 0
 
 
 def test_cityscapes_label_ids_become_train_ids(tmp_path):
@@ -70,6 +73,7 @@ def test_cityscapes_label_ids_become_train_ids(tmp_path):
     ds = build_dataset("cityscapes", split="val", **_kw(tmp_path, 19, CITYSCAPES_CLASSES))
     assert ds.ids == ["aachen/aachen_000000_000019"]
     assert ds[0]["mask"].tolist() == [[0, 1, 13, 255], [18, 255, 11, 255]]
+    assert ds.background_index is None  # train id 0 is road
 
 
 def test_missing_layout_root_names_expected_layout(tmp_path):

@@ -7,6 +7,8 @@ error that names the expected path and layout.
 
 from __future__ import annotations
 
+from typing import Any
+
 from segtrain.data.base import DATASETS
 from segtrain.data.folder import FolderDataset
 
@@ -65,6 +67,10 @@ class CamVidSegNet(FolderDataset):
     MASKS_DIR = "{split}annot"
     LABEL_MAP = {11: 255}
 
+    def __init__(self, *args: Any, background_index: int | None = None, **kwargs: Any) -> None:
+        """As FolderDataset; no background class by default (class 0 is sky)."""
+        super().__init__(*args, background_index=background_index, **kwargs)
+
 
 @DATASETS.register("cityscapes")
 class Cityscapes(FolderDataset):
@@ -80,3 +86,7 @@ class Cityscapes(FolderDataset):
     MASK_SUFFIX = "_gtFine_labelIds"
     RECURSIVE = True
     LABEL_MAP = CITYSCAPES_LABEL_MAP
+
+    def __init__(self, *args: Any, background_index: int | None = None, **kwargs: Any) -> None:
+        """As FolderDataset; no background class by default (train id 0 is road)."""
+        super().__init__(*args, background_index=background_index, **kwargs)
