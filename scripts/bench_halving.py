@@ -8,10 +8,11 @@ runs the grid twice with the app (train.py by default): every job to trainer.max
 sweeper, into <out>/full), and with hydra/sweeper=halving (into <out>/halving). Then it reports each sweep
 with segtrain.report (the case-level verdict: test when every job scored one, else val) and prints the full
 grid's winner and tie set, the halving sweep's winner and tie set, the epochs each trained (the sum of every
-job's epochs_completed) and the wall time. Target: the halving tie set holds the full grid's winner, for at
-most 35% of the full grid's epochs. Where the reports score on test, it also compares on val, the split the
-halving sweep decides on: the full grid's winner there against the last rung's tie set. Re-running into the
-same --out continues both sweeps (crash recovery).
+job's epochs_completed), the jobs' training time (summed over jobs and resumes) and the wall time. Target:
+the halving tie set holds the full grid's winner, for at most 35% of the full grid's epochs. Where the
+reports score on test, it also compares on val, the split the halving sweep decides on: the full grid's
+winner there against the last rung's tie set. Re-running into the same --out continues both sweeps (crash
+recovery).
 
 ``--stages`` (the halving rungs but the last, e.g. 3,9 for rungs 3, 9, 27) trains the full grid in stages:
 every job pauses at each stage (``trainer.stop_at_epoch``) and its per_case.csv is kept under
@@ -63,6 +64,16 @@ def run_sweep(app: Path, sweep: Path, args: list[str]) -> float:
 
 def epochs_trained(sweep: Path) -> int:
     return sum(int(r.metrics.get("epochs_completed") or 0) for r in collect_runs(sweep))
+
+
+def training_minutes(sweep: Path) -> float | None:
+    """The jobs' own training time, summed (metrics.json timing.train_s, which adds up across resumes): the
+    sweep's CPU cost at one thread per job, whatever ran beside it and however often it was restarted.
+    None when a job does not record it."""
+    times = [(r.metrics.get("timing") or {}).get("train_s") for r in collect_runs(sweep)]
+    if not times or any(not isinstance(t, int | float) for t in times):
+        return None
+    return round(sum(times) / 60, 1)
 
 
 def snapshot(sweep: Path, dest: Path) -> None:
@@ -178,9 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     found = full.verdict.leader in halving.verdict.tie_set
     result = {
         "full": {"winner": full.verdict.leader, "tie_set": list(full.verdict.tie_set), "split": full.cases.split,
-                 "epochs": e_full, "seconds": round(full_s, 1), "stages": stages},
+                 "epochs": e_full, "seconds": round(full_s, 1), "stages": stages,
+                 "training_minutes": training_minutes(full_dir)},
         "halving": {"winner": halving.verdict.leader, "tie_set": list(halving.verdict.tie_set),
                     "split": halving.cases.split, "epochs": e_halving, "seconds": round(halving_s, 1),
+                    "training_minutes": training_minutes(halving_dir),
                     "schedule": h["schedule"], "survivors_per_rung": [len(r["survivors"]) for r in h["rungs"]]},
         "epochs_ratio": round(ratio, 3),
         "halving_tie_set_holds_full_winner": found,
@@ -191,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"halving   : winner {result['halving']['winner']}, tie set {result['halving']['tie_set']} "
           f"(on {halving.cases.split}); {e_halving} epochs, {halving_s:.0f} s; rungs {h['schedule']}, "
           f"configurations alive after each {result['halving']['survivors_per_rung']}")  # fmt: skip
+    t_full, t_halving = result["full"]["training_minutes"], result["halving"]["training_minutes"]
+    if t_full and t_halving is not None:
+        print(f"training time (the jobs' own, summed): full grid {t_full} min, halving {t_halving} min "
+              f"({100 * t_halving / t_full:.0f}%)")  # fmt: skip
     print(f"halving spent {100 * ratio:.0f}% of the full grid's epochs; its tie set "
           f"{'holds' if found else 'does NOT hold'} the full grid's winner; target (holds it, <= {TARGET:.0%}): "
           f"{'met' if result['target_met'] else 'not met'}")  # fmt: skip

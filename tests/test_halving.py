@@ -243,6 +243,7 @@ def test_bench_halving_trains_the_full_grid_in_stages_and_its_replay_reproduces_
     result = json.loads((out / "bench_halving.json").read_text())
     assert result["full"]["stages"] == [1, 3] and result["halving"]["schedule"] == [1, 3, 9]
     assert result["replay_matches_halving"] is True
+    assert "training_minutes" in result["full"] and "training_minutes" in result["halving"]
     name = "segtrain (the sweeper's rule: min_gap 0.02)"
     assert set(result["replay"]) >= {name, "min_gap 0 (significance alone)", "budget alone (plain successive halving)"}
     rule = result["replay"][name]
