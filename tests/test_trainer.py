@@ -147,3 +147,12 @@ def test_validation_draws_overlays_only_for_tensorboard(tmp_path):
     trainer.tensorboard = True
     vis = trainer.validate()["vis"]
     assert vis.ndim == 3 and vis.shape[0] == 3 and trainer.val_data_wait >= 0
+
+
+@pytest.mark.parametrize("limit, batches", [(None, 2), (1, 1), (5, 2)])
+def test_validate_reads_at_most_limit_val_batches(tmp_path, limit, batches):
+    loss = PoisonedLoss(set())  # counts its calls: one per validation batch
+    trainer = make_trainer(tmp_path, loss, max_epochs=1, limit_val_batches=limit)
+    out = trainer.validate()
+    assert loss.calls == batches  # 8 val samples in batches of 4
+    assert math.isfinite(out["loss"]) and trainer.val_data_wait >= 0.0

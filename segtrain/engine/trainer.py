@@ -394,12 +394,8 @@ class Trainer:
         vis = None
         limit = self.cfg.limit_val_batches
         self.val_data_wait = 0.0
-        it = iter(self.val_loader)
-        for i in itertools.count():
-            t0 = time.perf_counter()
-            batch = next(it, None) if not (limit and i >= limit) else None
-            if batch is None:
-                break
+        t0 = time.perf_counter()
+        for i, batch in enumerate(itertools.islice(self.val_loader, limit or None)):
             x, y = self._to_device(batch)
             self.val_data_wait += time.perf_counter() - t0
             with self._autocast():
@@ -410,6 +406,7 @@ class Trainer:
             self.metrics.update(logits, y)
             if i == 0 and self.cfg.num_vis and self.is_main and self.tensorboard:  # drawn only for TensorBoard
                 vis = self._overlays(x, y, logits)
+            t0 = time.perf_counter()
         self.metrics.sync()
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             for t in (loss_sum, n):
