@@ -11,8 +11,9 @@ grid's winner and tie set, the halving sweep's winner and tie set, the epochs ea
 job's epochs_completed), the jobs' training time (summed over jobs and resumes) and the wall time. Target:
 the halving tie set holds the full grid's winner, for at most 35% of the full grid's epochs. Where the
 reports score on test, it also compares on val, the split the halving sweep decides on: the full grid's
-winner there against the last rung's tie set. Re-running into the same --out continues both sweeps (crash
-recovery).
+winner there against the last rung's tie set, and the test scores of the full grid's pick on val, the
+halving's pick and the test winner (what choosing by halving costs against choosing by the full grid).
+Re-running into the same --out continues both sweeps (crash recovery).
 
 ``--stages`` (the halving rungs but the last, e.g. 3,9 for rungs 3, 9, 27) trains the full grid in stages:
 every job pauses at each stage (``trainer.stop_at_epoch``) and its per_case.csv is kept under
@@ -225,6 +226,15 @@ def main(argv: list[str] | None = None) -> int:
               f"{list(on_val.tie_set)}; halving's last rung tie set {h['tie_set']}: "
               f"{'holds' if found_val else 'does NOT hold'} it; target on val: "
               f"{'met' if result['on_val']['target_met'] else 'not met'}")  # fmt: skip
+        # what each choice scores on the held-out split: the full grid's user picks on val as well
+        test_mean = full.verdict.means
+        picks = {"full_val_pick": on_val.leader, "halving_pick": halving.verdict.leader, "best": full.verdict.leader}
+        scores = {k: {"config": c, "mean": round(test_mean[c], 4)} for k, c in picks.items()}
+        result["held_out_scores"] = {"split": full.cases.split, "metric": metric, **scores}
+        print(f"on {full.cases.split}: the full grid's pick on val ({on_val.leader}) scores "
+              f"{test_mean[on_val.leader]:.4f}, the halving's pick ({halving.verdict.leader}) "
+              f"{test_mean[halving.verdict.leader]:.4f}, the best in hindsight ({full.verdict.leader}) "
+              f"{test_mean[full.verdict.leader]:.4f} ({metric}, case mean over seeds)")  # fmt: skip
     if set(h["schedule"][:-1]) <= set(stages):
         rules = replay_rules(args.out, full_runs, h, full.cases.split, args.alpha, min_gaps)
         rules_run = next(iter(rules.values()))

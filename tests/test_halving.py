@@ -237,7 +237,8 @@ def test_hydra_scanning_the_halving_plugin_loads_neither_scipy_nor_torch():
 def test_bench_halving_trains_the_full_grid_in_stages_and_its_replay_reproduces_the_halving_sweep(tmp_path):
     out = tmp_path / "bench"
     cmd = [sys.executable, str(ROOT / "scripts" / "bench_halving.py"), "--out", str(out), "--app", str(APP),
-           "--stages", "1,3", "--halving", "hydra.sweeper.b0=1", "--", "loss=a,b,c,d", "seed=0,1"]  # fmt: skip
+           "--stages", "1,3", "--halving", "hydra.sweeper.b0=1", "--", "loss=a,b,c,d", "seed=0,1",
+           "n_test_cases=20"]  # fmt: skip
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     result = json.loads((out / "bench_halving.json").read_text())
@@ -253,3 +254,9 @@ def test_bench_halving_trains_the_full_grid_in_stages_and_its_replay_reproduces_
         assert kept["status"] == "paused" and kept["epochs_completed"] == epochs
     assert json.loads((out / "full" / "loss=a,seed=0" / "metrics.json").read_text())["status"] == "completed"
     assert f"| {name} |" in proc.stdout
+    # the reports score on test: the bench compares on val too, and scores each choice on test
+    assert result["full"]["split"] == "test" and result["on_val"]["halving_tie_set"] == result["halving"]["tie_set"]
+    held_out = result["held_out_scores"]
+    assert held_out["split"] == "test" and held_out["full_val_pick"]["config"] == result["on_val"]["full_winner"]
+    assert held_out["best"]["config"] == result["full"]["winner"]
+    assert held_out["best"]["mean"] >= max(held_out["full_val_pick"]["mean"], held_out["halving_pick"]["mean"])

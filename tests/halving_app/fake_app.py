@@ -2,7 +2,7 @@
 
 Like the real trainer it resumes from what its directory holds (metrics.json's epochs_completed, for
 last.pt), trains to trainer.stop_at_epoch (status paused) or trainer.max_epochs (completed), and writes
-per_case.csv with the val split's per-case scores at the epoch reached. A case's Dice is
+per_case.csv with the val split's per-case scores at the epoch reached (and n_test_cases test rows). A case's Dice is
 quality(loss) * ramp(epoch) + case difficulty + noise(loss, seed, case): deterministic, paired across
 configurations. Every invocation that trains appends "<job dir> <from> <to>" to <sweep dir>/trained.log.
 loss=boom fails; FAKE_APP_DIE_AT=<loss>,<seed>,<epochs> kills the whole process there (a crashed sweep).
@@ -63,6 +63,9 @@ def main(cfg: DictConfig) -> float:
                     "ref_pixels", "pred_pixels"])  # fmt: skip
         for case, d in zip(cases, values, strict=True):
             w.writerow(["val", case, "fg", d, d / (2 - d), 1.0, d, "", 10, 1, 1, 11, 11])
+        test_cases = [f"test{i:02d}" for i in range(cfg.n_test_cases)]
+        for case, d in zip(test_cases, scores(cfg.loss, cfg.seed, end, test_cases), strict=True):
+            w.writerow(["test", case, "fg", d, d / (2 - d), 1.0, d, "", 10, 1, 1, 11, 11])
     status = "completed" if end >= cfg.trainer.max_epochs else "paused"
     metrics_path.write_text(json.dumps({"status": status, "epochs_completed": end,
                                         "max_epochs": cfg.trainer.max_epochs, "mode": "binary"}))  # fmt: skip
