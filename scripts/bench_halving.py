@@ -22,6 +22,8 @@ evaluation each to the wall time, no epochs). The halving rules are then replaye
 at every rung (segtrain.halving.replay): the rule the sweeper runs (which must reproduce the real halving
 sweep's survivors) beside the first version's survivor-relative budget, the rule with each ``--min-gaps``
 value, significance cuts from rung 1 only, and the budget alone, each with its winner, tie set and epochs.
+It also prints what holding the full grid's winner would cost a rule that cuts by the rungs' rankings: the
+top k after each rung down to the winner's rank there (segtrain.halving.replay.cost_to_keep).
 
 The jobs must write per_case.csv (the end-of-job evaluation), at every rung stop as well: the halving sweeper
 decides on its val rows. --app tests/halving_app/fake_app.py runs the fake app of the tests (made-up scores,
@@ -44,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from segtrain.halving import Job, keep_count, rung_records  # noqa: E402
-from segtrain.halving.replay import replay  # noqa: E402
+from segtrain.halving.replay import cost_to_keep, replay  # noqa: E402
 from segtrain.report import summarize  # noqa: E402
 from segtrain.report.cases import LOWER_IS_BETTER, PER_CASE_FILE, read_job_cases  # noqa: E402
 from segtrain.report.runs import METRICS_FILE, RunRecord, collect_runs  # noqa: E402
@@ -110,14 +112,8 @@ def final_records(runs: list[RunRecord], split: str, metric: str) -> list[tuple]
     return out
 
 
-def replay_rules(
-    out: Path, runs: list[RunRecord], halving: dict, split: str, alpha: float, min_gaps: list[float]
-) -> dict[str, dict]:
-    """The halving rules replayed on the full grid's records at every rung: winner and tie set (the last
-    rung's survivors tested on ``split``, as the reports do), survivors per rung and epochs of each rule."""
-    s, schedule = halving["settings"], halving["schedule"]
-    metric, eta = s["metric"], s["eta"]
-    jobs_per_config = dict(Counter(r.config for r in runs))
+def stage_records(out: Path, runs: list[RunRecord], schedule: list[int], metric: str) -> dict[int, list]:
+    """The full grid's per-case validation records at each rung's epochs (its stages, then its end)."""
     records_at = {}
     for epochs in schedule:
         root = out / "full" if epochs == schedule[-1] else out / "full_stages" / str(epochs)
@@ -126,6 +122,18 @@ def replay_rules(
         if any(problems.values()):
             raise ValueError(f"the full grid's records at {epochs} epochs are incomplete: {problems}")
         records_at[epochs] = records
+    return records_at
+
+
+def replay_rules(
+    out: Path, runs: list[RunRecord], halving: dict, split: str, alpha: float, min_gaps: list[float]
+) -> dict[str, dict]:
+    """The halving rules replayed on the full grid's records at every rung: winner and tie set (the last
+    rung's survivors tested on ``split``, as the reports do), survivors per rung and epochs of each rule."""
+    s, schedule = halving["settings"], halving["schedule"]
+    metric, eta = s["metric"], s["eta"]
+    jobs_per_config = dict(Counter(r.config for r in runs))
+    records_at = stage_records(out, runs, schedule, metric)
     rules = {
         f"segtrain (the sweeper's rule: min_gap {s.get('min_gap', 0.0):g})": {"min_gap": s.get("min_gap", 0.0)},
         **{f"min_gap {g:g}" + (" (significance alone)" if g == 0 else ""): {"min_gap": g} for g in min_gaps},
@@ -254,6 +262,18 @@ def main(argv: list[str] | None = None) -> int:
             ties = f"{', '.join(r['tie_set_on_val'])} | {', '.join(r['tie_set'])}"
             print(f"| {name} | {r['survivors_per_rung']} | {ties} | {r['epochs']} ({100 * r['epochs_ratio']:.0f}%) "
                   f"| {'yes' if holds else 'no'} | {'yes' if holds_val else 'no'} |")  # fmt: skip
+        # how far back the full grid's winners ranked early: what holding them by rank alone costs
+        records_at = stage_records(args.out, full_runs, h["schedule"], h["settings"]["metric"])
+        jobs_per_config = dict(Counter(r.config for r in full_runs))
+        higher = h["settings"]["metric"] not in LOWER_IS_BETTER
+        winners = {f"on {full.cases.split}": full.verdict.leader, "on val": val_winner}
+        result["cost_to_keep"] = {}
+        for where, config in winners.items():  # one entry when the reports score on val
+            c = cost_to_keep(records_at, h["schedule"], jobs_per_config, config, higher_is_better=higher)
+            share = c["epochs_trained"] / c["full_grid_epochs"]
+            result["cost_to_keep"][where] = {**c, "epochs_ratio": round(share, 3)}
+            print(f"holding the full grid's winner {where} ({config}) by the rungs' rankings alone takes the top "
+                  f"{c['survivors_per_rung'][:-1]} after each rung: {c['epochs_trained']} epochs ({100 * share:.0f}%)")
     elif stages:
         print(f"no replay: the halving rungs {h['schedule'][:-1]} are not all among --stages {stages}")
     (args.out / "bench_halving.json").write_text(json.dumps(result, indent=1, default=str) + "\n")

@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT
 
 from segtrain.halving import HalvingSettings, decide, keep_count, rung_epochs
-from segtrain.halving.replay import replay
+from segtrain.halving.replay import cost_to_keep, replay
 from segtrain.report import summarize
 
 APP = ROOT / "tests" / "halving_app" / "fake_app.py"
@@ -132,6 +132,27 @@ def test_a_significance_cut_needs_the_leader_ahead_by_more_than_min_gap():
         HalvingSettings(min_gap=-0.1).check()
 
 
+def test_budget_cuts_the_test_did_not_separate_from_the_leader_are_listed_and_reported():
+    from segtrain.report.halving import render_halving
+
+    means = {"a": 0.80, "b": 0.799, "c": 0.798, "d": 0.50}  # a, b, c near-tied; d far behind
+    d = decide(records(means), list(means), rung=0, epochs=2, keep=1, alpha=0.05, min_cases=10, min_gap=0.02)
+    assert d.survivors == ["a"] and sorted(d.unseparated) == ["b", "c"]  # d was cut as worse: separated
+    assert {e.config: e.reason for e in d.eliminated} == {"b": "budget", "c": "budget", "d": "worse"}
+    plain = decide(records(means), list(means), rung=0, epochs=2, keep=1, alpha=0.05, min_cases=10, min_gap=0.02,
+                   cut_worse=False)  # fmt: skip
+    assert sorted(plain.unseparated) == ["b", "c"]  # d: a budget cut, but significantly worse by more than min_gap
+    clear = decide(records({"a": 0.8, "d": 0.5}), ["a", "d"], rung=0, epochs=2, keep=1, alpha=0.05, min_cases=10)
+    assert clear.unseparated == []
+    data = {"settings": {"metric": "dice", "min_gap": 0.02, "eta": 3, "b0": 2}, "schedule": [2, 6],
+            "rungs": [d.to_dict()]}  # fmt: skip
+    text = "\n".join(render_halving(data))
+    assert "Cuts the data did not decide (rung 0, 2 epochs)" in text and "`b` (0.7" in text
+    assert "by more than 0.02" in text
+    del data["rungs"][0]["unseparated"]  # halving.json of an older version
+    assert "did not decide" not in "\n".join(render_halving(data))
+
+
 def test_replay_gives_the_rungs_survivors_winner_and_cost_from_the_records_at_each_rung():
     # 4 configurations x 2 jobs; "c" leads after 1 epoch, "a" overtakes it by 3
     at = {
@@ -150,6 +171,13 @@ def test_replay_gives_the_rungs_survivors_winner_and_cost_from_the_records_at_ea
     assert one["winner"] == "c"
     with pytest.raises(ValueError, match=r"no records at \[9\] epochs"):
         replay({1: at[1], 3: at[3]}, [1, 3, 9], jobs, eta=2, alpha=0.05, min_cases=10)
+    # holding "b" (3rd after 1 and after 3 epochs) takes the top 3 twice; "a" (2nd, then 1st) the top 2, then 1
+    held = cost_to_keep(at, [1, 3, 9], jobs, "b")
+    assert held["survivors_per_rung"] == [3, 3, 3] and held["epochs_trained"] == 8 * 1 + 6 * 2 + 6 * 6
+    a = cost_to_keep(at, [1, 3, 9], jobs, "a")
+    assert a["survivors_per_rung"] == [2, 1, 1] and a["epochs_trained"] == 8 * 1 + 4 * 2 + 2 * 6
+    with pytest.raises(ValueError, match="'x' is not among the grid's configurations"):
+        cost_to_keep(at, [1, 3, 9], jobs, "x")
 
 
 # ---------------------------------------------------------------------------------------------- sweeps
@@ -260,3 +288,7 @@ def test_bench_halving_trains_the_full_grid_in_stages_and_its_replay_reproduces_
     assert held_out["split"] == "test" and held_out["full_val_pick"]["config"] == result["on_val"]["full_winner"]
     assert held_out["best"]["config"] == result["full"]["winner"]
     assert held_out["best"]["mean"] >= max(held_out["full_val_pick"]["mean"], held_out["halving_pick"]["mean"])
+    held = result["cost_to_keep"]
+    assert set(held) == {"on test", "on val"} and held["on val"]["config"] == result["on_val"]["full_winner"]
+    assert held["on test"]["epochs_trained"] <= result["full"]["epochs"]
+    assert "holding the full grid's winner on test" in proc.stdout

@@ -13,6 +13,9 @@
    the grid's configurations: the budget of successive halving (Jamieson & Talwalkar 2016; Li et al. 2018,
    Hyperband), fixed in advance. It caps the cost. It is not taken of the survivors, so configurations that
    significance cuts stopped at one rung do not also shrink the room of the next ones.
+   A budget cut of a configuration the test did not separate from the leader (not significantly worse by
+   more than ``min_gap``) rests on the rung's ranking alone: the decision lists such cuts (``unseparated``)
+   and the sweep warns and reports them, since early rankings of near-tied losses can reverse by the end.
 4. Never on thin evidence: with fewer than two seeds or fewer than ``min_cases`` paired cases nothing is cut
    at that rung (the reason is recorded). A configuration whose every job failed is stopped as failed.
 """
@@ -57,6 +60,7 @@ class RungDecision:
     n_seeds: int
     note: str = ""
     left_out: list[str] = field(default_factory=list)
+    unseparated: list[str] = field(default_factory=list)  # budget cuts the test did not tell from the leader
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -149,6 +153,7 @@ def decide(
             _elimination(c, rung, epochs, "budget", verdict, comps[c], rank[c], f"{keep} go on after rung {rung}")
         )  # fmt: skip
     decision.survivors = kept[:keep]
+    decision.unseparated = [c for c in kept[keep:] if not (comps[c].worse and comps[c].diff_mean > min_gap)]
     return decision
 
 

@@ -67,3 +67,35 @@ def replay(
         "epochs_trained": trained,
         "full_grid_epochs": sum(jobs_per_config.values()) * schedule[-1],
     }
+
+
+def cost_to_keep(
+    records_at: Mapping[int, Sequence[Record]],
+    schedule: Sequence[int],
+    jobs_per_config: Mapping[str, int],
+    config: str,
+    *,
+    higher_is_better: bool = True,
+) -> dict[str, Any]:
+    """The cheapest halving by the rungs' rankings that keeps ``config`` to the end: after each rung exactly
+    the configurations ranked at or above it go on. No rule that cuts by a rung's ranking holds ``config`` for
+    fewer epochs; its survivors per rung show how far back ``config`` ranked early."""
+    if config not in jobs_per_config:
+        raise ValueError(f"{config!r} is not among the grid's configurations {list(jobs_per_config)}")
+    alive, alive_per_rung, trained, before = list(jobs_per_config), [], 0, 0
+    for r, epochs in enumerate(schedule):
+        trained += sum(jobs_per_config[c] for c in alive) * (epochs - before)
+        before = epochs
+        if r < len(schedule) - 1:
+            ranked = decide(
+                [rec for rec in records_at[epochs] if rec[0] in alive], alive, rung=r, epochs=epochs,
+                keep=len(alive), alpha=0.05, min_cases=0, higher_is_better=higher_is_better, cut=False,
+            ).survivors  # fmt: skip
+            alive = ranked[: ranked.index(config) + 1]
+        alive_per_rung.append(len(alive))
+    return {
+        "config": config,
+        "survivors_per_rung": alive_per_rung,
+        "epochs_trained": trained,
+        "full_grid_epochs": sum(jobs_per_config.values()) * schedule[-1],
+    }

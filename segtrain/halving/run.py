@@ -107,6 +107,12 @@ def successive_halving(
         alive = list(decision.survivors)
         for e in decision.eliminated:
             log.info("halving: rung %d stops %s (%s %s)", r, e.config, e.reason, e.detail)
+        if decision.unseparated:
+            log.warning(
+                "halving: rung %d (%d epochs): the budget stopped %s, which the test did not separate from the "
+                "leader %s; the rung's ranking alone chose the survivors. A larger b0 lets the data decide",
+                r, epochs, ", ".join(decision.unseparated), decision.leader,
+            )  # fmt: skip
         _save(path, state)
     last = state["rungs"][-1]
     state.update(

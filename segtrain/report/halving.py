@@ -18,7 +18,7 @@ from typing import Any
 HALVING_FILE = "halving.json"
 REASONS = {
     "worse": "significantly worse than the rung's leader",
-    "budget": "not significantly worse, outside the rung's budget",
+    "budget": "outside the rung's budget",
     "failed": "failed",
 }
 
@@ -82,10 +82,33 @@ def render_halving(data: dict[str, Any], root: Path | None = None) -> list[str]:
         )
     if not rows:
         lines.append("| (none) | | | | | |")
+    lines += unseparated_lines(data, metric)
     last = len(data.get("schedule", [])) - 1
     notes = [f"rung {r['rung']}: {r['note']}" for r in data["rungs"] if r.get("note") and r["rung"] != last]
     if notes:
         lines += ["", "Rungs that cut nothing: " + "; ".join(notes) + "."]
+    return lines
+
+
+def unseparated_lines(data: dict[str, Any], metric: str) -> list[str]:
+    """A warning for each rung whose budget stopped configurations the test did not tell from the leader."""
+    gap = data.get("settings", {}).get("min_gap")
+    lines = []
+    for r in data["rungs"]:
+        names = r.get("unseparated") or []
+        if not names:
+            continue
+        means = r.get("means", {})
+        listed = ", ".join(f"`{c}` ({_num(means.get(c))})" for c in names)
+        lines += [
+            "",
+            f"**Cuts the data did not decide (rung {r['rung']}, {r['epochs']} epochs).** The budget stopped {listed}, "
+            f"none significantly worse than the leader `{r['leader']}` ({_num(means.get(r['leader']))} {metric})"
+            + (f" by more than {gap:g}" if gap else "")
+            + ". The rung's ranking alone chose the survivors, and early rankings of near-tied configurations can "
+            "reverse by the last epoch. Raise `hydra.sweeper.b0` until the rung separates them (`curves.png` of a "
+            "short full sweep shows when the validation curves stop crossing), or train the stopped ones to the end.",
+        ]
     return lines
 
 
