@@ -21,7 +21,8 @@ every job pauses at each stage (``trainer.stop_at_epoch``) and its per_case.csv 
 evaluation each to the wall time, no epochs). The halving rules are then replayed on the full grid's records
 at every rung (segtrain.halving.replay): the rule the sweeper runs (which must reproduce the real halving
 sweep's survivors) beside the first version's survivor-relative budget, the rule with each ``--min-gaps``
-value, significance cuts from rung 1 only, and the budget alone, each with its winner, tie set and epochs.
+and ``--max-shares`` value (and the grid's 1/eta budget when the sweep ran with ``max_share``), significance
+cuts from rung 1 only, and the budget alone, each with its winner, tie set and epochs.
 It also prints what holding the full grid's winner would cost a rule that cuts by the rungs' rankings: the
 top k after each rung down to the winner's rank there (segtrain.halving.replay.cost_to_keep).
 
@@ -126,7 +127,8 @@ def stage_records(out: Path, runs: list[RunRecord], schedule: list[int], metric:
 
 
 def replay_rules(
-    out: Path, runs: list[RunRecord], halving: dict, split: str, alpha: float, min_gaps: list[float]
+    out: Path, runs: list[RunRecord], halving: dict, split: str, alpha: float, min_gaps: list[float],
+    max_shares: list[float] = (),
 ) -> dict[str, dict]:
     """The halving rules replayed on the full grid's records at every rung: winner and tie set (the last
     rung's survivors tested on ``split``, as the reports do), survivors per rung and epochs of each rule."""
@@ -134,8 +136,12 @@ def replay_rules(
     metric, eta = s["metric"], s["eta"]
     jobs_per_config = dict(Counter(r.config for r in runs))
     records_at = stage_records(out, runs, schedule, metric)
+    gap, share = s.get("min_gap", 0.0), s.get("max_share")
+    run_rule = f"min_gap {gap:g}" + (f", max_share {share:g}" if share is not None else "")
     rules = {
-        f"segtrain (the sweeper's rule: min_gap {s.get('min_gap', 0.0):g})": {"min_gap": s.get("min_gap", 0.0)},
+        f"segtrain (the sweeper's rule: {run_rule})": {"min_gap": gap, "max_share": share},
+        **{f"max_share {m:g} (min_gap {gap:g})": {"min_gap": gap, "max_share": m} for m in max_shares if m != share},
+        **({f"the grid's top 1/eta^(r+1) (min_gap {gap:g}, max_share null)": {"min_gap": gap}} if share else {}),
         **{f"min_gap {g:g}" + (" (significance alone)" if g == 0 else ""): {"min_gap": g} for g in min_gaps},
         "first version (min_gap 0, budget of the survivors)": {"keep": lambda r, n: keep_count(n, eta)},
         "significance cuts from rung 1 (min_gap 0)": {"test_from_rung": 1},
@@ -175,13 +181,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--min-gaps", default="0,0.05", help="replay the sweeper's rule with these min_gap values too [0,0.05]"
     )
+    parser.add_argument(
+        "--max-shares", default="", help="replay the sweeper's rule with these hydra.sweeper.max_share values too"
+    )
     parser.add_argument("grid", nargs="+", help="the grid and fixed overrides, as for train.py -m")
     args = parser.parse_args(argv)
     try:
         stages = sorted({int(e) for e in args.stages.split(",") if e.strip()})
         min_gaps = [float(g) for g in args.min_gaps.split(",") if g.strip()]
+        max_shares = [float(m) for m in args.max_shares.split(",") if m.strip()]
     except ValueError:
-        parser.error(f"--stages and --min-gaps take comma-separated numbers; got {args.stages!r}, {args.min_gaps!r}")
+        parser.error(f"--stages, --min-gaps and --max-shares take comma-separated numbers; got {args.stages!r}, "
+                     f"{args.min_gaps!r}, {args.max_shares!r}")  # fmt: skip
 
     full_dir, halving_dir = args.out / "full", args.out / "halving"
     full_s = run_full(args.app, args.out, args.grid, stages)
@@ -244,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{test_mean[halving.verdict.leader]:.4f}, the best in hindsight ({full.verdict.leader}) "
               f"{test_mean[full.verdict.leader]:.4f} ({metric}, case mean over seeds)")  # fmt: skip
     if set(h["schedule"][:-1]) <= set(stages):
-        rules = replay_rules(args.out, full_runs, h, full.cases.split, args.alpha, min_gaps)
+        rules = replay_rules(args.out, full_runs, h, full.cases.split, args.alpha, min_gaps, max_shares)
         rules_run = next(iter(rules.values()))
         result["replay"] = rules
         result["replay_matches_halving"] = rules_run["rung_survivors"] == [r["survivors"] for r in h["rungs"]]

@@ -15,6 +15,7 @@ import pytest
 from conftest import ROOT
 
 from segtrain.halving import HalvingSettings, decide, keep_count, rung_epochs
+from segtrain.halving.cut import budget_keep, cheapest_share
 from segtrain.halving.replay import cost_to_keep, replay
 from segtrain.report import summarize
 
@@ -180,6 +181,28 @@ def test_replay_gives_the_rungs_survivors_winner_and_cost_from_the_records_at_ea
         cost_to_keep(at, [1, 3, 9], jobs, "x")
 
 
+def test_the_max_share_budget_keeps_as_many_as_the_grids_epoch_share_allows():
+    # 8 configurations x 10 jobs, rungs 2, 6, 18: the full grid is 1440 epochs; rung 0 spends 160
+    assert cheapest_share([2, 6, 18], 8) == pytest.approx((8 * 2 + 16) / (8 * 18))
+    assert budget_keep([2, 6, 18], 0, 10, 160, 0.35, 8) == 5  # 160 + 5 * 40 + 120 <= 504 < 160 + 6 * 40 + 120
+    assert budget_keep([2, 6, 18], 0, 10, 160, 0.30, 8) == 3
+    assert budget_keep([2, 6, 18], 1, 10, 160 + 5 * 40, 0.35, 8) == 1  # the last rung: 12 epochs x 10 jobs each
+    assert budget_keep([2, 6, 18], 0, 10, 160, 0.01, 8) == 1  # never fewer than one
+    for bad in (0, 1.5, True, "0.3"):
+        with pytest.raises(ValueError, match="max_share must be null or a share in"):
+            HalvingSettings(b0=1, max_epochs=9, max_share=bad).check()
+
+
+def test_replay_with_max_share_spends_the_budget_on_what_the_test_does_not_separate():
+    at = {e: records({"a": 0.60 + 0.01 * e, "b": 0.60, "c": 0.599, "d": 0.598, "e": 0.3}) for e in (1, 3, 9)}
+    jobs = {c: 2 for c in "abcde"}
+    grid = replay(at, [1, 3, 9], jobs, eta=3, alpha=0.05, min_cases=10, min_gap=0.02)
+    share = replay(at, [1, 3, 9], jobs, eta=3, alpha=0.05, min_cases=10, min_gap=0.02, max_share=0.6)
+    assert grid["survivors_per_rung"][0] == keep_count(5, 3) == 1
+    assert share["survivors_per_rung"][0] == 4 and "e" not in share["rungs"][0]["survivors"]  # e: cut as worse
+    assert share["epochs_trained"] <= 0.6 * share["full_grid_epochs"] < grid["full_grid_epochs"]
+
+
 # ---------------------------------------------------------------------------------------------- sweeps
 def test_halving_sweep_with_folds_and_a_failing_configuration(tmp_path):
     sweep = tmp_path / "sweep"
@@ -231,12 +254,32 @@ def test_crashed_halving_sweep_rerun_skips_the_finished_rung_jobs(tmp_path):
     assert len(trained(sweep)) == len(before) + len(after)
 
 
+def test_halving_sweep_with_max_share_stays_within_it_and_continues_a_sweep_of_the_version_before(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["loss=a,b,c,d,e,f", "seed=0,1", "hydra.sweeper.max_share=0.5"]
+    run_app(sweep, *args)
+    h = json.loads((sweep / "halving.json").read_text())
+    assert h["settings"]["max_share"] == 0.5 and h["epochs_trained"] <= 0.5 * h["full_grid_epochs"]
+    assert h["rungs"][0]["survivors"] and h["status"] == "completed"
+    # a halving.json written before max_share existed continues under the default (null), not refused
+    default = tmp_path / "default"
+    run_app(default, *args[:2])
+    old = json.loads((default / "halving.json").read_text())
+    del old["settings"]["max_share"]
+    (default / "halving.json").write_text(json.dumps(old))
+    n = len(trained(default))
+    run_app(default, *args[:2])
+    assert len(trained(default)) == n
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["loss=a,b", "seed=0,1", "hydra.sweeper.eta=1"], "eta must be a number > 1"),
         (["loss=a,b", "seed=0,1", "hydra.sweeper.b0=9"], "b0=9: the first rung's epochs must be an integer in 1..8"),
         (["loss=a,b", "seed=0,1", "hydra.sweeper.min_gap=-0.1"], "min_gap must be a number >= 0"),
+        (["loss=a,b", "seed=0,1", "hydra.sweeper.max_share=1.5"], "max_share must be null or a share in (0, 1]"),
+        (["loss=a,b,c,d", "seed=0,1", "hydra.sweeper.max_share=0.2"], "max_share=0.2 is below the cheapest halving"),
         (["loss=a", "seed=0,1,2"], "needs at least two configurations"),
         (["loss=a,b", "trainer.stop_at_epoch=3"], "do not set trainer.stop_at_epoch"),
         (["loss=a,b", "trainer.max_epochs=3,9"], "do not sweep trainer.max_epochs"),

@@ -15,6 +15,9 @@ class HalvingSweeperConf:
     min_gap: float = 0.02  # a significance cut needs the leader ahead by more than this (metric units)
     alpha: float = 0.05  # Holm-Wilcoxon level of "significantly worse than the rung's leader"
     metric: str = "dice"  # per-case metric of per_case.csv: dice, iou, hd95, nsd, cldice
+    # null: after rung r at most the grid's top 1/eta^(r+1) go on. A share (e.g. 0.35): the budget is that share
+    # of the full grid's epochs, and what the test does not separate goes on as far as it allows
+    max_share: Optional[float] = None  # noqa: UP045
     # the grid, as for the basic sweeper: {key: "v1,v2"}; command-line sweeps replace a key's values
     params: Optional[Dict[str, str]] = None  # noqa: UP006, UP045
     # keys whose values are replicates of one configuration (kept together, averaged per case)

@@ -40,6 +40,7 @@ class HalvingSweeper(Sweeper):
         min_gap: float,
         alpha: float,
         metric: str,
+        max_share: float | None,
         params: dict[str, str] | None,
         replicate_keys: list[str],
         fold_key: str,
@@ -48,7 +49,7 @@ class HalvingSweeper(Sweeper):
     ) -> None:
         super().__init__()
         self.eta, self.b0, self.min_cases, self.alpha, self.metric = eta, b0, min_cases, alpha, metric
-        self.min_gap = min_gap
+        self.min_gap, self.max_share = min_gap, max_share
         self.params = dict(params or {})
         self.replicate_keys, self.fold_key = list(replicate_keys), fold_key
         self.epochs_key, self.stop_key = epochs_key, stop_key
@@ -128,7 +129,7 @@ class HalvingSweeper(Sweeper):
             raise ValueError(f"{self.epochs_key} must be an integer (the full budget), got {max_epochs!r}")
         settings = HalvingSettings(
             eta=self.eta, b0=self.b0, max_epochs=max_epochs, min_cases=self.min_cases, min_gap=self.min_gap,
-            alpha=self.alpha, metric=self.metric,
+            alpha=self.alpha, metric=self.metric, max_share=self.max_share,
         )  # fmt: skip
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,9 @@
 3. Of the rest, at most the top n_r = max(1, floor(N / eta^(r+1))) go on after rung r, in rank order, N being
    the grid's configurations: the budget of successive halving (Jamieson & Talwalkar 2016; Li et al. 2018,
    Hyperband), fixed in advance. It caps the cost. It is not taken of the survivors, so configurations that
-   significance cuts stopped at one rung do not also shrink the room of the next ones.
+   significance cuts stopped at one rung do not also shrink the room of the next ones. With ``max_share``
+   the budget is a share of the full grid's epochs instead (``budget_keep``): the rest go on as far as it
+   allows, reserving room for one configuration to the end.
    A budget cut of a configuration the test did not separate from the leader (not significantly worse by
    more than ``min_gap``) rests on the rung's ranking alone: the decision lists such cuts (``unseparated``)
    and the sweep warns and reports them, since early rankings of near-tied losses can reverse by the end.
@@ -72,6 +74,24 @@ def keep_count(n_configs: int, eta: float, rung: int = 0) -> int:
     """How many configurations of a grid of ``n_configs`` may go on after rung ``rung``: floor(n / eta^(rung+1)),
     at least one."""
     return max(1, math.floor(n_configs / eta ** (rung + 1) + 1e-9))
+
+
+def budget_keep(schedule: Sequence[int], rung: int, jobs_per_config: int, spent: int, max_share: float,
+                n_configs: int) -> int:
+    """How many configurations may go on after rung ``rung`` under a fixed epoch budget: ``max_share`` of the
+    full grid's epochs (``n_configs`` x ``jobs_per_config`` jobs x the last rung's epochs), of which ``spent``
+    are trained. The room left after keeping one configuration to the end goes to the next rung: the cut rule
+    keeps what the test does not separate, as far as the budget allows, and early rungs (where rankings are
+    least reliable) get the room first. At least one."""
+    nxt, last = schedule[rung + 1], schedule[-1]
+    room = max_share * n_configs * jobs_per_config * last - spent - jobs_per_config * (last - nxt)
+    return max(1, math.floor(room / (jobs_per_config * (nxt - schedule[rung])) + 1e-9))
+
+
+def cheapest_share(schedule: Sequence[int], n_configs: int) -> float:
+    """The share of the full grid's epochs that halving spends at the least: every configuration to the first
+    rung, one to the end."""
+    return (n_configs * schedule[0] + schedule[-1] - schedule[0]) / (n_configs * schedule[-1])
 
 
 def decide(

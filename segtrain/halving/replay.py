@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
-from segtrain.halving.cut import decide, keep_count
+from segtrain.halving.cut import budget_keep, decide, keep_count
 
 Record = tuple[str, Hashable, Hashable, float]
 
@@ -30,13 +30,15 @@ def replay(
     higher_is_better: bool = True,
     keep: Callable[[int, int], int] | None = None,
     test_from_rung: int = 0,
+    max_share: float | None = None,
 ) -> dict[str, Any]:
     """Halving over ``schedule`` (rung epochs, the last the full budget) on ``records_at[epochs]``, the
     (config, seed, case, value) records of every configuration at each rung's epochs.
 
     ``jobs_per_config``: the grid's configurations (in grid order) and their jobs (seeds x folds), for the cost.
     ``keep(rung, n_alive)``: how many may go on after a rung (default: segtrain's rule, ``keep_count`` of the
-    grid); significance cuts apply from rung ``test_from_rung`` on (0: every rung, as the sweeper does).
+    grid, or ``budget_keep`` with ``max_share``); significance cuts apply from rung ``test_from_rung`` on (0:
+    every rung, as the sweeper does).
     Returns the rungs' decisions, the survivors after each, the winner and tie set of the last rung, and the
     epochs trained against the full grid's.
     """
@@ -44,14 +46,22 @@ def replay(
     missing = [e for e in schedule if e not in records_at]
     if missing:
         raise ValueError(f"no records at {missing} epochs (have {sorted(records_at)}); train the grid in stages there")
-    keep = keep or (lambda rung, n_alive: keep_count(len(configs), eta, rung))
+    per_config = max(jobs_per_config.values())
     alive, rungs, trained, before = list(configs), [], 0, 0
     for r, epochs in enumerate(schedule):
         trained += sum(jobs_per_config[c] for c in alive) * (epochs - before)
         before = epochs
+        if r == len(schedule) - 1:
+            n_keep = len(alive)
+        elif keep is not None:
+            n_keep = keep(r, len(alive))
+        elif max_share is not None:
+            n_keep = budget_keep(schedule, r, per_config, trained, max_share, len(configs))
+        else:
+            n_keep = keep_count(len(configs), eta, r)
         decision = decide(
             [rec for rec in records_at[epochs] if rec[0] in alive], alive, rung=r, epochs=epochs,
-            keep=keep(r, len(alive)), alpha=alpha, min_cases=min_cases, min_gap=min_gap,
+            keep=n_keep, alpha=alpha, min_cases=min_cases, min_gap=min_gap,
             higher_is_better=higher_is_better,
             cut=r < len(schedule) - 1, cut_worse=r >= test_from_rung,
         )  # fmt: skip

@@ -12,18 +12,20 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from segtrain.halving.cut import decide, keep_count
+from segtrain.halving.cut import budget_keep, cheapest_share, decide, keep_count
 from segtrain.halving.jobs import Job, epochs_done, finished_rung, rung_records
 from segtrain.halving.schedule import rung_epochs
 from segtrain.report.cases import CASE_METRICS, LOWER_IS_BETTER
 from segtrain.report.halving import HALVING_FILE
 
 log = logging.getLogger("segtrain")
+ADDED_SETTINGS = {"max_share": None}  # settings added after the first version, with the value they had before
 
 
 @dataclass
@@ -35,6 +37,7 @@ class HalvingSettings:
     min_gap: float = 0.02  # a significance cut needs the leader ahead by more than this (metric units)
     alpha: float = 0.05
     metric: str = "dice"  # per-case metric of per_case.csv that ranks and tests the configurations
+    max_share: float | None = None  # None: the grid's top 1/eta^(r+1) go on; else a share of the grid's epochs
 
     def check(self) -> list[int]:
         """The rung schedule; ValueError for bad settings (each names the key)."""
@@ -46,7 +49,17 @@ class HalvingSettings:
             raise ValueError(f"hydra.sweeper.min_cases must be an integer >= 1, got {self.min_cases!r}")
         if isinstance(self.min_gap, bool) or not isinstance(self.min_gap, int | float) or not self.min_gap >= 0:
             raise ValueError(f"hydra.sweeper.min_gap must be a number >= 0 (metric units), got {self.min_gap!r}")
-        return rung_epochs(self.b0, self.eta, self.max_epochs)
+        schedule = rung_epochs(self.b0, self.eta, self.max_epochs)
+        share = self.max_share
+        if share is not None and (isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1):
+            raise ValueError(f"hydra.sweeper.max_share must be null or a share in (0, 1], got {self.max_share!r}")
+        return schedule
+
+    def keep(self, schedule: list[int], rung: int, n_configs: int, jobs_per_config: int, spent: int) -> int:
+        """How many of the grid's ``n_configs`` configurations may go on after ``rung``, ``spent`` epochs trained."""
+        if self.max_share is None:
+            return keep_count(n_configs, self.eta, rung)
+        return budget_keep(schedule, rung, jobs_per_config, spent, self.max_share, n_configs)
 
 
 def configurations(jobs: Sequence[Job]) -> list[str]:
@@ -74,10 +87,19 @@ def successive_halving(
     seeds = {j.seed for j in jobs}
     if len(seeds) < 2:
         log.warning("halving: one seed per configuration; nothing will be cut (never on a single seed)")
+    per_config = max(Counter(j.config for j in jobs).values())  # a Cartesian grid: the same for every one
+    if settings.max_share is not None and settings.max_share < cheapest_share(schedule, len(configs)):
+        raise ValueError(
+            f"hydra.sweeper.max_share={settings.max_share:g} is below the cheapest halving of this grid "
+            f"({cheapest_share(schedule, len(configs)):.3f}: every configuration to {schedule[0]} epochs, one to "
+            f"{schedule[-1]}); raise it, or lower b0"
+        )
     path = Path(sweep_dir) / HALVING_FILE
     state = _load_or_start(path, jobs, settings, schedule, configs)
     alive = list(configs)
+    spent = 0  # the epochs the schedule has trained so far: each rung's alive jobs from the last rung's epochs
     for r, epochs in enumerate(schedule):
+        spent += len(alive) * per_config * (epochs - (schedule[r - 1] if r else 0))
         if r < len(state["rungs"]):  # decided before a crash or in an earlier run: replay
             alive = list(state["rungs"][r]["survivors"])
             log.info("halving: rung %d (%d epochs) already decided: %d go on", r, epochs, len(alive))
@@ -95,7 +117,8 @@ def successive_halving(
         scored = {rec[0] for rec in records}
         failed = {c: "; ".join(problems.get(c, ["no records"])) for c in alive if c not in scored}
         decision = decide(
-            records, alive, rung=r, epochs=epochs, keep=keep_count(len(configs), settings.eta, r), alpha=settings.alpha,
+            records, alive, rung=r, epochs=epochs, alpha=settings.alpha,
+            keep=settings.keep(schedule, r, len(configs), per_config, spent) if r < len(schedule) - 1 else len(alive),
             min_cases=settings.min_cases, min_gap=settings.min_gap,
             higher_is_better=settings.metric not in LOWER_IS_BETTER, failed=failed,
             cut=r < len(schedule) - 1,
@@ -143,6 +166,7 @@ def _load_or_start(path: Path, jobs, settings, schedule, configs) -> dict[str, A
     header = _header(jobs, settings, schedule, configs)
     if path.is_file():
         old = json.loads(path.read_text())
+        old["settings"] = {**ADDED_SETTINGS, **old.get("settings", {})}  # written before these settings existed
         diff = [k for k in header if old.get(k) != header[k]]
         if diff:
             raise ValueError(
