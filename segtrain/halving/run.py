@@ -132,9 +132,11 @@ def successive_halving(
             log.info("halving: rung %d stops %s (%s %s)", r, e.config, e.reason, e.detail)
         if decision.unseparated:
             log.warning(
-                "halving: rung %d (%d epochs): the budget stopped %s, which the test did not separate from the "
-                "leader %s; the rung's ranking alone chose the survivors. A larger b0 lets the data decide",
-                r, epochs, ", ".join(decision.unseparated), decision.leader,
+                "halving: rung %d (%d epochs): the budget stopped %s, none significantly worse than the leader %s "
+                "by more than min_gap=%g; the rung's ranking alone chose among them, and close rankings can still "
+                "change. %s",
+                r, epochs, ", ".join(decision.unseparated), decision.leader, settings.min_gap,
+                "A larger b0 lets the data decide" if r == 0 else "A larger max_share keeps more of them",
             )  # fmt: skip
         _save(path, state)
     last = state["rungs"][-1]

@@ -105,9 +105,10 @@ def unseparated_lines(data: dict[str, Any], metric: str) -> list[str]:
             f"**Cuts the data did not decide (rung {r['rung']}, {r['epochs']} epochs).** The budget stopped {listed}, "
             f"none significantly worse than the leader `{r['leader']}` ({_num(means.get(r['leader']))} {metric})"
             + (f" by more than {gap:g}" if gap else "")
-            + ". The rung's ranking alone chose the survivors, and early rankings of near-tied configurations can "
-            "reverse by the last epoch. Raise `hydra.sweeper.b0` until the rung separates them (`curves.png` of a "
-            "short full sweep shows when the validation curves stop crossing), or train the stopped ones to the end.",
+            + ". The rung's ranking alone chose among them, and close rankings can still change by the last epoch. "
+            "Raise `hydra.sweeper.b0` until the first rung separates the configurations (`curves.png` of a short "
+            "full sweep shows when the validation curves stop crossing), give `hydra.sweeper.max_share` more room, "
+            "or train the stopped ones to the end.",
         ]
     return lines
 
