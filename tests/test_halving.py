@@ -260,6 +260,8 @@ def test_halving_sweep_with_max_share_stays_within_it_and_continues_a_sweep_of_t
     run_app(sweep, *args)
     h = json.loads((sweep / "halving.json").read_text())
     assert h["settings"]["max_share"] == 0.5 and h["epochs_trained"] <= 0.5 * h["full_grid_epochs"]
+    md = summarize(sweep, plots=False).md_path.read_text()
+    assert "as far as a budget of 0.5 of the full grid's epochs allowed" in md and "floor(N / eta" not in md
     assert h["rungs"][0]["survivors"] and h["status"] == "completed"
     # a halving.json written before max_share existed continues under the default (null), not refused
     default = tmp_path / "default"

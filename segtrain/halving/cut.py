@@ -76,8 +76,9 @@ def keep_count(n_configs: int, eta: float, rung: int = 0) -> int:
     return max(1, math.floor(n_configs / eta ** (rung + 1) + 1e-9))
 
 
-def budget_keep(schedule: Sequence[int], rung: int, jobs_per_config: int, spent: int, max_share: float,
-                n_configs: int) -> int:
+def budget_keep(
+    schedule: Sequence[int], rung: int, jobs_per_config: int, spent: int, max_share: float, n_configs: int
+) -> int:
     """How many configurations may go on after rung ``rung`` under a fixed epoch budget: ``max_share`` of the
     full grid's epochs (``n_configs`` x ``jobs_per_config`` jobs x the last rung's epochs), of which ``spent``
     are trained. The room left after keeping one configuration to the end goes to the next rung: the cut rule

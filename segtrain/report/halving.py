@@ -3,8 +3,9 @@
 A `hydra/sweeper=halving` sweep stops configurations at rungs; their jobs stay `paused` and are not in the
 verdict above the section. The section lists each stopped configuration with the rung, its mean per-case
 validation score there, and the Holm-adjusted p-value of the leader-vs-it test that stopped it (or the
-budget rule: after rung r at most floor(N / eta^(r+1)) of the grid's N configurations go on), and what the
-halving cost against the full grid.
+budget rule: after rung r at most floor(N / eta^(r+1)) of the grid's N configurations go on, or what a
+``max_share`` of the grid's epochs allows), the budget cuts the test did not separate from the leader, and
+what the halving cost against the full grid.
 """
 
 from __future__ import annotations
@@ -57,10 +58,14 @@ def render_halving(data: dict[str, Any], root: Path | None = None) -> list[str]:
         f"configuration was stopped when significantly worse than the rung's leader on validation {metric} "
         f"(one-sided paired Wilcoxon over cases, Holm, alpha {s.get('alpha')})"
         + (f" and more than {s['min_gap']:g} behind it" if s.get("min_gap") else "")
-        + ", and at most the top "
-        f"floor(N / eta^(r+1)) of the grid's N configurations went on after rung r; never on a single seed or on "
-        f"fewer than {s.get('min_cases')} cases. Stopped jobs stay `paused` at their rung and are not in the verdict "
-        "above."
+        + (
+            f", and the rest went on as far as a budget of {s['max_share']:g} of the full grid's epochs allowed "
+            "(room kept for one configuration to the end)"
+            if s.get("max_share") is not None
+            else ", and at most the top floor(N / eta^(r+1)) of the grid's N configurations went on after rung r"
+        )
+        + f"; never on a single seed or on fewer than {s.get('min_cases')} cases. Stopped jobs stay `paused` at "
+        "their rung and are not in the verdict above."
     )
     trained, full = data.get("epochs_trained"), data.get("full_grid_epochs")
     if trained is not None and full:
