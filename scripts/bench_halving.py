@@ -127,15 +127,14 @@ def stage_records(out: Path, runs: list[RunRecord], schedule: list[int], metric:
 
 
 def replay_rules(
-    out: Path, runs: list[RunRecord], halving: dict, split: str, alpha: float, min_gaps: list[float],
-    max_shares: list[float] = (),
+    records_at: dict[int, list], runs: list[RunRecord], halving: dict, split: str, alpha: float,
+    min_gaps: list[float], max_shares: list[float] = (),
 ) -> dict[str, dict]:
-    """The halving rules replayed on the full grid's records at every rung: winner and tie set (the last
-    rung's survivors tested on ``split``, as the reports do), survivors per rung and epochs of each rule."""
+    """The halving rules replayed on the full grid's records at every rung (``stage_records``): winner and tie
+    set (the last rung's survivors tested on ``split``, as the reports do), survivors per rung and epochs."""
     s, schedule = halving["settings"], halving["schedule"]
     metric, eta = s["metric"], s["eta"]
     jobs_per_config = dict(Counter(r.config for r in runs))
-    records_at = stage_records(out, runs, schedule, metric)
     gap, share = s.get("min_gap", 0.0), s.get("max_share")
     run_rule = f"min_gap {gap:g}" + (f", max_share {share:g}" if share is not None else "")
     rules = {
@@ -255,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{test_mean[halving.verdict.leader]:.4f}, the best in hindsight ({full.verdict.leader}) "
               f"{test_mean[full.verdict.leader]:.4f} ({metric}, case mean over seeds)")  # fmt: skip
     if set(h["schedule"][:-1]) <= set(stages):
-        rules = replay_rules(args.out, full_runs, h, full.cases.split, args.alpha, min_gaps, max_shares)
+        records_at = stage_records(args.out, full_runs, h["schedule"], h["settings"]["metric"])
+        rules = replay_rules(records_at, full_runs, h, full.cases.split, args.alpha, min_gaps, max_shares)
         rules_run = next(iter(rules.values()))
         result["replay"] = rules
         result["replay_matches_halving"] = rules_run["rung_survivors"] == [r["survivors"] for r in h["rungs"]]
@@ -277,7 +277,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {name} | {r['survivors_per_rung']} | {ties} | {cost} | {'yes' if holds else 'no'} |"
                   + (f" {'yes' if holds_val else 'no'} |" if two else ""))  # fmt: skip
         # how far back the full grid's winners ranked early: what holding them by rank alone costs
-        records_at = stage_records(args.out, full_runs, h["schedule"], h["settings"]["metric"])
         jobs_per_config = dict(Counter(r.config for r in full_runs))
         higher = h["settings"]["metric"] not in LOWER_IS_BETTER
         winners = {f"on {full.cases.split}": full.verdict.leader, "on val": val_winner}

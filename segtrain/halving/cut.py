@@ -89,6 +89,20 @@ def budget_keep(
     return max(1, math.floor(room / (jobs_per_config * (nxt - schedule[rung])) + 1e-9))
 
 
+def rung_keep(
+    schedule: Sequence[int], rung: int, n_configs: int, jobs_per_config: int, spent: int, eta: float,
+    max_share: float | None,
+) -> int:
+    """How many configurations may go on after ``rung`` (``spent`` epochs trained): the grid's top
+    1/eta^(rung+1) (``keep_count``), or what ``max_share`` of the grid's epochs allows (``budget_keep``). After
+    the last rung nothing is cut: all ``n_configs``."""
+    if rung >= len(schedule) - 1:
+        return n_configs
+    if max_share is None:
+        return keep_count(n_configs, eta, rung)
+    return budget_keep(schedule, rung, jobs_per_config, spent, max_share, n_configs)
+
+
 def cheapest_share(schedule: Sequence[int], n_configs: int) -> float:
     """The share of the full grid's epochs that halving spends at the least: every configuration to the first
     rung, one to the end."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
-from segtrain.halving.cut import budget_keep, decide, keep_count
+from segtrain.halving.cut import decide, rung_keep
 
 Record = tuple[str, Hashable, Hashable, float]
 
@@ -37,7 +37,7 @@ def replay(
 
     ``jobs_per_config``: the grid's configurations (in grid order) and their jobs (seeds x folds), for the cost.
     ``keep(rung, n_alive)``: how many may go on after a rung (default: segtrain's rule, ``keep_count`` of the
-    grid, or ``budget_keep`` with ``max_share``); significance cuts apply from rung ``test_from_rung`` on (0:
+    grid, or what ``max_share`` allows: ``cut.rung_keep``); significance cuts apply from rung ``test_from_rung`` on (0:
     every rung, as the sweeper does).
     Returns the rungs' decisions, the survivors after each, the winner and tie set of the last rung, and the
     epochs trained against the full grid's.
@@ -51,14 +51,10 @@ def replay(
     for r, epochs in enumerate(schedule):
         trained += sum(jobs_per_config[c] for c in alive) * (epochs - before)
         before = epochs
-        if r == len(schedule) - 1:
-            n_keep = len(alive)
-        elif keep is not None:
+        if keep is not None and r < len(schedule) - 1:
             n_keep = keep(r, len(alive))
-        elif max_share is not None:
-            n_keep = budget_keep(schedule, r, per_config, trained, max_share, len(configs))
         else:
-            n_keep = keep_count(len(configs), eta, r)
+            n_keep = rung_keep(schedule, r, len(configs), per_config, trained, eta, max_share)
         decision = decide(
             [rec for rec in records_at[epochs] if rec[0] in alive], alive, rung=r, epochs=epochs,
             keep=n_keep, alpha=alpha, min_cases=min_cases, min_gap=min_gap,

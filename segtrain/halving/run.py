@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from segtrain.halving.cut import budget_keep, cheapest_share, decide, keep_count
+from segtrain.halving.cut import cheapest_share, decide, rung_keep
 from segtrain.halving.jobs import Job, epochs_done, finished_rung, rung_records
 from segtrain.halving.schedule import rung_epochs
 from segtrain.report.cases import CASE_METRICS, LOWER_IS_BETTER
@@ -55,12 +55,6 @@ class HalvingSettings:
             raise ValueError(f"hydra.sweeper.max_share must be null or a share in (0, 1], got {self.max_share!r}")
         return schedule
 
-    def keep(self, schedule: list[int], rung: int, n_configs: int, jobs_per_config: int, spent: int) -> int:
-        """How many of the grid's ``n_configs`` configurations may go on after ``rung``, ``spent`` epochs trained."""
-        if self.max_share is None:
-            return keep_count(n_configs, self.eta, rung)
-        return budget_keep(schedule, rung, jobs_per_config, spent, self.max_share, n_configs)
-
 
 def configurations(jobs: Sequence[Job]) -> list[str]:
     """The grid's configurations in first-seen order; a grid of one is an error (nothing to halve)."""
@@ -88,11 +82,12 @@ def successive_halving(
     if len(seeds) < 2:
         log.warning("halving: one seed per configuration; nothing will be cut (never on a single seed)")
     per_config = max(Counter(j.config for j in jobs).values())  # a Cartesian grid: the same for every one
-    if settings.max_share is not None and settings.max_share < cheapest_share(schedule, len(configs)):
+    cheapest = cheapest_share(schedule, len(configs))
+    if settings.max_share is not None and settings.max_share < cheapest:
         raise ValueError(
             f"hydra.sweeper.max_share={settings.max_share:g} is below the cheapest halving of this grid "
-            f"({cheapest_share(schedule, len(configs)):.3f}: every configuration to {schedule[0]} epochs, one to "
-            f"{schedule[-1]}); raise it, or lower b0"
+            f"({cheapest:.3f}: every configuration to {schedule[0]} epochs, one to {schedule[-1]}); raise it, "
+            "or lower b0"
         )
     path = Path(sweep_dir) / HALVING_FILE
     state = _load_or_start(path, jobs, settings, schedule, configs)
@@ -118,7 +113,7 @@ def successive_halving(
         failed = {c: "; ".join(problems.get(c, ["no records"])) for c in alive if c not in scored}
         decision = decide(
             records, alive, rung=r, epochs=epochs, alpha=settings.alpha,
-            keep=settings.keep(schedule, r, len(configs), per_config, spent) if r < len(schedule) - 1 else len(alive),
+            keep=rung_keep(schedule, r, len(configs), per_config, spent, settings.eta, settings.max_share),
             min_cases=settings.min_cases, min_gap=settings.min_gap,
             higher_is_better=settings.metric not in LOWER_IS_BETTER, failed=failed,
             cut=r < len(schedule) - 1,
