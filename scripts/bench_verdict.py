@@ -6,7 +6,8 @@
 Builds a long table of (config, seed, case, value) records: a per-case difficulty shared by every
 configuration, a per-configuration offset (a few near the top, so the tests have something to decide) and
 per-seed noise. Prints the median wall time of: building the paired table from the records, the whole
-``summarize`` (table, Wilcoxon tests, Holm, bootstrap, ranks, Kendall tau), ``sentence`` and ``plot_ranks``.
+``summarize`` (table, variance components, pairwise tests over seeds and cases, Holm over all pairs,
+resamples of seeds and cases, ranks, Kendall tau), ``sentence`` and ``plot_ranks``.
 
 ``--sweep`` writes the same values as a sweep directory instead (one job per config x seed: overrides,
 metrics.json, a binary per_case.csv with one foreground row per case) and times the sweep report

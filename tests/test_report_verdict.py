@@ -17,6 +17,7 @@ import yaml
 
 from segtrain.report import summarize
 from segtrain.report.cases import CASE_RULE
+from segtrain.report.render import DASH
 
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS = ["split", "case", "class", "dice", "iou", "hd95", "nsd", "cldice", "tp", "fp", "fn", "ref_pixels",
@@ -140,15 +141,15 @@ def test_summary_opens_with_the_verdict_sentence_and_names_the_tie_set(clear) ->
     leader = result.verdict.leader
     other = "loss=b" if leader == "loss=a" else "loss=a"
     assert set(result.verdict.tie_set) == {"loss=a", "loss=b"}
-    assert f"`{other}` is not significantly worse (Holm-Wilcoxon, alpha = 0.05): treat them as tied" in first
-    assert "`loss=c` is worse by 0.299 Dice [" in first
+    assert f"Equivalent (95% interval within +-0.01 Dice): `{other}`." in first
+    assert "Worse (seeds and cases, Holm over all 3 pairs, alpha = 0.05): `loss=c` by 0.299 Dice [" in first
     assert "selected on this same split" in first
     comparison = by_config(tables(result.markdown)[1])
-    assert comparison[other]["verdict"] == "tied" and comparison[other]["p raw"] == "1.000"
-    assert comparison["loss=c"]["verdict"] == "worse"
-    assert float(comparison["loss=c"]["mean diff"]) == pytest.approx(0.3, abs=0.01)
+    assert comparison[other]["call"] == "equivalent" and comparison[other]["p"] == "1.000"
+    assert comparison["loss=c"]["call"] == "worse" and comparison[other]["seeds to decide"] == DASH
+    assert float(comparison["loss=c"]["diff"]) == pytest.approx(0.3, abs=0.01)
     main = by_config(tables(result.markdown)[0])
-    assert [main[c]["verdict"] for c in ("loss=a", "loss=b", "loss=c")].count("tied") == 1
+    assert [main[c]["verdict"] for c in ("loss=a", "loss=b", "loss=c")].count("equivalent") == 1
     assert main["loss=c"]["verdict"] == "worse" and main[leader]["verdict"] == "leader"
 
 

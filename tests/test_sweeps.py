@@ -8,6 +8,7 @@ joblib with two parallel jobs, submitit in local mode, and Optuna with two trial
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import subprocess
@@ -33,7 +34,7 @@ MULTICLASS_LOSSES = [
     "focal",
     "dice",
     "iou",
-    "tversky",
+    "tversky_recall",
     "focal_tversky",
     "generalized_dice",
     "log_cosh_dice",
@@ -48,9 +49,8 @@ BINARY_LOSSES = [
     "focal",
     "dice",
     "iou",
-    "tversky",
+    "tversky_recall",
     "focal_tversky",
-    "generalized_dice",
     "log_cosh_dice",
     "lovasz",
     "bce_dice",
@@ -195,6 +195,43 @@ def test_experiment_expands_to_every_loss_times_seed_and_each_loss_builds_for_th
         loss_cfg = yaml.safe_load((CONFIGS / "loss" / f"{loss}.yaml").read_text())
         loss_cfg.update(mode=mode, ignore_index=cfg.dataset.ignore_index)
         build_loss(**loss_cfg)  # raises when the loss does not support the data set's mode
+
+
+@pytest.mark.parametrize(
+    ("experiment", "mode", "losses"),
+    [("loss_sweep", "multiclass", MULTICLASS_LOSSES), ("loss_sweep_binary", "binary", BINARY_LOSSES)],
+)
+def test_no_loss_is_listed_twice_under_two_names(experiment, mode, losses):
+    """Two presets that compute the same function (tversky at alpha = beta = 0.5 is dice) would make a
+    sweep compare a loss with itself: every pair must differ in value or gradient on random inputs."""
+    from segtrain.losses import build_loss
+
+    torch.manual_seed(0)
+    channels = 1 if mode == "binary" else 4
+    logits = torch.randn(4, channels, 16, 16, dtype=torch.float64)
+    target = (torch.rand(4, 1, 16, 16) < 0.1).long() if mode == "binary" else torch.randint(0, 4, (4, 16, 16))
+    outputs = {}
+    for loss in losses:
+        cfg = yaml.safe_load((CONFIGS / "loss" / f"{loss}.yaml").read_text())
+        cfg.update(mode=mode, ignore_index=None)
+        x = logits.clone().requires_grad_(True)
+        value = build_loss(**cfg)(x, target)
+        value.backward()
+        outputs[loss] = (value.detach(), x.grad)
+    for a, b in itertools.combinations(losses, 2):
+        (va, ga), (vb, gb) = outputs[a], outputs[b]
+        same = torch.allclose(va, vb, rtol=1e-3, atol=1e-6) and torch.allclose(ga, gb, rtol=1e-3, atol=1e-9)
+        assert not same, f"{experiment}: {a} and {b} compute the same loss"
+
+
+def test_tversky_at_its_defaults_is_dice_which_is_why_the_sweeps_list_tversky_recall():
+    from segtrain.losses import build_loss
+
+    logits, target = torch.randn(2, 3, 8, 8, dtype=torch.float64), torch.randint(0, 3, (2, 8, 8))
+    dice = build_loss("dice", mode="multiclass")(logits, target)
+    assert torch.allclose(build_loss("tversky", mode="multiclass")(logits, target), dice, rtol=1e-4)
+    recall = yaml.safe_load((CONFIGS / "loss" / "tversky_recall.yaml").read_text())
+    assert (recall["name"], recall["alpha"], recall["beta"]) == ("tversky", 0.3, 0.7)
 
 
 def test_command_line_overrides_beat_the_experiment():
@@ -393,7 +430,12 @@ def test_a_shapes_sweep_with_its_test_split_gives_a_verdict_that_agrees_with_the
 
     sweep = tmp_path / "sweep"
     tiny = [o for o in TINY if not o.startswith("dataset.length.val")] + ["dataset.length.val=8"]
-    run_train(["-m", "loss=ce,dice", "seed=0,1", "dataset.length.test=12", f"hydra.sweep.dir={sweep}", *tiny], tmp_path)
+    proc = run_train(
+        ["-m", "loss=ce,dice", "seed=0,1", "dataset.length.test=12", f"hydra.sweep.dir={sweep}", *tiny], tmp_path
+    )
+    # the sweep's end wrote the report: no second command
+    assert f"sweep report: {sweep / 'summary.md'}" in proc.stdout
+    assert (sweep / "verdict.json").is_file() and (sweep / "summary.md").read_text().startswith("# Sweep summary")
     jobs = sorted(p.parent for p in sweep.rglob("per_case.csv"))
     assert len(jobs) == 4
     for job in jobs:

@@ -13,7 +13,7 @@ class HalvingSweeperConf:
     b0: int = 1  # epochs of the first rung
     min_cases: int = 10  # never cut on fewer paired validation cases
     min_gap: float = 0.02  # a significance cut needs the leader ahead by more than this (metric units)
-    alpha: float = 0.05  # Holm-Wilcoxon level of "significantly worse than the rung's leader"
+    alpha: float = 0.05  # family-wise level of the verdict's "worse than the rung's leader" (seeds and cases)
     metric: str = "dice"  # per-case metric of per_case.csv: dice, iou, hd95, nsd, cldice
     # null: after rung r at most the grid's top 1/eta^(r+1) go on. A share (e.g. 0.35): the budget is that share
     # of the full grid's epochs, and what the test does not separate goes on as far as it allows

@@ -1,5 +1,5 @@
 """Successive halving over a sweep's grid (``hydra/sweeper=halving``): short rungs for every configuration,
-the ones significantly worse than the leader (case-level Holm-Wilcoxon, segtrain.verdict) or outside the
+the ones the verdict calls worse than the leader (seeds and cases, segtrain.verdict) or outside the
 budget (after rung r, the grid's top 1/eta^(r+1)) stopped, the rest trained on from their last.pt to eta times
 the epochs, the last rung to max_epochs.
 

@@ -1,13 +1,14 @@
 """Which configurations a rung of successive halving stops, from the rung's per-case validation records.
 
-1. The verdict (segtrain.verdict.summarize: case means over seeds and folds, ranking, one-sided paired
-   Wilcoxon of the leader against each configuration, Holm at ``alpha``) on the configurations alive.
-2. A configuration significantly worse than the leader (Holm p <= alpha) by more than ``min_gap`` (its mean
-   per-case score behind the leader's, in metric units) is stopped. A gap must be real and large enough to
-   matter: early in training, with many paired cases, the test finds small gaps that later rungs reverse
-   (shapes at 2% foreground, 128 validation cases: after 3 of 27 epochs every loss but the leader was
-   significantly behind it, the nearest three by 0.012-0.016 Dice, and that leader was significantly behind
-   at 9).
+1. The verdict (segtrain.verdict.summarize: ranking by the mean over seeds and cases, each configuration
+   called worse, equivalent or undecided against the leader with training noise and the case sample as
+   sources of variance, Holm over all pairs at ``alpha``) on the configurations alive.
+2. A configuration called worse than the leader by more than ``min_gap`` (its mean per-case score behind
+   the leader's, in metric units) is stopped; an undecided one stays where the budget allows. A gap must be
+   real and large enough to matter: early in training a case-level test finds small gaps that later rungs
+   reverse (shapes at 2% foreground, 128 validation cases, the case-only test of earlier releases: after 3 of
+   27 epochs every loss but the leader was significantly behind it, the nearest three by 0.012-0.016 Dice,
+   and that leader was significantly behind at 9).
    The sweeper's default is 0.02; 0 cuts on significance alone.
 3. Of the rest, at most the top n_r = max(1, floor(N / eta^(r+1))) go on after rung r, in rank order, N being
    the grid's configurations: the budget of successive halving (Jamieson & Talwalkar 2016; Li et al. 2018,
@@ -63,6 +64,7 @@ class RungDecision:
     note: str = ""
     left_out: list[str] = field(default_factory=list)
     unseparated: list[str] = field(default_factory=list)  # budget cuts the test did not tell from the leader
+    test: str = "seeds+cases"  # the verdict's calls (training noise and cases); "cases" in halving.json before it
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -90,7 +92,12 @@ def budget_keep(
 
 
 def rung_keep(
-    schedule: Sequence[int], rung: int, n_configs: int, jobs_per_config: int, spent: int, eta: float,
+    schedule: Sequence[int],
+    rung: int,
+    n_configs: int,
+    jobs_per_config: int,
+    spent: int,
+    eta: float,
     max_share: float | None,
 ) -> int:
     """How many configurations may go on after ``rung`` (``spent`` epochs trained): the grid's top
@@ -179,7 +186,9 @@ def decide(
     for c in ranked:
         comp = comps.get(c)
         if cut_worse and comp is not None and comp.worse and comp.diff_mean > min_gap:
-            why = f"Holm p <= {alpha}" + (f", {comp.diff_mean:.3g} behind > min_gap {min_gap:g}" if min_gap else "")
+            why = f"worse (Holm p <= {alpha})" + (
+                f", {comp.diff_mean:.3g} behind > min_gap {min_gap:g}" if min_gap else ""
+            )
             eliminated.append(_elimination(c, rung, epochs, "worse", verdict, comp, rank[c], why))
         else:
             kept.append(c)

@@ -9,11 +9,12 @@ its jobs are the seeds of one experiment, folded into one row of `summary.md` as
 
 When jobs wrote `per_case.csv`, configurations are compared case by case (casewise.py, segtrain.verdict):
 scored on `test` when every job has it, else on `val` (and summary.md says that selection and scoring share
-a split); the leader against each configuration (Holm-Wilcoxon at `alpha`), rank stability over `n_boot`
-bootstrap resamples (ranks.png), and verdict.json. Without per_case.csv (older sweeps), each job is ranked by
-its `best` value of the monitored metric (`metrics.json` "monitor" and "monitor_mode", or `metric=`), mean
-± std over seeds. Running jobs are marked; failed jobs and jobs without a `metrics.json` (killed before their
-first epoch) are listed with the reason, never dropped silently.
+a split); each configuration called worse, equivalent (within `rope`) or undecided against the leader, with
+seeds and cases as sources of variance (Holm over all pairs at `alpha`), rank stability over `n_boot`
+resamples of seeds and cases (ranks.png), and verdict.json. Without per_case.csv (older sweeps), each job
+is ranked by its `best` value of the monitored metric (`metrics.json` "monitor" and "monitor_mode", or
+`metric=`), mean ± std over seeds. Running jobs are marked; failed jobs and jobs without a `metrics.json`
+(killed before their first epoch) are listed with the reason, never dropped silently.
 
 Plain Python, PyYAML and matplotlib (Agg, imported only to draw): no hydra, omegaconf or torch here, so the
 report runs in a notebook or on a machine without the training stack.
@@ -94,6 +95,8 @@ def summarize(
     mode: str | None = None,
     plots: bool = True,
     alpha: float = 0.05,
+    rope: float | None = None,
+    case_only: bool = False,
     n_boot: int = 1000,
     seed: int = 0,
 ) -> SweepSummary:
@@ -103,8 +106,10 @@ def summarize(
     out_dir defaults to the first path. `metric`: what to rank by; with per_case.csv a per-case metric (dice
     by default; `val/iou`, `iou`, `hd95`, ... name one), else the monitored metric (default: the jobs'
     `monitor`); `mode` ("max"/"min") defaults to the jobs' `monitor_mode`, or "min" for a metric named like a
-    loss (seed-level report only). `alpha`: level of the Holm-Wilcoxon tests; `n_boot`, `seed`: the case
-    bootstrap. `plots=False` skips the PNGs (a quick look at a large sweep).
+    loss (seed-level report only). `alpha`: the family-wise level of the "worse" calls; `rope`: the region of
+    practical equivalence in the metric's units (default: 0.01 for Dice-like metrics, 1 pixel for HD95);
+    `case_only`: leave training noise out (these trained models, not these configurations); `n_boot`, `seed`:
+    the rank-stability bootstrap. `plots=False` skips the PNGs (a quick look at a large sweep).
     """
     roots = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
     runs = collect_runs(roots)
@@ -124,7 +129,9 @@ def summarize(
         )
     else:
         try:
-            report = case_report(runs, case_metric, alpha=alpha, n_boot=n_boot, seed=seed)
+            report = case_report(
+                runs, case_metric, alpha=alpha, rope=rope, case_only=case_only, n_boot=n_boot, seed=seed
+            )
         except NoCasesError as exc:
             note = f"**No case-level verdict:** {exc}. This is the seed-level report."
     if report is not None and (metric is None or not metric.startswith("val/")):

@@ -2,9 +2,11 @@
 
 The unit is the case (image). Each configuration's value for a case is its CASE_RULE value averaged over
 the configuration's seeds (and, with k-fold CV, folds: each case is scored once per seed, by the fold that
-held it out); configurations are ranked by the mean over cases, the leader is tested against each other
-configuration (one-sided paired Wilcoxon, Holm, `alpha`) and rank stability comes from `n_boot` seeded
-bootstrap resamples of the cases (segtrain.verdict.summarize, docs/verdict.md).
+held it out); configurations are ranked by the mean over seeds and cases, each is called worse, equivalent
+(within `rope`) or undecided against the leader with training noise (the spread of the seeds' mean scores; a
+seed's fold models together are one draw of it) and the case sample as sources of variance, Holm over all
+pairs at `alpha`; rank stability comes from `n_boot` seeded resamples of seeds and cases
+(segtrain.verdict.summarize, docs/verdict.md).
 
 Scoring split: `test` when every job scored one, else `val`, and then the report says that selection and
 scoring share a split. Jobs that cannot be scored (failed, running, no per_case.csv, unreadable, duplicate)
@@ -76,8 +78,20 @@ def per_case_metric(metric: str | None) -> str | None:
     return name if name in CASE_METRICS and metric.count("/") <= 1 else None
 
 
+DEFAULT_ROPES = {"dice": 0.01, "iou": 0.01, "nsd": 0.01, "cldice": 0.01, "hd95": 1.0}
+"""Region of practical equivalence per case metric, in its units: one Dice (IoU, NSD, clDice) point, one
+pixel of HD95. Pass your own where a smaller or larger difference would change your choice."""
+
+
 def case_report(
-    runs: Sequence[RunRecord], metric: str = "dice", *, alpha: float = 0.05, n_boot: int = 1000, seed: int = 0
+    runs: Sequence[RunRecord],
+    metric: str = "dice",
+    *,
+    alpha: float = 0.05,
+    rope: float | None = None,
+    case_only: bool = False,
+    n_boot: int = 1000,
+    seed: int = 0,
 ) -> CaseReport:
     """The case-level verdict of `runs` on per-case `metric` (one of CASE_METRICS).
 
@@ -155,6 +169,8 @@ def case_report(
         build_table(dice_records, configs=configs, failed_seeds=failed),
         higher_is_better=metric not in LOWER_IS_BETTER,
         alpha=alpha,
+        rope=DEFAULT_ROPES[metric] if rope is None else rope,
+        case_only=case_only,
         n_boot=n_boot,
         seed=seed,
     )

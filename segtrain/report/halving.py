@@ -56,7 +56,7 @@ def render_halving(data: dict[str, Any], root: Path | None = None) -> list[str]:
     lines.append(
         f"Rungs at {schedule} epochs (eta {s.get('eta')}, b0 {s.get('b0')}). After each rung but the last, a "
         f"configuration was stopped when significantly worse than the rung's leader on validation {metric} "
-        f"(one-sided paired Wilcoxon over cases, Holm, alpha {s.get('alpha')})"
+        f"({_test(data)}, alpha {s.get('alpha')})"
         + (f" and more than {s['min_gap']:g} behind it" if s.get("min_gap") else "")
         + (
             f", and the rest went on as far as a budget of {s['max_share']:g} of the full grid's epochs allowed "
@@ -93,6 +93,25 @@ def render_halving(data: dict[str, Any], root: Path | None = None) -> list[str]:
     if notes:
         lines += ["", "Rungs that cut nothing: " + "; ".join(notes) + "."]
     return lines
+
+
+TESTS = {
+    "seeds+cases": "called worse by the verdict: seeds and cases as sources of variance, Holm over the rung's pairs",
+    "cases": "one-sided paired Wilcoxon over the seed-averaged cases, Holm over the comparisons with the leader",
+}
+
+
+def _test(data: dict[str, Any]) -> str:
+    """The test the rungs cut with; halving.json written before the rungs recorded it used the case-level one."""
+    used = list(dict.fromkeys(r.get("test", "cases") for r in data.get("rungs", [])))
+    return (
+        "; ".join(f"{TESTS.get(t, t)}" + (f" (rungs {_rungs(data, t)})" if len(used) > 1 else "") for t in used)
+        or TESTS["seeds+cases"]
+    )
+
+
+def _rungs(data: dict[str, Any], test: str) -> str:
+    return ", ".join(str(r["rung"]) for r in data["rungs"] if r.get("test", "cases") == test)
 
 
 def unseparated_lines(data: dict[str, Any], metric: str) -> list[str]:

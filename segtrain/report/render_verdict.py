@@ -27,12 +27,20 @@ def render_case_markdown(
     lines = ["# Sweep summary", "", report.sentence, "", *sweep_header(runs, rows, roots)]
     lines += [
         report.selection_note + "  ",
-        f"Unit: the case. Case rule: {CASE_RULE}"
+        f"Units: the case and the seed. Case rule: {CASE_RULE}"
         + background_note(report)
         + ". Each configuration's case value is the mean over its seeds"
         + (" and folds (each case is scored once per seed, by the fold that held it out)" if report.n_folds else "")
         + f"; ranked by the mean over the {v.n_cases} cases every configuration scored "
-        f"({'higher' if v.higher_is_better else 'lower'} {name} is better).",
+        f"({'higher' if v.higher_is_better else 'lower'} {name} is better). "
+        + (
+            "**These models, not these losses:** the calls use the cases as the only source of variance "
+            "(`--case-only`), so they say whether these trained models differ, not whether the configurations "
+            "train better models."
+            if v.case_only
+            else "The calls count two sources of variance: training noise (how much a seed's mean score varies "
+            "from seed to seed) and the sample of cases."
+        ),
         "",
         case_table(rows, report),
         "",
@@ -40,7 +48,7 @@ def render_case_markdown(
         f"values (case rule above; {DASH} = undefined, e.g. clDice in multiclass mode). Per-class Dice: mean over "
         "the cases (and seeds) where the class is in the reference or the prediction. *beats #1* = k/n: on k of "
         f"the n seeds it shares with #1, this configuration's mean {name} over those cases is better than #1's "
-        "(paired by seed; the verdict column is the case-level test)."
+        "(paired by seed; the verdict column is the test over seeds and cases)."
         + (THRESHOLD_NOTE if _shows_threshold(rows) else ""),
     ]
     lines += comparison_section(report)
@@ -73,7 +81,7 @@ def case_table(rows: list[ConfigSummary], report: CaseReport) -> str:
     header += (["threshold"] if show_threshold else []) + ["epoch", "train time", "beats #1", "verdict", "status"]
     align = ["---:", "---"] + ["---:"] * (len(header) - 4) + ["---", "---"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
-    worse = {c.config: c.worse for c in v.comparisons}
+    calls = v.calls
     for row in rows:
         s = stability.get(row.label)
         seeds = str(len(v.seeds.get(row.label, ()))) if s else "0"
@@ -92,7 +100,7 @@ def case_table(rows: list[ConfigSummary], report: CaseReport) -> str:
             cells += ["ref", "leader"]
         else:
             k, n = report.wins.get(row.label, (0, 0))
-            cells += [f"{k}/{n}" if n else DASH, "worse" if worse[row.label] else "tied"]
+            cells += [f"{k}/{n}" if n else DASH, calls[row.label]]
         cells.append(row.status)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -103,36 +111,69 @@ def comparison_section(report: CaseReport) -> list[str]:
     if not v.comparisons:
         return []
     name = METRIC_NAMES[report.metric]
+    k = len(v.ranking)
     tied = ", ".join(f"`{c}`" for c in v.tie_set)
+    sources = (
+        "the paired differences over the cases only (`--case-only`: these models)"
+        if v.case_only
+        else "seed var (each configuration's variance over seeds of a seed's mean score, over its seeds) + case "
+        "var (how differently the two suit different cases, over the number of cases)"
+    )
     lines = [
         "",
         f"## Winner or tie: `{v.leader}` against each configuration",
         "",
-        f"Tie set (not significantly worse than `{v.leader}`, one-sided paired Wilcoxon over the "
-        f"{v.n_cases} cases, Holm-corrected over {len(v.comparisons)} comparisons, alpha = {v.alpha:g}): {tied}. "
-        f"Differences are how much worse in {name} (positive = worse than `{v.leader}`); 95% CI: percentile "
-        f"bootstrap of the mean difference ({v.n_boot} resamples of the cases, seed {v.seed}).",
+        f"Calls: **worse** where the difference is shown (two-sided t with Satterthwaite df, Holm over all "
+        f"{k * (k - 1) // 2} pairs of configurations, alpha = {v.alpha:g}), **equivalent** where its 95% interval "
+        f"lies within +-{v.rope:g} {name} (the region of practical equivalence, `--rope`), else **undecided**. "
+        f"Tie set (not worse): {tied}. Differences: `{v.leader}`'s mean minus the other's over seeds and cases, "
+        f"positive = worse, in {name}; variance from {sources}. *Seeds to decide*: seeds per configuration that "
+        "would likely decide an undecided pair, from the variances measured here.",
         "",
-        "| configuration | mean | mean diff | 95% CI | median diff | p raw | p Holm | verdict |",
-        "|---|---:|---:|---|---:|---:|---:|---|",
+        "| configuration | mean | diff | 95% CI | seed SD of diff | case SD of diff | df | p | p Holm | call "
+        "| seeds to decide |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for c in v.comparisons:
         lines.append(
-            f"| {_md(c.config)} | {c.mean:.4f} | {c.diff_mean:.4f} | [{c.ci_low:.4f}, {c.ci_high:.4f}] | "
-            f"{c.diff_median:.4f} | {_p(c.p_raw)} | {_p(c.p_holm)} | {'worse' if c.worse else 'tied'} |"
+            f"| {_md(c.config)} | {c.mean:.4f} | {c.diff_mean:.4f} | [{_fmt(_num(c.ci_low), 4)}, "
+            f"{_fmt(_num(c.ci_high), 4)}] | {_fmt(_sd(c.var_seed), 4)} | {_fmt(_sd(c.var_case), 4)} | "
+            f"{_fmt(_num(c.df), 1)} | {_p(c.p_raw)} | {_p(c.p_holm)} | {c.call} | {_needed(c)} |"
         )
+    comps = v.components
+    if not v.case_only and any(x.n_seeds > 1 for x in comps.values()):
+        sd = [math.sqrt(x.seed_var) for x in comps.values() if x.n_seeds > 1]
+        lines += [
+            "",
+            f"Training noise: a seed's mean {name} varies from seed to seed by an SD of {min(sd):.4f}-{max(sd):.4f} "
+            "across the configurations (per configuration in verdict.json, `components`).",
+        ]
     return lines
+
+
+def _sd(var: float) -> float | None:
+    return math.sqrt(var) if math.isfinite(var) else None
+
+
+def _needed(c) -> str:
+    if c.call != "undecided":
+        return DASH
+    if c.seeds_needed is not None:
+        return f"{c.seeds_needed} (to {c.seeds_needed_for})"
+    return _md(c.seeds_needed_for) or DASH
 
 
 def stability_section(report: CaseReport) -> list[str]:
     v = report.verdict
+    what = f"the {v.n_cases} cases" if v.case_only else f"the {v.n_cases} cases and of each configuration's seeds"
     lines = [
         "",
-        f"## Rank stability ({v.n_boot} bootstrap resamples of the {v.n_cases} cases)",
+        f"## Rank stability ({v.n_boot} bootstrap resamples of {what})",
         "",
         f"Kendall's tau between the ranking on all cases and each resampled one: median {_fmt(_num(v.tau_median), 2)}, "
         f"mean {_fmt(_num(v.tau_mean), 2)}. Rank interval: 2.5th-97.5th percentile of the rank over the resamples "
-        "(ties share the best rank); ranks.png draws every rank's frequency.",
+        "(ties share the best rank); ranks.png draws every rank's frequency. These describe how stable the ranking "
+        "is; the calls above decide.",
         "",
         "| configuration | rank | P(rank 1) | 95% rank interval |",
         "|---|---:|---:|---|",

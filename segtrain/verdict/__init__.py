@@ -1,16 +1,18 @@
-"""Which configuration wins on my data, and is the difference real? Case-level statistics for sweep reports.
+"""Which configuration wins on my data, and is the difference real? Statistics over seeds and cases for sweep
+reports.
 
-    v = summarize(records, higher_is_better=True)   # records: (config, seed, case, value)
+    v = summarize(records, higher_is_better=True, rope=0.01)   # records: (config, seed, case, value)
     print(sentence(v, split="test", metric="Dice")); plot_ranks(v, "ranks.png"); json.dumps(v.to_dict())
 
 Plain numpy/scipy/matplotlib; reads no run directories.
 """
 
+from segtrain.verdict.compare import Components
 from segtrain.verdict.plot import plot_ranks
-from segtrain.verdict.result import Comparison, RankStability, Verdict
+from segtrain.verdict.result import CALLS, Comparison, RankStability, Verdict
 from segtrain.verdict.sentence import sentence
-from segtrain.verdict.stats import holm, kendall_tau_rows, wilcoxon_greater
-from segtrain.verdict.summarize import summarize
+from segtrain.verdict.stats import holm, kendall_tau_rows
+from segtrain.verdict.summarize import DEFAULT_ROPE, summarize
 from segtrain.verdict.table import (
     CaseTable,
     DroppedCase,
@@ -22,6 +24,9 @@ from segtrain.verdict.table import (
 )
 
 __all__ = [
+    "CALLS",
+    "Components",
+    "DEFAULT_ROPE",
     "CaseTable",
     "Comparison",
     "DroppedCase",
@@ -37,5 +42,4 @@ __all__ = [
     "records_from_nested",
     "sentence",
     "summarize",
-    "wilcoxon_greater",
 ]

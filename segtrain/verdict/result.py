@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from segtrain.verdict.compare import Components
 from segtrain.verdict.table import DroppedCase, FailedConfig, FailedSeed, IncompleteSeed
 
-__all__ = ["Comparison", "RankStability", "Verdict"]
+__all__ = ["CALLS", "Comparison", "RankStability", "Verdict"]
 
 
 def _json(x: Any) -> Any:
@@ -30,14 +31,23 @@ def _json(x: Any) -> Any:
     return str(x)
 
 
+CALLS = ("leader", "worse", "equivalent", "undecided")
+
+
 @dataclass(frozen=True)
 class Comparison:
-    """The leader against one other configuration, on the paired per-case values.
+    """The leader against one other configuration.
 
     Differences are "how much worse the other is", in metric units: leader - other when higher is better,
-    other - leader when lower is better, so positive = worse. ``p_raw``: one-sided Wilcoxon signed-rank
-    p-value for H1 "the other is worse"; ``p_holm``: Holm-adjusted over the K - 1 comparisons; ``worse``:
-    p_holm <= alpha. ``ci_low``/``ci_high``: percentile bootstrap interval of the mean difference.
+    other - leader when lower is better, so positive = worse. ``diff_mean``: the difference of the two
+    configurations' means over seeds and cases; ``ci_low``/``ci_high``: its 95% t interval (Satterthwaite
+    ``df``) from ``var_seed`` (training noise: each configuration's variance over seeds of a seed's mean score,
+    over its number of seeds) + ``var_case`` (the case sample). ``p_raw``: the two-sided p-value of the pair;
+    ``p_holm``: Holm-adjusted over all pairs of configurations. ``call``: "worse" (p_holm <= alpha),
+    "equivalent" (the interval inside +-rope) or "undecided"; for an undecided pair ``seeds_needed`` seeds per
+    configuration would likely decide it (``seeds_needed_for``: to which call, or why no number of seeds
+    would). ``diff_median``/``n_nonzero``: the median and the number of non-zero per-case differences of the
+    seed-averaged values.
     """
 
     config: str
@@ -48,16 +58,27 @@ class Comparison:
     ci_high: float
     p_raw: float
     p_holm: float
-    worse: bool
+    call: str
+    se: float
+    df: float
+    var_seed: float
+    var_case: float
     n_nonzero: int
+    seeds_needed: int | None = None
+    seeds_needed_for: str = ""
+
+    @property
+    def worse(self) -> bool:
+        return self.call == "worse"
 
     def to_dict(self) -> dict[str, Any]:
-        return _json(asdict(self))
+        return _json({**asdict(self), "worse": self.worse})
 
 
 @dataclass(frozen=True)
 class RankStability:
-    """A configuration's rank on all cases and over case-bootstrap resamples: ``p_first`` = P(rank 1),
+    """A configuration's rank on all cases and over bootstrap resamples (of the cases, and of each
+    configuration's seeds unless the verdict is case_only): ``p_first`` = P(rank 1),
     ``rank_low``/``rank_high`` = 2.5th/97.5th percentiles of its rank, ``rank_freq[r - 1]`` = P(rank r)."""
 
     config: str
@@ -77,14 +98,18 @@ class Verdict:
     """Which configuration wins on one metric, and whether the difference is real.
 
     ``ranking``: the ranked configurations, best first; ``tie_set``: the leader and every configuration not
-    significantly worse than it; ``comparisons``: the leader against each other configuration, in rank
-    order; ``stability``: one entry per configuration, in rank order; ``tau_median``/``tau_mean``: Kendall's
-    tau between the full ranking and each bootstrap ranking. ``values`` (K x n, rank order) holds the
-    per-case seed means that everything was computed from.
+    called worse (equivalent or undecided); ``rope``: the region of practical equivalence in metric units;
+    ``case_only``: the comparisons left training noise out (these models, not these configurations);
+    ``components``: each configuration's variance components over its seeds; ``comparisons``: the leader
+    against each other configuration, in rank order; ``stability``: one entry per configuration, in rank
+    order; ``tau_median``/``tau_mean``: Kendall's tau between the full ranking and each resampled one.
+    ``values`` (K x n, rank order) holds the per-case seed means.
     """
 
     higher_is_better: bool
     alpha: float
+    rope: float
+    case_only: bool
     n_boot: int
     seed: int
     ranking: tuple[str, ...]
@@ -100,6 +125,7 @@ class Verdict:
     incomplete_seeds: list[IncompleteSeed] = field(default_factory=list)
     failed_configs: list[FailedConfig] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    components: dict[str, Components] = field(default_factory=dict)
     values: np.ndarray = field(default_factory=lambda: np.empty((0, 0)), repr=False)
 
     @property
@@ -114,6 +140,11 @@ class Verdict:
     def means(self) -> dict[str, float]:
         return {s.config: s.mean for s in self.stability}
 
+    @property
+    def calls(self) -> dict[str, str]:
+        """Every ranked configuration's call: "leader", "worse", "equivalent" or "undecided"."""
+        return {self.leader: "leader", **{c.config: c.call for c in self.comparisons}}
+
     def comparison(self, config: str) -> Comparison:
         for c in self.comparisons:
             if c.config == config:
@@ -124,12 +155,17 @@ class Verdict:
         out: dict[str, Any] = {
             "higher_is_better": self.higher_is_better,
             "alpha": self.alpha,
+            "rope": self.rope,
+            "case_only": self.case_only,
+            "unit": "these trained models (case-level only)" if self.case_only else "configurations (seeds and cases)",
             "n_boot": self.n_boot,
             "seed": self.seed,
             "n_cases": self.n_cases,
             "leader": self.leader,
             "ranking": list(self.ranking),
             "tie_set": list(self.tie_set),
+            "calls": self.calls,
+            "components": {c: asdict(x) for c, x in self.components.items()},
             "comparisons": [c.to_dict() for c in self.comparisons],
             "stability": [s.to_dict() for s in self.stability],
             "tau_median": self.tau_median,

@@ -70,7 +70,8 @@ class FailedConfig:
 @dataclass
 class CaseTable:
     """``values[k, i]``: configuration ``configs[k]``'s metric on case ``cases[i]``, averaged over the seeds
-    in ``seeds[configs[k]]``."""
+    in ``seeds[configs[k]]``; ``seed_values[config][s, i]``: seed ``seeds[config][s]``'s value on case i (a
+    case an incomplete seed lacks holds the configuration's mean over the seeds that have it)."""
 
     configs: tuple[str, ...]
     cases: tuple[Hashable, ...]
@@ -80,6 +81,7 @@ class CaseTable:
     failed_seeds: list[FailedSeed] = field(default_factory=list)
     incomplete_seeds: list[IncompleteSeed] = field(default_factory=list)
     failed_configs: list[FailedConfig] = field(default_factory=list)
+    seed_values: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def records_from_nested(
@@ -172,6 +174,7 @@ def build_table(
     failed_seed_list: list[FailedSeed] = []
     incomplete: list[IncompleteSeed] = []
     per_config_cases: dict[str, dict[Hashable, list[float]]] = {}
+    per_seed_values: dict[str, dict[Hashable, dict[Hashable, float]]] = {}
     used_seeds: dict[str, tuple[Hashable, ...]] = {}
     for config in expected_configs:
         per_seed = tree.get(config, {})
@@ -196,6 +199,7 @@ def build_table(
                 cases.setdefault(case, []).append(x)
         per_config_cases[config] = cases
         used_seeds[config] = tuple(usable)
+        per_seed_values[config] = usable
 
     ranked = list(per_config_cases)
     if not ranked:
@@ -225,6 +229,10 @@ def build_table(
         [[math.fsum(per_config_cases[cfg][c]) / len(per_config_cases[cfg][c]) for c in kept] for cfg in ranked],
         dtype=np.float64,
     )
+    seed_values = {}
+    for k, cfg in enumerate(ranked):
+        grid = np.array([[v.get(c, math.nan) for c in kept] for v in per_seed_values[cfg].values()], dtype=np.float64)
+        seed_values[cfg] = np.where(np.isnan(grid), values[k][None, :], grid)
     return CaseTable(
         configs=tuple(ranked),
         cases=tuple(kept),
@@ -234,4 +242,5 @@ def build_table(
         failed_seeds=failed_seed_list,
         incomplete_seeds=incomplete,
         failed_configs=failed_cfg,
+        seed_values=seed_values,
     )
