@@ -32,16 +32,30 @@ from segtrain.report.runs import collect_runs
 from segtrain.verdict import summarize
 from segtrain.verdict.stats import holm
 
+SAME_TRAINING = ("experiment=", "trainer.num_threads=")
+
+
+def overrides(run) -> frozenset[str]:
+    """A job's configuration as its overrides, less those that train the same models: ``experiment=`` (the
+    ready experiments only set the grid, so ``experiment=loss_sweep loss=dice`` and ``loss=dice`` train the
+    same configuration) and ``trainer.num_threads=``."""
+    return frozenset(o for o in run.config_overrides if not o.startswith(SAME_TRAINING))
+
 
 def seed_cases(paths: list[Path], config: str, split: str, metric: str = "dice") -> dict:
-    """``{seed: {case: value}}`` of the completed jobs of ``config`` under ``paths``."""
+    """``{seed: {case: value}}`` of the completed jobs under ``paths`` whose overrides are ``config``
+    (comma-separated, any order)."""
+    wanted = frozenset(config.split(","))
     out = {}
-    for run in collect_runs(paths):
-        if run.config == config and run.status == "completed":
+    runs = collect_runs(paths)
+    for run in runs:
+        if overrides(run) == wanted and run.status == "completed":
+            if run.seed in out:
+                raise SystemExit(f"error: seed {run.seed} of {config!r} appears twice (another job: {run.path})")
             out[run.seed] = read_job_cases(run).case_values(split, metric)
     if not out:
-        labels = sorted({r.config for r in collect_runs(paths)})
-        raise SystemExit(f"error: no completed job of configuration {config!r}; the configurations are {labels}")
+        labels = sorted({",".join(sorted(overrides(r))) for r in runs})
+        raise SystemExit(f"error: no completed job with overrides {config!r}; the jobs have {labels}")
     return out
 
 

@@ -165,7 +165,7 @@ def optuna_unusable() -> str | None:
     ("experiment", "mode", "axes"),
     [
         ("loss_sweep", "multiclass", {"loss": MULTICLASS_LOSSES, "seed": ["0", "1", "2"]}),
-        ("loss_sweep_binary", "binary", {"loss": BINARY_LOSSES, "seed": ["0", "1", "2"]}),
+        ("loss_sweep dataset=shapes_binary", "binary", {"loss": BINARY_LOSSES, "seed": ["0", "1", "2"]}),
         (
             "imbalance_sweep",
             "multiclass",
@@ -178,7 +178,8 @@ def optuna_unusable() -> str | None:
     ],
 )
 def test_experiment_expands_to_every_loss_times_seed_and_each_loss_builds_for_the_dataset(experiment, mode, axes):
-    jobs = expand_sweep([f"experiment={experiment}"])
+    experiment, *extra = experiment.split()
+    jobs = expand_sweep([f"experiment={experiment}", *extra])
     expected = 1
     for values in axes.values():
         expected *= len(values)
@@ -190,26 +191,28 @@ def test_experiment_expands_to_every_loss_times_seed_and_each_loss_builds_for_th
     from segtrain.losses import build_loss
 
     for loss in axes["loss"]:
-        cfg = compose([f"experiment={experiment}", f"loss={loss}"])
+        cfg = compose([f"experiment={experiment}", *extra, f"loss={loss}"])
         assert cfg.dataset.mode == mode
         loss_cfg = yaml.safe_load((CONFIGS / "loss" / f"{loss}.yaml").read_text())
         loss_cfg.update(mode=mode, ignore_index=cfg.dataset.ignore_index)
         build_loss(**loss_cfg)  # raises when the loss does not support the data set's mode
 
 
-@pytest.mark.parametrize(
-    ("experiment", "mode", "losses"),
-    [("loss_sweep", "multiclass", MULTICLASS_LOSSES), ("loss_sweep_binary", "binary", BINARY_LOSSES)],
-)
-def test_no_loss_is_listed_twice_under_two_names(experiment, mode, losses):
-    """Two presets that compute the same function (tversky at alpha = beta = 0.5 is dice) would make a
-    sweep compare a loss with itself: every pair must differ in value or gradient on random inputs."""
+@pytest.mark.parametrize("mode", ["multiclass", "binary", "multilabel"])
+def test_no_loss_is_listed_twice_under_two_names(mode):
+    """Two presets that compute the same function (tversky at alpha = beta = 0.5 is dice; generalized_dice
+    with one output channel is dice) would make a sweep compare a loss with itself: every pair of the
+    sweep's losses must differ in value or gradient on random inputs."""
     from segtrain.losses import build_loss
 
+    losses = yaml.safe_load((CONFIGS / "experiment" / "loss_sweep.yaml").read_text())["sweep_losses"][mode].split(",")
     torch.manual_seed(0)
-    channels = 1 if mode == "binary" else 4
+    channels = {"multiclass": 4, "binary": 1, "multilabel": 3}[mode]
     logits = torch.randn(4, channels, 16, 16, dtype=torch.float64)
-    target = (torch.rand(4, 1, 16, 16) < 0.1).long() if mode == "binary" else torch.randint(0, 4, (4, 16, 16))
+    if mode == "multiclass":
+        target = torch.randint(0, 4, (4, 16, 16))
+    else:
+        target = (torch.rand(4, channels, 16, 16) < 0.1).long()
     outputs = {}
     for loss in losses:
         cfg = yaml.safe_load((CONFIGS / "loss" / f"{loss}.yaml").read_text())
@@ -221,7 +224,18 @@ def test_no_loss_is_listed_twice_under_two_names(experiment, mode, losses):
     for a, b in itertools.combinations(losses, 2):
         (va, ga), (vb, gb) = outputs[a], outputs[b]
         same = torch.allclose(va, vb, rtol=1e-3, atol=1e-6) and torch.allclose(ga, gb, rtol=1e-3, atol=1e-9)
-        assert not same, f"{experiment}: {a} and {b} compute the same loss"
+        assert not same, f"loss_sweep ({mode}): {a} and {b} compute the same loss"
+
+
+@pytest.mark.parametrize("mode", ["multiclass", "binary", "multilabel"])
+def test_loss_sweep_picks_losses_that_support_the_data_sets_mode(mode):
+    from segtrain.losses import LOSSES
+
+    sweep = yaml.safe_load((CONFIGS / "experiment" / "loss_sweep.yaml").read_text())
+    assert sweep["hydra"]["sweeper"]["params"]["loss"] == "${sweep_losses.${dataset.mode}}"
+    for loss in sweep["sweep_losses"][mode].split(","):
+        name = yaml.safe_load((CONFIGS / "loss" / f"{loss}.yaml").read_text())["name"]
+        assert mode in LOSSES.get(name).modes, f"{loss} does not support {mode}"
 
 
 def test_tversky_at_its_defaults_is_dice_which_is_why_the_sweeps_list_tversky_recall():
@@ -238,8 +252,12 @@ def test_command_line_overrides_beat_the_experiment():
     jobs = expand_sweep(["experiment=loss_sweep", "loss=dice,focal", "seed=7"])
     assert sorted(job["loss"] for job in jobs) == ["dice", "focal"]
     assert {job["seed"] for job in jobs} == {"7"}
-    cfg = compose(["experiment=loss_sweep_binary", "dataset=shapes", "model=fpn"])
-    assert (cfg.dataset.name, cfg.dataset.mode, cfg.model.name) == ("shapes", "multiclass", "fpn")
+    cfg = compose(["experiment=loss_sweep", "dataset=shapes_binary", "model=fpn"])
+    assert (cfg.dataset.name, cfg.dataset.mode, cfg.model.name) == (
+        "shapes",
+        "binary",
+        "fpn",
+    )  # shapes_binary is shapes in binary mode
 
 
 @pytest.mark.parametrize(

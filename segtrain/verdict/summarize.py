@@ -191,8 +191,8 @@ def summarize(
         )
         notes.append(
             f"{who} one seed, so training noise cannot be measured and no configuration is called worse on the "
-            "cases alone: run 2 or more seeds (3 or more to have power), or ask for case_only to compare these "
-            "trained models (not these configurations)"
+            "cases alone: run 2 or more seeds (3 or more to have power), or pass --case-only (case_only=True) to "
+            "compare these trained models (not these configurations)"
         )
     return Verdict(
         higher_is_better=higher_is_better,
