@@ -47,8 +47,8 @@ import torch
 import torch.nn.functional as F
 
 from segtrain.cpu import prefault_torch_constants
-from segtrain.distance import sample_distance_maps
 from segtrain.losses import LOSSES, available_losses, build_loss
+from segtrain.losses.target_maps import sample_distance_maps
 
 FULL = {"multiclass": (8, 21, 256, 256), "binary": (16, 1, 512, 512), "multiclass 3-D": (2, 4, 64, 64, 64)}
 QUICK = {"multiclass": (2, 5, 64, 64), "binary": (4, 1, 128, 128), "multiclass 3-D": (1, 3, 16, 16, 16)}
@@ -112,7 +112,7 @@ def public_counterpart(name: str, mode: str) -> tuple[str, Callable] | None:
         "bce_dice": ("MONAI", monai_fn(monai.DiceCELoss(batch=True, **act))),
         "focal_dice": ("MONAI", monai_fn(monai.DiceFocalLoss(batch=True, **act))),
     }
-    # second catalogue: the twins docs/losses.md maps them to (cldice / dice_cldice / asym_unified_focal: binary)
+    # the specialised losses: the twins docs/losses.md maps them to (cldice / dice_cldice / asym_unified_focal: binary)
     table["hausdorff_dt"] = ("MONAI", monai_fn(monai.HausdorffDTLoss(**act)))
     table["mcc"] = ("MONAI", monai_fn(monai.MCCLoss(batch=True, **act)))
     if not mc:

@@ -8,8 +8,8 @@ from conftest import TINY, run_train
 from test_losses import make_batch
 
 from segtrain.data import DistanceMaps, build_dataset
-from segtrain.distance import sample_distance_maps
 from segtrain.losses import build_loss
+from segtrain.losses.target_maps import sample_distance_maps
 
 MC, BI, ML = "multiclass", "binary", "multilabel"
 

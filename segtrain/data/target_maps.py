@@ -9,8 +9,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from segtrain.distance import sample_distance_maps
-from segtrain.target_maps import sample_skeleton_maps, sample_target_distance_maps
+from segtrain.losses.target_maps import sample_distance_maps, sample_skeleton_maps, sample_target_distance_maps
 
 MAKERS: dict[str, Callable[..., Any]] = {
     "distance": sample_distance_maps,

@@ -1,5 +1,5 @@
-"""Keyword checks of the second loss catalogue: each raises a ValueError naming the loss, the keyword, the range
-it must lie in and the value it got."""
+"""Keyword checks of the specialised losses (topology, distance, hard-pixel mining, unified focal, MCC): each
+raises a ValueError naming the loss, the keyword, the range it must lie in and the value it got."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import Tensor
 
-from segtrain.distance import signed_distance_maps
+from segtrain.losses.target_maps import signed_distance_maps
 
 from . import register_loss
 from ._common import (

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from segtrain.target_maps import distance_maps
+from segtrain.losses.target_maps import distance_maps
 
 from . import register_loss
 from ._common import MULTICLASS, LossInfo, SegmentationLoss, masked_mean, one_hot, valid_mask

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from segtrain.target_maps import skeleton_maps
+from segtrain.losses.target_maps import skeleton_maps
 
 from . import register_loss
 from ._common import MULTICLASS, LossInfo, SegmentationLoss, one_hot, valid_mask

@@ -1,4 +1,4 @@
-"""The second loss catalogue against its public twins, each mapping stated in the test: MONAI (SoftclDiceLoss,
+"""The specialised losses against their public twins, each mapping stated in the test: MONAI (SoftclDiceLoss,
 SoftDiceclDiceLoss, HausdorffDTLoss, AsymmetricUnifiedFocalLoss, AsymmetricFocalTverskyLoss, MCCLoss), smp
 (MCCLoss), and, as they are not installed, nnU-Net's TopKLoss / DC_and_topk_loss, mmseg's OHEMPixelSampler with
 its CrossEntropyLoss and Skeleton Recall's SoftSkeletonRecallLoss / SkeletonTransform written out from their
@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from skimage.morphology import dilation, skeletonize
-from test_losses2 import BI, MC, ML, batch, grad_of
+from test_losses_specialised import BI, MC, ML, batch, grad_of
 
 from segtrain.losses import build_loss
 

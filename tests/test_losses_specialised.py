@@ -1,7 +1,8 @@
-"""The second loss catalogue against float64 references written from each definition (independently of
-segtrain's code: explicit shifts for the soft morphology, scipy for distances and dilations), plus its
-properties: finite values and gradients at the edges, zero gradient on ignored pixels, ~0 for a perfect
-prediction, a ValueError for every bad keyword and input, and the target maps made by the loader."""
+"""The specialised losses (topology, distance, hard-pixel mining, unified focal, MCC, exp_log) against float64
+references written from each definition (independently of segtrain's code: explicit shifts for the soft
+morphology, scipy for distances and dilations), plus their properties: finite values and gradients at the
+edges, zero gradient on ignored pixels, ~0 for a perfect prediction, a ValueError for every bad keyword and
+input, and the target maps made by the loader."""
 
 from __future__ import annotations
 
@@ -567,7 +568,7 @@ def test_maps_made_by_the_loader_equal_the_losses_own(mode: str) -> None:
         TargetMaps(Samples(), ["signed_distance"])
 
 
-# --------------------------------------------------------------------------- exp_log (first catalogue)
+# --------------------------------------------------------------------------- exp_log
 
 
 def test_exp_log_is_about_zero_for_a_perfect_prediction_with_finite_gradients() -> None:
