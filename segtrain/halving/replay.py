@@ -4,7 +4,7 @@ what that would cost, without training anything.
 A full grid trained in stages (``trainer.stop_at_epoch`` at each rung's epochs, then to the end; resume is
 bit-identical, so it is the same grid) leaves every configuration's per-case validation records at every rung.
 Halving's decisions depend only on those records, so replaying them gives exactly the survivors a real halving
-sweep would keep (``scripts/bench_halving.py`` checks the two agree), and lets several cut rules be compared on
+sweep would keep (``benchmarks/bench_halving.py`` checks the two agree), and lets several cut rules be compared on
 the same trainings.
 """
 

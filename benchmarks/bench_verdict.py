@@ -1,7 +1,7 @@
 """Time segtrain.verdict.summarize on synthetic sweep results.
 
-    python scripts/bench_verdict.py [--configs 40] [--cases 1000] [--seeds 3] [--boot 1000] [--repeats 3]
-    python scripts/bench_verdict.py --sweep [--configs 40] [--seeds 1] [--cases 1000]   # end to end from files
+    python benchmarks/bench_verdict.py [--configs 40] [--cases 1000] [--seeds 3] [--boot 1000] [--repeats 3]
+    python benchmarks/bench_verdict.py --sweep [--configs 40] [--seeds 1] [--cases 1000]   # end to end from files
 
 Builds a long table of (config, seed, case, value) records: a per-case difficulty shared by every
 configuration, a per-configuration offset (a few near the top, so the tests have something to decide) and

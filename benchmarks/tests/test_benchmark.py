@@ -1,4 +1,4 @@
-"""scripts/benchmark.py in --quick mode: it runs end to end and writes the keys commits are compared by.
+"""benchmarks/benchmark.py in --quick mode: it runs end to end and writes the keys commits are compared by.
 
 No timing assertions: the numbers depend on the machine and its load (docs/performance.md has them).
 """
@@ -6,19 +6,21 @@ No timing assertions: the numbers depend on the machine and its load (docs/perfo
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
-from conftest import ROOT
 
-sys.path.insert(0, str(ROOT / "scripts"))
-import _bench_trainer as bench  # noqa: E402  (tooling beside scripts/benchmark.py, not in the library)
+ROOT = Path(__file__).resolve().parents[2]
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import _bench_trainer as bench  # noqa: E402  (tooling beside benchmarks/benchmark.py, not in the library)
 
 
 def test_quick_benchmark_writes_the_comparable_keys(tmp_path):
     proc = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "scripts" / "benchmark.py"),
+            str(ROOT / "benchmarks" / "benchmark.py"),
             "--device",
             "cpu",
             "--quick",

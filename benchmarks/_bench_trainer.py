@@ -1,4 +1,4 @@
-"""Measuring code behind ``scripts/benchmark.py``: how much the framework costs on top of the model.
+"""Measuring code behind ``benchmarks/benchmark.py``: how much the framework costs on top of the model.
 
 Tooling, not library: it times the Trainer's own methods from outside, so it lives beside the script.
 

@@ -1,4 +1,4 @@
-"""Measuring code behind ``scripts/bench_real.py``: a segtrain epoch on a real data set against the loop a
+"""Measuring code behind ``benchmarks/bench_real.py``: a segtrain epoch on a real data set against the loop a
 user writes by hand on the same data.
 
 Tooling, not library. Both arms share one model, loss and optimizer (restored from a snapshot before every
@@ -13,7 +13,7 @@ arm, so each starts from the same weights and moments) and the same augmentation
                pipeline, e.g. padding to /32) with the loss and the same confusion-matrix metrics
 
 Both arms run the same number of training batches (the trainer's: drop_last) and the same model settings.
-``arm_process`` runs one arm in its own process (scripts/bench_real.py starts two and alternates them); the
+``arm_process`` runs one arm in its own process (benchmarks/bench_real.py starts two and alternates them); the
 segtrain arm also times an epoch over batches taken from its loader beforehand (the loader idle).
 """
 

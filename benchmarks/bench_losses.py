@@ -1,9 +1,9 @@
 """Time forward + backward of every segtrain loss next to its public counterpart (MONAI, smp, torchvision).
 
-    python scripts/bench_losses.py [--quick] [--device cpu|cuda] [--repeats 5] [--only dice,lovasz]
-    python scripts/bench_losses.py --shape 4x21x128x128 --shape 8x1x256x256   # any N x C x S shapes
-    python scripts/bench_losses.py --step ce_dice [--repeats 20]             # a whole training step
-    python scripts/bench_losses.py --step cldice --versus ce                 # steps of two losses, alternating
+    python benchmarks/bench_losses.py [--quick] [--device cpu|cuda] [--repeats 5] [--only dice,lovasz]
+    python benchmarks/bench_losses.py --shape 4x21x128x128 --shape 8x1x256x256   # any N x C x S shapes
+    python benchmarks/bench_losses.py --step ce_dice [--repeats 20]             # a whole training step
+    python benchmarks/bench_losses.py --step cldice --versus ce                 # steps of two losses, alternating
 
 Prints one markdown table per shape: median milliseconds after a warm-up, the ratio to the public
 implementation (< 1 is faster) and to plain cross-entropy, each the median of the ratios of the two
@@ -28,7 +28,7 @@ that threshold changes from run to run (docs/losses.md has the figures).
 A second process-wide state: torch's AVX-512 CPU kernels for ``log1p`` / ``softplus`` / ``logsigmoid``
 (so torch's BCE, torchvision's focal and segtrain's losses alike) read constants with masked loads, and
 until the page holding such a constant has been mapped, every call pays a microcode assist and runs about
-20x slower (see ``segtrain.cpu.prefault_torch_constants``). The benchmark maps those pages first
+20x slower (see ``benchmarks/_prefault.py``). The benchmark maps those pages first
 (``--prefault on``, the default) and ``--prefault off`` measures the slow state. A canary (``log1p`` of
 1M floats) is timed before and after each table, so the state shows.
 """
@@ -45,8 +45,8 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from _prefault import prefault_torch_constants
 
-from segtrain.cpu import prefault_torch_constants
 from segtrain.losses import LOSSES, available_losses, build_loss
 from segtrain.losses.target_maps import sample_distance_maps
 

@@ -1,12 +1,12 @@
 """What does segtrain cost on top of the model? Writes benchmark.json and benchmark.md (docs/performance.md).
 
-    python scripts/benchmark.py --device cpu            # the default job: unet-resnet18, batch 16, 64x64 shapes
-    python scripts/benchmark.py --device cuda           # + images/s of unet-resnet34 at 512x512 per precision
-    python scripts/benchmark.py --device cpu --quick    # tiny sizes, seconds (the smoke test)
+    python benchmarks/benchmark.py --device cpu            # the default job: unet-resnet18, batch 16, 64x64 shapes
+    python benchmarks/benchmark.py --device cuda           # + images/s of unet-resnet34 at 512x512 per precision
+    python benchmarks/benchmark.py --device cpu --quick    # tiny sizes, seconds (the smoke test)
 
 Each overhead is a ratio measured in this one process, trainer and bare arms interleaved, medians over
-trials after warm-up (scripts/_bench_trainer.py holds the method). Data wait reuses scripts/bench_data.py.
-Whole epochs on real data against a hand-written loop: scripts/bench_real.py.
+trials after warm-up (benchmarks/_bench_trainer.py holds the method). Data wait reuses benchmarks/bench_data.py.
+Whole epochs on real data against a hand-written loop: benchmarks/bench_real.py.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-for _path in (ROOT, ROOT / "scripts"):  # this checkout's segtrain, and _bench_trainer / bench_data beside us
+for _path in (ROOT, ROOT / "scripts", ROOT / "benchmarks"):  # this checkout's segtrain, scripts/_compose, us
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 TARGETS = {"trainer_step_ratio": 1.03, "epoch_ratio": 1.05, "metric_fraction": 0.01, "data_wait": 0.05}
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             log=say,
         )
 
-    command = "python scripts/benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python benchmarks/benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:])
     result = {
         "trainer_step_ratio": trainer["ratio"],
         "epoch_ratio": epoch["ratio"],

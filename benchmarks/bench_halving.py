@@ -1,6 +1,6 @@
 """Does successive halving find the full grid's winner, and for how many epochs? One run, both sweeps.
 
-    python scripts/bench_halving.py --out outputs/bench_halving --stages 3,9 \\
+    python benchmarks/bench_halving.py --out outputs/bench_halving --stages 3,9 \\
         --halving hydra.sweeper.b0=3 hydra.sweeper.eta=3 -- \\
         loss=ce,dice,focal,tversky,lovasz,ce_dice seed=0,1,2 trainer.max_epochs=27
 
@@ -127,8 +127,13 @@ def stage_records(out: Path, runs: list[RunRecord], schedule: list[int], metric:
 
 
 def replay_rules(
-    records_at: dict[int, list], runs: list[RunRecord], halving: dict, split: str, alpha: float,
-    min_gaps: list[float], max_shares: list[float] = (),
+    records_at: dict[int, list],
+    runs: list[RunRecord],
+    halving: dict,
+    split: str,
+    alpha: float,
+    min_gaps: list[float],
+    max_shares: list[float] = (),
 ) -> dict[str, dict]:
     """The halving rules replayed on the full grid's records at every rung (``stage_records``): winner and tie
     set (the last rung's survivors tested on ``split``, as the reports do), survivors per rung and epochs."""
@@ -285,8 +290,10 @@ def main(argv: list[str] | None = None) -> int:
             c = cost_to_keep(records_at, h["schedule"], jobs_per_config, config, higher_is_better=higher)
             share = c["epochs_trained"] / c["full_grid_epochs"]
             result["cost_to_keep"][where] = {**c, "epochs_ratio": round(share, 3)}
-            print(f"holding the full grid's winner {where} ({config}) by the rungs' rankings alone takes the top "
-                  f"{c['survivors_per_rung'][:-1]} after each rung: {c['epochs_trained']} epochs ({100 * share:.0f}%)")
+            print(
+                f"holding the full grid's winner {where} ({config}) by the rungs' rankings alone takes the top "
+                f"{c['survivors_per_rung'][:-1]} after each rung: {c['epochs_trained']} epochs ({100 * share:.0f}%)"
+            )
     elif stages:
         print(f"no replay: the halving rungs {h['schedule'][:-1]} are not all among --stages {stages}")
     (args.out / "bench_halving.json").write_text(json.dumps(result, indent=1, default=str) + "\n")

@@ -1,4 +1,4 @@
-"""scripts/bench_losses.py: the paired ratio, and a --quick run that prints the table."""
+"""benchmarks/bench_losses.py: the paired ratio, and a --quick run that prints the table."""
 
 import argparse
 import subprocess
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_losses import paired_ratio, parse_shape  # noqa: E402
 
@@ -32,7 +32,7 @@ def test_quick_run_prints_a_row_per_loss_with_the_public_ratio():
     out = subprocess.run(
         [
             sys.executable,
-            "scripts/bench_losses.py",
+            "benchmarks/bench_losses.py",
             "--quick",
             "--repeats",
             "1",

@@ -1,7 +1,7 @@
 """Cost of the end-of-job per-case metrics next to a plain validation pass, on CamVid-sized data.
 
-    python scripts/bench_metrics.py --job [--rounds 3] [--checkpoint PT] [--override key=value ...]
-    python scripts/bench_metrics.py [--rounds 3] [--batch 8] [--tolerance 1] [--pred perturbed|model]
+    python benchmarks/bench_metrics.py --job [--rounds 3] [--checkpoint PT] [--override key=value ...]
+    python benchmarks/bench_metrics.py [--rounds 3] [--batch 8] [--tolerance 1] [--pred perturbed|model]
 
 ``--job`` times the real thing: ``segtrain.engine.final_eval.final_evaluation`` (the selected checkpoint on the
 val split, loader included, case by case with HD95/NSD, per_case.csv and metrics.json written to a temporary run
@@ -41,7 +41,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))  # _compose
 
 from segtrain.metrics.per_case import aggregate_cases, per_case_rows  # noqa: E402
 from segtrain.models import build_model  # noqa: E402

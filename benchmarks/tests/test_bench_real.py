@@ -1,14 +1,15 @@
-"""scripts/bench_real.py --quick on a small folder data set written here: both arms run in their own
+"""benchmarks/bench_real.py --quick on a small folder data set written here: both arms run in their own
 processes, and benchmark.json holds the per-epoch ratio split into train and validation, the data wait and
 the loader cost. No timing assertions (docs/performance.md has the figures)."""
 
 import json
 import subprocess
 import sys
-
-from conftest import ROOT
+from pathlib import Path
 
 from tests._data_fixtures import make_folder
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_quick_real_benchmark_writes_the_ratios(tmp_path):
@@ -17,7 +18,7 @@ def test_quick_real_benchmark_writes_the_ratios(tmp_path):
     proc = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "scripts" / "bench_real.py"),
+            str(ROOT / "benchmarks" / "bench_real.py"),
             "--quick",
             "--threads",
             "1",

@@ -1,7 +1,7 @@
 """Does the input pipeline keep up with training? Loader images/s next to the training step's rate.
 
-    python scripts/bench_data.py                       # isbi_em and camvid at their config's loader settings
-    python scripts/bench_data.py --datasets camvid --steps 20 --workers 0 1 2
+    python benchmarks/bench_data.py                       # isbi_em and camvid at their config's loader settings
+    python benchmarks/bench_data.py --datasets camvid --steps 20 --workers 0 1 2
 
 For each data set (train split, its default augmentation, batch size and loader settings):
   1. loader alone: images/s of iterating the DataLoader (decode + augment + collate, workers included);
@@ -16,8 +16,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
-from _compose import dataset_config
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))  # _compose, beside the user scripts
+from _compose import dataset_config  # noqa: E402
 
 
 def _loader_rate(loader, batches: int) -> float:

@@ -1,14 +1,14 @@
 """Does a segtrain epoch on real data cost what the loop a user writes by hand costs? Writes benchmark.json.
 
-    SEGTRAIN_DATA=<data root> python scripts/bench_real.py                  # isbi_em and camvid, 5 rounds
-    SEGTRAIN_DATA=<data root> python scripts/bench_real.py --dataset camvid --rounds 3 --threads 2
-    python scripts/bench_real.py --quick --dataset folder -o dataset.root=<dir> dataset.num_classes=3
+    SEGTRAIN_DATA=<data root> python benchmarks/bench_real.py                  # isbi_em and camvid, 5 rounds
+    SEGTRAIN_DATA=<data root> python benchmarks/bench_real.py --dataset camvid --rounds 3 --threads 2
+    python benchmarks/bench_real.py --quick --dataset folder -o dataset.root=<dir> dataset.num_classes=3
 
 Per data set, in one process: a segtrain epoch (Trainer.train_epoch + Trainer.validate with the loaders
 ``python train.py dataset=<name>`` builds, default settings) and a bare epoch (images decoded once into
 memory, the same augmentation pipelines in the main process, no workers, validation one image at a time)
 alternate (segtrain, bare; bare, segtrain; ...) after one warm-up round of each; the ratios are medians of the
-per-round paired ratios. scripts/_bench_real.py holds the arms; docs/performance.md says how to read them.
+per-round paired ratios. benchmarks/_bench_real.py holds the arms; docs/performance.md says how to read them.
 
     epoch ratio     (segtrain train + val) / (bare train + val)             target <= 1.05
     train, val      the same ratio for each half
@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-for _path in (ROOT, ROOT / "scripts"):
+for _path in (ROOT, ROOT / "scripts", ROOT / "benchmarks"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 from benchmark import cpu_name  # noqa: E402
@@ -44,7 +44,7 @@ def _median(values: list[float]) -> float:
 
 
 class Arms:
-    """The two arms, each in its own spawned process (scripts/_bench_real.arm_process)."""
+    """The two arms, each in its own spawned process (benchmarks/_bench_real.arm_process)."""
 
     def __init__(self, name: str, overrides: list[str], threads: int | None) -> None:
         import multiprocessing
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
     start = time.perf_counter()
     datasets = {name: measure(name, overrides, rounds, args.threads, say) for name in args.dataset}
-    command = "python scripts/bench_real.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python benchmarks/bench_real.py " + " ".join(argv if argv is not None else sys.argv[1:])
     result = {
         "datasets": datasets,
         "target_epoch_ratio": TARGET,
