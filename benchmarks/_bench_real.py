@@ -88,59 +88,25 @@ class Run:
 
 
 def build_run(name: str, overrides: list[str], seed: int = 0, as_train_py: bool = True) -> Run:
-    """Compose ``train.yaml`` with ``dataset=<name>`` and ``overrides`` and build what the CLI builds;
-    ``as_train_py`` also applies the process settings ``python train.py`` applies (segtrain.cli.configure_process);
-    without it the data set keeps no decoded cache (the bare loop decodes for itself)."""
+    """Compose ``train.yaml`` with ``dataset=<name>`` and ``overrides`` and build the job through the CLI's own
+    ``segtrain.job.build_job``; ``as_train_py`` also applies the process settings ``python train.py`` applies
+    (threads, glibc's reuse of freed memory); without it the data set keeps no decoded cache (the bare loop
+    decodes for itself)."""
     from _compose import compose
     from omegaconf import OmegaConf
 
-    from segtrain.build import build_datasets, build_loaders, check_config, trainer_config
-    from segtrain.cli import configure_process, seed_everything
-    from segtrain.data import TargetMaps, map_names
-    from segtrain.engine import Trainer
-    from segtrain.losses import build_loss
-    from segtrain.metrics import SegMetrics
-    from segtrain.models import build_model
-    from segtrain.optim import build_optimizer, build_scheduler
+    from segtrain.job import build_job
 
-    cfg = compose("train", [f"dataset={name}", "trainer.progress_bar=false", *overrides])
+    cfg = compose("train", [f"dataset={name}", "trainer.progress_bar=false", f"seed={seed}", *overrides])
     plain = OmegaConf.to_container(cfg, resolve=True)
     if not as_train_py and "cache" in plain["dataset"]:
         plain["dataset"]["cache"] = False
-    check_config(plain)
-    tcfg = trainer_config(plain["trainer"])
-    if as_train_py:
-        configure_process(tcfg)
-    seed_everything(seed, tcfg.deterministic)
-    train_set, val_set = build_datasets(plain["dataset"])
-    model_cfg = dict(plain["model"])
-    model = build_model(model_cfg.pop("name"), **model_cfg)
-    loss_fn = build_loss(**plain["loss"])
-    maps = map_names(loss_fn.aux_inputs)
-    if maps:
-        train_set, val_set = TargetMaps(train_set, maps), TargetMaps(val_set, maps)
-    train_loader, val_loader = build_loaders(plain["dataset"], train_set, val_set, seed)
-    opt_cfg = dict(plain["optimizer"])
-    optimizer = build_optimizer(opt_cfg.pop("name"), model.parameters(), **opt_cfg)
-    sched_cfg = dict(plain["scheduler"])
-    sched_name = sched_cfg.pop("name")
-    metrics = SegMetrics(train_set.num_classes, train_set.mode, train_set.ignore_index, train_set.class_names)
     tmp = tempfile.TemporaryDirectory(prefix="segtrain-bench-real-")
-    trainer = Trainer(
-        tcfg,
-        model,
-        loss_fn,
-        optimizer,
-        lambda opt, total: build_scheduler(sched_name, opt, total, **sched_cfg),
-        train_loader,
-        val_loader,
-        metrics,
-        Path(tmp.name),
-        {"loss": plain["loss"]["name"], "model": plain["model"]["name"], "dataset": name, "seed": seed},
-        # as the logger config says: validate() draws the overlays TensorBoard would get (fit alone writes them)
-        tensorboard=bool(plain["logger"].get("tensorboard", True)),
-    )
-    run = Run(name, plain, trainer, train_set, val_set, train_loader, val_loader, tmp)
+    run_info = {"loss": plain["loss"]["name"], "model": plain["model"]["name"], "dataset": name, "seed": seed}
+    job = build_job(plain, tmp.name, run_info, process_settings=as_train_py)
+    trainer = job.trainer
+    train_set, val_set = trainer.train_loader.dataset, trainer.val_loader.dataset
+    run = Run(name, plain, trainer, train_set, val_set, trainer.train_loader, trainer.val_loader, tmp)
     run.snapshot()
     return run
 

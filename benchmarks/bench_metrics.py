@@ -3,7 +3,7 @@
     python benchmarks/bench_metrics.py --job [--rounds 3] [--checkpoint PT] [--override key=value ...]
     python benchmarks/bench_metrics.py [--rounds 3] [--batch 8] [--tolerance 1] [--pred perturbed|model]
 
-``--job`` times the real thing: ``segtrain.engine.final_eval.final_evaluation`` (the selected checkpoint on the
+``--job`` times the real thing: ``segtrain.job.final_eval.final_evaluation`` (the selected checkpoint on the
 val split, loader included, case by case with HD95/NSD, per_case.csv and metrics.json written to a temporary run
 directory) against ``Trainer.validate()`` (the per-epoch pass: forward, loss, confusion matrix, overlays),
 for the job ``python train.py dataset=camvid <overrides>`` builds (the default U-Net, random init unless
@@ -83,9 +83,9 @@ def bench_job(rounds: int, checkpoint: str | None, overrides: list[str]) -> None
     from omegaconf import OmegaConf
 
     from segtrain.build import build_datasets, build_eval_loader, build_loaders, trainer_config
+    from segtrain.checkpoint import load_checkpoint
     from segtrain.engine import Trainer
-    from segtrain.engine.checkpoint import load_checkpoint
-    from segtrain.engine.final_eval import final_evaluation
+    from segtrain.job.final_eval import final_evaluation
     from segtrain.losses import build_loss
     from segtrain.metrics import SegMetrics
     from segtrain.optim import build_optimizer, build_scheduler

@@ -29,7 +29,7 @@ from scipy import stats
 
 from segtrain.report.cases import read_job_cases
 from segtrain.report.runs import collect_runs
-from segtrain.verdict import summarize
+from segtrain.verdict import sentence, summarize
 from segtrain.verdict.stats import holm
 
 SAME_TRAINING = ("experiment=", "trainer.num_threads=")
@@ -80,12 +80,17 @@ def compare(a: dict, b: dict, names: tuple[str, str], rope: float) -> str:
     )
 
 
-def all_configs(paths: list[Path], split: str, rope: float) -> None:
-    """Every configuration against the leader: the verdict now, and before (Holm-Wilcoxon over K - 1)."""
+def all_configs(paths: list[Path], split: str, rope: float, seeds: list[str] | None = None) -> None:
+    """Every configuration against the leader: the verdict now, and before (Holm-Wilcoxon over K - 1).
+    Jobs of several sweep directories join by their overrides (``overrides``); ``seeds`` keeps those seeds."""
+    runs = [r for r in collect_runs(paths) if r.status == "completed" and (seeds is None or str(r.seed) in seeds)]
+    common = frozenset.intersection(*(overrides(r) for r in runs))
     data: dict[str, dict] = {}
-    for run in collect_runs(paths):
-        if run.status == "completed":
-            data.setdefault(run.config, {})[run.seed] = read_job_cases(run).case_values(split, "dice")
+    for run in runs:
+        label = ",".join(sorted(overrides(run) - common)) or "(no overrides)"
+        if run.seed in data.get(label, {}):
+            raise SystemExit(f"error: seed {run.seed} of {label} appears twice (another job: {run.path})")
+        data.setdefault(label, {})[run.seed] = read_job_cases(run).case_values(split, "dice")
     v = summarize(data, higher_is_better=True, rope=rope)
     cases = list(v.cases)
     lead = np.mean([[x[c] for c in cases] for x in data[v.leader].values()], axis=0)
@@ -94,7 +99,9 @@ def all_configs(paths: list[Path], split: str, rope: float) -> None:
         d = lead - np.mean([[x[k] for k in cases] for x in data[c.config].values()], axis=0)
         p_before.append(1.0 if not np.any(d != 0) else float(stats.wilcoxon(d, alternative="greater").pvalue))
     adj = holm(p_before)
-    print(f"{len(data)} configurations, {v.n_cases} cases; leader `{v.leader}`\n")
+    print(sentence(v, split=split, metric="Dice") + "\n")
+    n_seeds = sorted({len(x) for x in data.values()})
+    print(f"{len(data)} configurations x {'-'.join(map(str, n_seeds))} seeds, {v.n_cases} cases; leader `{v.leader}`\n")
     print("| configuration | mean | diff | 95% CI | p Holm (all pairs) | call now | seeds to decide | before |")
     print("|---|---:|---:|---|---:|---|---|---|")
     for c, p in zip(v.comparisons, adj, strict=True):
@@ -114,11 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="split this configuration's seeds into two equal groups, every way")
     parser.add_argument("--pair", nargs=2, metavar=("A", "B"), help="compare two configurations as they are")
     parser.add_argument("--all", action="store_true", help="every configuration against the leader, now and before")
+    parser.add_argument("--seeds", default=None, help="with --all: only these seeds, comma-separated")
     parser.add_argument("--split", default="test")
     parser.add_argument("--rope", type=float, default=0.01)
     args = parser.parse_args(argv)
     if args.all:
-        all_configs(args.paths, args.split, args.rope)
+        all_configs(args.paths, args.split, args.rope, args.seeds.split(",") if args.seeds else None)
         return 0
     if bool(args.config) == bool(args.pair):
         parser.error("give --config, --pair or --all")

@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     from omegaconf import OmegaConf
 
     from segtrain.build import build_eval_loader, build_split, check_model_fits_dataset
+    from segtrain.checkpoint import load_checkpoint
     from segtrain.config_schema import check_metrics_config
-    from segtrain.engine.checkpoint import load_checkpoint
     from segtrain.engine.records import write_json
     from segtrain.engine.trainer import resolve_device
     from segtrain.inference import (

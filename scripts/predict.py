@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from omegaconf import OmegaConf
 
-    from segtrain.engine.checkpoint import load_checkpoint
+    from segtrain.checkpoint import load_checkpoint
     from segtrain.engine.trainer import resolve_device
     from segtrain.inference import (
         find_images,

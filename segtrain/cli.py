@@ -1,11 +1,10 @@
-"""The Hydra app behind ``python train.py``: config -> objects -> trainer. The only module importing hydra."""
+"""The Hydra app behind ``python train.py``: composes and checks the config, skips a completed job, and hands
+the rest to the job layer (segtrain.job). Hydra stays here, in sweep_callback.py and in hydra_plugins/."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import random
 import sys
 import tempfile
 import traceback
@@ -15,16 +14,6 @@ from typing import Any
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
-
-from segtrain.build import (
-    build_datasets,
-    build_eval_loader,
-    build_loaders,
-    build_split,
-    check_config,
-    resolve_test_split,
-    trainer_config,
-)
 
 # torch, smp and the rest load inside the functions that need them, so that `python train.py --help`
 # and config errors answer in a second instead of after ~10 s of imports (smp pulls in timm/torchvision).
@@ -43,82 +32,11 @@ for _name, _fn in {"project_root": lambda: str(PROJECT_ROOT), "default_data_dir"
         OmegaConf.register_new_resolver(_name, _fn)
 
 
-def seed_everything(seed: int, deterministic: bool = False) -> None:
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-
-
-def configure_process(tcfg: Any) -> None:
-    """Process-wide settings of a training job (``tcfg``: its TrainerConfig), before anything large is
-    allocated and before loader workers fork: torch's thread count and glibc's reuse of freed memory."""
-    import torch
-
-    from segtrain.cpu import keep_freed_memory
-
-    if tcfg.num_threads:  # parallel sweep jobs: cores / jobs each (docs/sweeps.md)
-        torch.set_num_threads(int(tcfg.num_threads))
-    if tcfg.keep_freed_memory:
-        log.info("memory: %s (trainer.keep_freed_memory)", keep_freed_memory())
-
-
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Build everything from ``cfg``, train, and evaluate the selected checkpoint case by case (rank 0);
-    returns the metrics.json content."""
-    import torch
+    """The Hydra side of a job: the resolved config as plain values, the run directory Hydra made, and what
+    a sweep varies (for TensorBoard's HParams view); ``segtrain.job.run_job`` does the rest."""
+    from segtrain.job import run_job
 
-    from segtrain.config_schema import check_metrics_config
-    from segtrain.data import TargetMaps, dataset_class_frequencies, map_names
-    from segtrain.engine import Trainer
-    from segtrain.engine.distributed import broadcast_object, init_distributed
-    from segtrain.engine.final_eval import final_evaluation
-    from segtrain.losses import build_loss
-    from segtrain.metrics import SegMetrics
-    from segtrain.models import build_model
-    from segtrain.optim import build_optimizer, build_scheduler
-
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    check_config(plain)
-    tcfg = trainer_config(plain["trainer"])
-    configure_process(tcfg)
-    rank, world_size, local_rank = init_distributed()
-    # every rank works in rank 0's run directory (resume reads its last.pt); only rank 0 writes there
-    run_dir = Path(broadcast_object(HydraConfig.get().runtime.output_dir))
-    if world_size > 1 and torch.cuda.is_available() and tcfg.device in ("auto", "cuda"):
-        tcfg.device = f"cuda:{local_rank}"
-    seed_everything(int(cfg.seed), tcfg.deterministic)
-    nsd_tolerance = check_metrics_config(plain.get("metrics"))
-    train_set, val_set = build_datasets(plain["dataset"])
-    ds = train_set
-    # the end-of-job evaluation's splits, built now so that a missing held-out split stops the job before training
-    final_splits = {"val": ("val", val_set)}
-    test_split, why = resolve_test_split(plain["dataset"])
-    if test_split is not None:
-        final_splits["test"] = (test_split, build_split(plain["dataset"], test_split))
-    log.info("end-of-job evaluation on val%s (%s)", f" and {test_split}" if test_split else "", why)
-    model_cfg = dict(plain["model"])
-    model = build_model(model_cfg.pop("name"), **model_cfg)
-    loss_cfg = dict(plain["loss"])
-    if loss_cfg.get("frequencies") == "dataset":  # class weights from the training split's pixel counts
-        loss_cfg["frequencies"] = dataset_class_frequencies(ds)
-        log.info("loss frequencies from the training split: %s", loss_cfg["frequencies"])
-    loss_fn = build_loss(**loss_cfg)
-    maps = map_names(loss_fn.aux_inputs)
-    if maps:  # boundary, skeleton_recall, hausdorff_dt: target maps made in the loader's workers
-        train_set, val_set = TargetMaps(train_set, maps), TargetMaps(val_set, maps)
-    train_loader, val_loader = build_loaders(plain["dataset"], train_set, val_set, int(cfg.seed), rank, world_size)
-    opt_cfg = dict(plain["optimizer"])
-    optimizer = build_optimizer(opt_cfg.pop("name"), model.parameters(), **opt_cfg)
-    sched_cfg = dict(plain["scheduler"])
-    sched_name = sched_cfg.pop("name")
-    metrics = SegMetrics(ds.num_classes, ds.mode, ds.ignore_index, ds.class_names)
     run_info = {
         "loss": cfg.loss.name,
         "model": cfg.model.name,
@@ -134,33 +52,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         value = OmegaConf.select(cfg, key, default=None)
         if key not in run_info and key not in skip and value is not None and not OmegaConf.is_config(value):
             run_info[key] = value
-    trainer = Trainer(
-        tcfg,
-        model,
-        loss_fn,
-        optimizer,
-        lambda opt, total: build_scheduler(sched_name, opt, total, **sched_cfg),
-        train_loader,
-        val_loader,
-        metrics,
-        run_dir,
-        run_info,
-        config_dict=OmegaConf.to_container(cfg, resolve=True),
-        tensorboard=bool(cfg.logger.get("tensorboard", True)),
-        rank=rank,
-        world_size=world_size,
-    )
-    try:
-        result = trainer.fit(status_when_done="evaluating")
-    finally:
-        if world_size > 1:
-            torch.distributed.destroy_process_group()
-    if rank != 0 or not result:  # under DDP rank 0 alone evaluates, on the whole of each split
-        return result
-    # one process, no extra loss inputs: the trainer's val loader (workers already running) is the same loader
-    reuse = {"val": val_loader} if world_size == 1 and val_loader.dataset is final_splits["val"][1] else {}
-    loaders = {k: reuse.get(k) or build_eval_loader(plain["dataset"], data) for k, (_, data) in final_splits.items()}
-    return final_evaluation(trainer, result, final_splits, loaders, nsd_tolerance, run_dir)
+    return run_job(OmegaConf.to_container(cfg, resolve=True), hydra_cfg.runtime.output_dir, run_info)
 
 
 def _fmt(v: float | None) -> str:
@@ -199,46 +91,11 @@ def final_summary(result: dict[str, Any], run_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def _completed_result(run_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
-    """metrics.json of a finished job of the same experiment in ``run_dir`` (re-running a sweep into its
-    own directory skips the jobs that completed; unfinished ones resume from last.pt).
-
-    The whole resolved config is compared with the one the job stored, except keys that do not change
-    results (segtrain/run_config.py); a difference is an error naming the keys, never stale metrics.
-    A larger ``trainer.max_epochs`` is not a difference: the job continues from its last.pt.
-    """
-    from segtrain.run_config import config_differences, describe_differences
-
-    path = run_dir / "metrics.json"
-    if not cfg.trainer.get("skip_completed", True) or not path.exists():
-        return None
-    try:
-        previous = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
-    if previous.get("status") != "completed":
-        return None
-    stored = previous.get("config")
-    if not isinstance(stored, dict):
-        raise ValueError(
-            f"{path} records a completed job but not its config, so it cannot tell whether this is the same "
-            "experiment; train into another directory (hydra.run.dir=... / hydra.sweep.dir=...) or remove it"
-        )
-    diffs = config_differences(stored, OmegaConf.to_container(cfg, resolve=True), ignore=["trainer.max_epochs"])
-    if diffs:
-        raise ValueError(
-            f"{run_dir} holds a completed job of another configuration: {describe_differences(diffs)}. "
-            "Train into another directory (hydra.run.dir=... / hydra.sweep.dir=...) or remove that one"
-        )
-    if previous.get("max_epochs") != cfg.trainer.max_epochs:
-        return None
-    return previous
-
-
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def hydra_main(cfg: DictConfig) -> float | None:
     """Entry point; returns the best monitored value so Hydra sweepers (Optuna) can optimise it."""
     from segtrain.config_schema import check_config_types
+    from segtrain.job import completed_result
 
     # a value of the wrong type (optimizer.lr=abc) stops here with its key named
     check_config_types(
@@ -247,7 +104,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
     )
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     main_rank = int(os.environ.get("RANK", "0")) == 0
-    done = _completed_result(run_dir, cfg) if main_rank else None
+    done = completed_result(run_dir, OmegaConf.to_container(cfg, resolve=True)) if main_rank else None
     if done is not None:
         log.info("%s says this job already completed; skipping it", run_dir / "metrics.json")
         return done.get("best", {}).get(cfg.trainer.monitor)

@@ -4,8 +4,8 @@
 def test_keep_freed_memory_is_logged_by_the_cli_and_can_be_turned_off(caplog):
     import logging
 
-    from segtrain.cli import configure_process
     from segtrain.engine import TrainerConfig
+    from segtrain.job import configure_process
 
     with caplog.at_level(logging.INFO, logger="segtrain"):
         configure_process(TrainerConfig(keep_freed_memory=False))

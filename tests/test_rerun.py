@@ -6,26 +6,27 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, TINY, run_train
 
-import segtrain.cli as cli
+import segtrain.cli  # noqa: F401  (registers the config's resolvers)
+from segtrain.job import completed_result
 
 
-def compose(overrides: list[str]):
+def compose(overrides: list[str]) -> dict:
+    """The resolved config as plain values, as the CLI hands it to the job layer."""
     from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
 
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "configs")):
-        return compose("train", overrides=overrides)
+        return OmegaConf.to_container(compose("train", overrides=overrides), resolve=True)
 
 
 def completed_job(run_dir: Path, overrides: list[str]) -> dict:
     """A metrics.json as the trainer writes it at the end of a finished job of ``overrides``."""
-    from omegaconf import OmegaConf
-
     cfg = compose(overrides)
     metrics = {
         "status": "completed",
-        "max_epochs": cfg.trainer.max_epochs,
+        "max_epochs": cfg["trainer"]["max_epochs"],
         "best": {"epoch": 2, "val/dice": 0.5},
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": cfg,
     }
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
@@ -34,9 +35,9 @@ def completed_job(run_dir: Path, overrides: list[str]) -> dict:
 
 def test_same_experiment_is_skipped_even_when_operational_keys_differ(tmp_path):
     stored = completed_job(tmp_path, TINY)
-    assert cli._completed_result(tmp_path, compose(TINY)) == stored
+    assert completed_result(tmp_path, compose(TINY)) == stored
     again = [*TINY, "trainer.progress_bar=true", "trainer.num_threads=2", "dataset.loader.num_workers=1", "logger=none"]
-    assert cli._completed_result(tmp_path, compose(again)) == stored
+    assert completed_result(tmp_path, compose(again)) == stored
 
 
 @pytest.mark.parametrize(
@@ -53,26 +54,26 @@ def test_same_experiment_is_skipped_even_when_operational_keys_differ(tmp_path):
 def test_another_experiment_in_a_completed_directory_is_refused_naming_the_key(tmp_path, change, message):
     completed_job(tmp_path, TINY)
     with pytest.raises(ValueError, match=rf"holds a completed job of another configuration: .*{message}"):
-        cli._completed_result(tmp_path, compose([*TINY, change]))
+        completed_result(tmp_path, compose([*TINY, change]))
 
 
 def test_a_job_stored_before_background_index_was_a_key_had_background_0(tmp_path):
     stored = completed_job(tmp_path, TINY)
     del stored["config"]["dataset"]["background_index"]
     (tmp_path / "metrics.json").write_text(json.dumps(stored))
-    assert cli._completed_result(tmp_path, compose(TINY)) == stored  # shapes: 0, what the old code did
+    assert completed_result(tmp_path, compose(TINY)) == stored  # shapes: 0, what the old code did
     with pytest.raises(ValueError, match=r"dataset.background_index: 0 \(stored\) != None \(now\)"):
-        cli._completed_result(tmp_path, compose([*TINY, "dataset.background_index=null"]))
+        completed_result(tmp_path, compose([*TINY, "dataset.background_index=null"]))
 
 
 def test_more_epochs_continue_and_a_metrics_file_without_config_is_refused(tmp_path):
     completed_job(tmp_path, TINY)
-    assert cli._completed_result(tmp_path, compose([*TINY, "trainer.max_epochs=3"])) is None
+    assert completed_result(tmp_path, compose([*TINY, "trainer.max_epochs=3"])) is None
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     del metrics["config"]
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
     with pytest.raises(ValueError, match="records a completed job but not its config"):
-        cli._completed_result(tmp_path, compose(TINY))
+        completed_result(tmp_path, compose(TINY))
 
 
 def test_rerun_with_another_learning_rate_fails_instead_of_returning_stale_metrics(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import ROOT, TINY, run_train
 
-from segtrain.engine.checkpoint import CheckpointWriter, load_checkpoint, save_checkpoint
+from segtrain.checkpoint import CheckpointWriter, load_checkpoint, save_checkpoint
 
 ARGS = [*TINY, "trainer.max_epochs=4", "trainer.deterministic=true", "dataset.length.train=64", "logger=none"]
 

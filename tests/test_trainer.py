@@ -126,7 +126,7 @@ def test_bf16_autocast_on_cpu_trains_with_finite_loss(tmp_path):
 
 
 def test_resume_refuses_a_checkpoint_of_another_configuration(tmp_path):
-    from segtrain.engine.checkpoint import save_checkpoint
+    from segtrain.checkpoint import save_checkpoint
 
     config = {"optimizer": {"name": "adamw", "lr": 0.003}, "trainer": {"max_epochs": 2, "progress_bar": True}}
     first = make_trainer(tmp_path, max_epochs=1)

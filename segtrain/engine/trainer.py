@@ -31,7 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from segtrain.engine.checkpoint import CheckpointWriter, load_checkpoint, rng_state, set_rng_state
+from segtrain.checkpoint import CheckpointWriter, load_checkpoint, rng_state, set_rng_state
 from segtrain.engine.config import TrainerConfig, resolve_device, resolve_precision
 from segtrain.engine.distributed import loss_value_and_finite_everywhere, sync_accumulated_gradients
 from segtrain.engine.records import HistoryCSV, TensorBoard, write_json

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from segtrain.engine.checkpoint import load_checkpoint
+from segtrain.checkpoint import load_checkpoint
 from segtrain.metrics.threshold import DEFAULT, check_thresholds
 from segtrain.models import build_model
 from segtrain.modes import MULTICLASS

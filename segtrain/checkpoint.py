@@ -1,5 +1,6 @@
 """Checkpoints: written atomically (temp file, fsync, rename) on a background thread, read as data
-(``weights_only=True``)."""
+(``weights_only=True``). A leaf: the engine writes and resumes from them, inference and the job layer read
+them, and none of those import each other for it."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ def final_evaluation(
     ``trainer.limit_val_batches`` limits these passes too, so that a debug run stays quick. ``loaders`` holds
     an unshuffled loader per key of ``splits``.
     """
-    from segtrain.engine.checkpoint import annotate_checkpoint
+    from segtrain.checkpoint import annotate_checkpoint
     from segtrain.engine.records import write_json
     from segtrain.inference.evaluation import case_summary, evaluate_cases, threshold_sweep
     from segtrain.metrics.empty_rules import EMPTY_RULES
