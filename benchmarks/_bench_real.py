@@ -92,10 +92,10 @@ def build_run(name: str, overrides: list[str], seed: int = 0, as_train_py: bool 
     ``segtrain.job.build_job``; ``as_train_py`` also applies the process settings ``python train.py`` applies
     (threads, glibc's reuse of freed memory); without it the data set keeps no decoded cache (the bare loop
     decodes for itself)."""
-    from _compose import compose
     from omegaconf import OmegaConf
 
     from segtrain.job import build_job
+    from segtrain.tools.compose import compose
 
     cfg = compose("train", [f"dataset={name}", "trainer.progress_bar=false", f"seed={seed}", *overrides])
     plain = OmegaConf.to_container(cfg, resolve=True)

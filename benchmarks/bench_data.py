@@ -18,8 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))  # _compose, beside the user scripts
-from _compose import dataset_config  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's segtrain
+from segtrain.tools.compose import dataset_config  # noqa: E402
 
 
 def _loader_rate(loader, batches: int) -> float:

@@ -41,7 +41,6 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))  # _compose
 
 from segtrain.metrics.per_case import aggregate_cases, per_case_rows  # noqa: E402
 from segtrain.models import build_model  # noqa: E402
@@ -79,7 +78,6 @@ def bench_job(rounds: int, checkpoint: str | None, overrides: list[str]) -> None
     """Final evaluation vs the trainer's validation pass for ``train.py dataset=camvid <overrides>``."""
     import tempfile
 
-    from _compose import compose
     from omegaconf import OmegaConf
 
     from segtrain.build import build_datasets, build_eval_loader, build_loaders, trainer_config
@@ -89,6 +87,7 @@ def bench_job(rounds: int, checkpoint: str | None, overrides: list[str]) -> None
     from segtrain.losses import build_loss
     from segtrain.metrics import SegMetrics
     from segtrain.optim import build_optimizer, build_scheduler
+    from segtrain.tools.compose import compose
 
     cfg = OmegaConf.to_container(compose("train", ["dataset=camvid", "logger=none", *overrides]), resolve=True)
     train_set, val_set = build_datasets(cfg["dataset"])

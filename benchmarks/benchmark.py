@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-for _path in (ROOT, ROOT / "scripts", ROOT / "benchmarks"):  # this checkout's segtrain, scripts/_compose, us
+for _path in (ROOT, ROOT / "benchmarks"):  # this checkout's segtrain, and the benchmarks beside us
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 TARGETS = {"trainer_step_ratio": 1.03, "epoch_ratio": 1.05, "metric_fraction": 0.01, "data_wait": 0.05}

@@ -3,12 +3,11 @@
 import csv
 import json
 import math
-import sys
 
 import pytest
 import torch
 from _data_fixtures import folder_kwargs, make_folder
-from conftest import ROOT, TINY, run_train
+from conftest import TINY, run_train
 from torch import nn
 
 from segtrain.build import build_eval_loader, build_split, resolve_test_split
@@ -96,8 +95,7 @@ def test_select_best_evaluates_the_weights_of_best_pt(best_run):
 
 
 def test_evaluate_script_writes_the_same_per_case_csv(best_run, tmp_path):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import evaluate as evaluate_script
+    from segtrain.tools import evaluate as evaluate_script
 
     out = tmp_path / "eval"
     assert evaluate_script.main([f"checkpoint={best_run}", "split=test", f"output={out}"]) == 0  # best.pt

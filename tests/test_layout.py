@@ -46,11 +46,31 @@ def test_no_import_runs_back_up(part):
     assert not bad, f"segtrain/{part} imports what sits above it: {bad}"
 
 
-def test_only_the_cli_and_the_sweep_callback_import_hydra():
+def test_only_the_entry_points_import_hydra():
+    parts = ("", "engine", "inference", "job", "losses", "metrics", "data", "halving", "report", "verdict", "tools")
     hydra_users = {
         path
-        for part in ("", "engine", "inference", "job", "losses", "metrics", "data", "halving", "report", "verdict")
+        for part in parts
         for path, names in imports(part).items()
         if any(m.split(".")[0] in ("hydra", "omegaconf") for m in names)
     }
-    assert hydra_users == {"segtrain/cli.py", "segtrain/sweep_callback.py"}
+    assert {p for p in hydra_users if not p.startswith("segtrain/tools/")} == {
+        "segtrain/cli.py",
+        "segtrain/sweep_callback.py",
+    }
+
+
+def test_the_tools_are_installed_commands():
+    """pyproject's [project.scripts] names each tool's entry point, and each resolves to a callable."""
+    import importlib
+    import tomllib
+
+    scripts = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]["scripts"]
+    tools = {"summarize", "evaluate", "predict", "export", "check-dataset", "dataset-stats"}
+    assert {f"segtrain-{t}" for t in tools} <= set(scripts)
+    for target in scripts.values():
+        module, _, function = target.partition(":")
+        assert callable(getattr(importlib.import_module(module), function)), target
+    for tool in tools:  # python scripts/<tool>.py keeps working: a shim around the same entry point
+        shim = (PACKAGE.parent / "scripts" / f"{tool.replace('-', '_')}.py").read_text()
+        assert f"from segtrain.tools.{tool.replace('-', '_')} import" in shim

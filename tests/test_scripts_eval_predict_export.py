@@ -20,11 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_script(name: str) -> ModuleType:
-    """scripts/<name>.py as a module (by path: ``evaluate`` is also the name of a PyPI package)."""
-    spec = importlib.util.spec_from_file_location(f"segtrain_script_{name}", ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The tool behind ``segtrain-<name>`` and ``python scripts/<name>.py`` (segtrain/tools/<name>.py)."""
+    return importlib.import_module(f"segtrain.tools.{name}")
 
 
 evaluate = load_script("evaluate")

@@ -1,12 +1,11 @@
 """Tuned sigmoid thresholds: the grid sweep, the choice, the end-of-job tuning, evaluate.py / predict.py."""
 
 import json
-import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, TINY, run_train
+from conftest import TINY, run_train
 from PIL import Image
 from test_report_verdict import base_cases, by_config, make_job, shifted, tables
 
@@ -232,8 +231,7 @@ def with_threshold(run, value, tmp_path):
 
 
 def test_evaluate_script_threshold_auto_half_and_a_number(tuned_run, tmp_path):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import evaluate as evaluate_script
+    from segtrain.tools import evaluate as evaluate_script
 
     ckpt = with_threshold(tuned_run, 0.2, tmp_path)
     pixels = {}
@@ -258,8 +256,7 @@ def test_evaluate_script_threshold_auto_half_and_a_number(tuned_run, tmp_path):
 
 
 def test_predict_script_masks_follow_the_threshold(tuned_run, tmp_path):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import predict as predict_script
+    from segtrain.tools import predict as predict_script
 
     ckpt = with_threshold(tuned_run, 0.2, tmp_path)
     rng = np.random.default_rng(0)

@@ -1,4 +1,4 @@
-"""Shared by the scripts: Hydra's compose API over configs/ (no run directory, no logging set-up), the
+"""Shared by the command-line tools: Hydra's compose API over configs/ (no run directory, no logging set-up), the
 dataset section of a composed config as plain values, and the one-line error convention of the scripts."""
 
 from __future__ import annotations
@@ -6,12 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 def compose(config_name: str, overrides: list[str]) -> Any:
@@ -19,9 +14,9 @@ def compose(config_name: str, overrides: list[str]) -> Any:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    import segtrain.cli  # noqa: F401  (registers the project_root / default_data_dir resolvers)
+    from segtrain.cli import CONFIG_DIR  # importing it registers the project_root / default_data_dir resolvers
 
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return hydra_compose(config_name=config_name, overrides=overrides)
 
 
