@@ -150,8 +150,11 @@ def test_budget_cuts_the_test_did_not_separate_from_the_leader_are_listed_and_re
     text = "\n".join(render_halving(data))
     assert "Cuts the data did not decide (rung 0, 2 epochs)" in text and "`b` (0.7" in text
     assert "by more than 0.02" in text
+    assert "called worse by the verdict: seeds and cases as sources of variance" in text and d.test == "seeds+cases"
     del data["rungs"][0]["unseparated"]  # halving.json of an older version
-    assert "did not decide" not in "\n".join(render_halving(data))
+    del data["rungs"][0]["test"]  # cut with the case-level test of earlier releases, and says so
+    old = "\n".join(render_halving(data))
+    assert "did not decide" not in old and "one-sided paired Wilcoxon over the seed-averaged cases" in old
 
 
 def test_replay_gives_the_rungs_survivors_winner_and_cost_from_the_records_at_each_rung():

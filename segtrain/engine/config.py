@@ -20,8 +20,8 @@ class TrainerConfig:
     precision: str | int = "auto"  # auto | 32 | 16-mixed | bf16-mixed (trainer.precision=32 arrives as an int)
     monitor: str = "val/dice"
     monitor_mode: str = "max"  # max | min
-    select: str = "last"  # read by the CLI: the checkpoint evaluated case by case at the end, last | best
-    # read by the CLI: pick each sigmoid channel's Dice-best threshold on val before that evaluation
+    select: str = "last"  # read by the job layer: the checkpoint evaluated case by case at the end, last | best
+    # read by the job layer: pick each sigmoid channel's Dice-best threshold on val before that evaluation
     tune_threshold: bool = False
     grad_clip: float | None = None  # max L2 norm of all gradients
     accumulate_grad_batches: int = 1
@@ -30,8 +30,8 @@ class TrainerConfig:
     on_nan: str = "raise"  # raise | skip
     max_nan_skips: int = 10  # consecutive skipped micro-batches before giving up
     early_stopping_patience: int | None = None  # epochs without improvement
-    # pause after this epoch (status "paused"); LR schedule and loss ramps still span max_epochs, so a later
-    # run with a larger (or no) stop resumes from last.pt and ends as the uninterrupted run would
+    # read by the job layer: pause after this epoch (status "paused"; Trainer.fit(until_epoch=...)); the LR
+    # schedule and loss ramps still span max_epochs, so a later run continues as the uninterrupted one would
     stop_at_epoch: int | None = None
     resume: str | None = None  # null | auto | /path/to/checkpoint.pt
     deterministic: bool = False
@@ -42,9 +42,9 @@ class TrainerConfig:
     limit_val_batches: int | None = None
     checkpoint: bool = True
     sync_batchnorm: bool = False  # under torchrun: BatchNorm statistics over all ranks
-    skip_completed: bool = True  # read by the CLI: re-running a finished job is a no-op
-    num_threads: int | None = None  # read by the CLI: torch.set_num_threads; None: OMP/MKL_NUM_THREADS decide
-    # read by the CLI: glibc keeps freed blocks for reuse (segtrain.cpu.keep_freed_memory); speed, not results
+    skip_completed: bool = True  # read by the job layer: re-running a finished job is a no-op
+    num_threads: int | None = None  # read by the job layer: torch.set_num_threads; None: OMP/MKL_NUM_THREADS decide
+    # read by the job layer: glibc keeps freed blocks for reuse (segtrain.cpu.keep_freed_memory); speed, not results
     keep_freed_memory: bool = True
 
     def __post_init__(self) -> None:
@@ -63,11 +63,6 @@ class TrainerConfig:
             raise ValueError("trainer.max_epochs and trainer.accumulate_grad_batches must be >= 1")
         if self.stop_at_epoch is not None and self.stop_at_epoch < 1:
             raise ValueError(f"trainer.stop_at_epoch must be null or >= 1, got {self.stop_at_epoch}")
-
-    @property
-    def end_epoch(self) -> int:
-        """The epoch this run stops after: stop_at_epoch when it comes before max_epochs."""
-        return min(self.max_epochs, self.stop_at_epoch or self.max_epochs)
 
 
 def resolve_device(name: str) -> torch.device:

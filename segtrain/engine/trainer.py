@@ -113,6 +113,7 @@ class Trainer:
         self.best: dict[str, Any] = {}
         self.last_row: dict[str, Any] = {}  # the latest epoch's history row (metrics.json "final")
         self.best_value: float | None = None
+        self.stopped_early = False  # the last fit() ended on trainer.early_stopping_patience
         self.epochs_since_best = 0
         self.nan_skips = 0
         self.train_seconds = 0.0
@@ -198,13 +199,16 @@ class Trainer:
         log.info("resumed from %s at epoch %d (step %d)", path, self.epoch, self.step)
 
     # ------------------------------------------------------------------ the loop
-    def fit(self, status_when_done: str = "completed") -> dict[str, Any]:
-        """Train up to ``max_epochs`` (resuming from last.pt with ``resume``); returns metrics.json's content.
+    def fit(self, until_epoch: int | None = None) -> dict[str, Any]:
+        """Train up to ``max_epochs``, or to ``until_epoch`` when it comes first (resuming from last.pt with
+        ``resume``; the LR schedule and loss ramps always span ``max_epochs``, so a later call continues as
+        one uninterrupted run would); returns metrics.json's content.
 
-        ``status_when_done`` is the status written when the loop ends: the CLI passes ``"evaluating"`` and
-        writes ``"completed"`` itself once the end-of-job evaluation is on disk, so a job killed during
-        that evaluation is not taken for finished. A job resumed with no epoch left returns its summary
-        again (from the checkpoint's last row) without training.
+        metrics.json says ``running`` after each epoch and ``trained`` when the loop ends: what comes next
+        (evaluation, ``completed``, ``paused``) is the job layer's (segtrain.job), so a job killed before its
+        evaluation is on disk is not taken for finished. ``stopped_early`` tells an early stop apart. A run
+        resumed with no epoch left returns its summary again (from the checkpoint's last row) without
+        training.
         """
         cfg = self.cfg
         main = self.is_main
@@ -228,9 +232,11 @@ class Trainer:
         )
         start = time.perf_counter()
         status, result = "running", {}
+        end = min(cfg.max_epochs, until_epoch or cfg.max_epochs)
+        self.stopped_early = False
         writer = CheckpointWriter()
         try:
-            while self.epoch < cfg.end_epoch:
+            while self.epoch < end:
                 epoch_start = time.perf_counter()
                 train_loss, data_wait = self.train_epoch()
                 val = self.validate()
@@ -277,13 +283,9 @@ class Trainer:
                     write_json(self.run_dir / "metrics.json", result)
                 if cfg.early_stopping_patience and self.epochs_since_best >= cfg.early_stopping_patience:
                     log.info("early stopping: %s did not improve for %d epochs", cfg.monitor, self.epochs_since_best)
+                    self.stopped_early = True
                     break
-            else:
-                if self.epoch < cfg.max_epochs:  # stopped at trainer.stop_at_epoch: a later run continues
-                    status = "paused"
-                    log.info("paused after epoch %d of %d (trainer.stop_at_epoch)", self.epoch, cfg.max_epochs)
-            if status != "paused":
-                status = status_when_done
+            status = "trained"
         finally:
             tb.close()
             writer.wait()

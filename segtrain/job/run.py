@@ -118,17 +118,26 @@ def run_job(config: dict[str, Any], output_dir: str | Path, run_info: dict[str, 
     metrics.json content."""
     import torch
 
+    from segtrain.engine.records import write_json
     from segtrain.job.final_eval import final_evaluation
 
     job = build_job(config, output_dir, run_info)
     trainer = job.trainer
+    tcfg = trainer.cfg
     try:
-        result = trainer.fit(status_when_done="evaluating")
+        result = trainer.fit(until_epoch=tcfg.stop_at_epoch)
     finally:
         if job.world_size > 1:
             torch.distributed.destroy_process_group()
     if job.rank != 0 or not result:  # under DDP rank 0 alone evaluates, on the whole of each split
         return result
+    # stopped at trainer.stop_at_epoch (a successive-halving rung): paused, and a later run continues; else
+    # "evaluating" until the end-of-job evaluation is on disk, so that a job killed during it is redone
+    paused = trainer.epoch < tcfg.max_epochs and not trainer.stopped_early
+    if paused:
+        log.info("paused after epoch %d of %d (trainer.stop_at_epoch)", trainer.epoch, tcfg.max_epochs)
+    result = {**result, "status": "paused" if paused else "evaluating"}
+    write_json(job.run_dir / "metrics.json", result)
     # one process, no extra loss inputs: the trainer's val loader (workers already running) is the same loader
     val_loader = trainer.val_loader
     same = job.world_size == 1 and val_loader.dataset is job.final_splits["val"][1]

@@ -111,6 +111,8 @@ def case_report(
             why = {
                 "running": "still running (per_case.csv is written at the end)",
                 "paused": "paused by trainer.stop_at_epoch (a successive-halving rung that stopped it)",
+                "trained": "trained but not evaluated (stopped before per_case.csv: re-run it to evaluate)",
+                "evaluating": "trained, its evaluation not finished (stopped during it: re-run it to evaluate)",
             }.get(r.status, r.status)
             left_out.append(LeftOut(r, f"{why}: {r.error}" if r.error else why))
             continue
