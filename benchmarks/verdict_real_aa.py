@@ -86,11 +86,13 @@ def all_configs(paths: list[Path], split: str, rope: float, seeds: list[str] | N
     runs = [r for r in collect_runs(paths) if r.status == "completed" and (seeds is None or str(r.seed) in seeds)]
     common = frozenset.intersection(*(overrides(r) for r in runs))
     data: dict[str, dict] = {}
-    for run in runs:
-        label = ",".join(sorted(overrides(run) - common)) or "(no overrides)"
-        if run.seed in data.get(label, {}):
-            raise SystemExit(f"error: seed {run.seed} of {label} appears twice (another job: {run.path})")
-        data.setdefault(label, {})[run.seed] = read_job_cases(run).case_values(split, "dice")
+    for run in runs:  # k-fold jobs of one seed pool their out-of-fold cases, as the report does
+        label = ",".join(sorted(o for o in overrides(run) - common if not o.startswith("dataset.fold="))) or "-"
+        cases = data.setdefault(label, {}).setdefault(run.seed, {})
+        new = read_job_cases(run).case_values(split, "dice")
+        if set(new) & set(cases):
+            raise SystemExit(f"error: a case of seed {run.seed} of {label} is scored twice (another job: {run.path})")
+        cases.update(new)
     v = summarize(data, higher_is_better=True, rope=rope)
     cases = list(v.cases)
     lead = np.mean([[x[c] for c in cases] for x in data[v.leader].values()], axis=0)
