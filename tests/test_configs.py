@@ -80,3 +80,15 @@ def test_model_configs_follow_the_dataset(model):
     cfg = compose_train([f"model={model}", "dataset=shapes_binary"])
     assert cfg.model.classes == 1 and cfg.model.in_channels == 3
     assert cfg.model.encoder_weights is None
+
+
+def test_trainer_defaults_live_once_the_yaml_and_trainer_config_agree():
+    """configs/trainer/default.yaml and TrainerConfig's defaults are one set: a key missing from either, or a
+    default that differs, is a second source of truth."""
+    from dataclasses import asdict
+
+    from segtrain.engine import TrainerConfig
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        yaml_defaults = OmegaConf.to_container(compose("train").trainer, resolve=True)
+    assert yaml_defaults == asdict(TrainerConfig())

@@ -33,7 +33,7 @@ class TrainerConfig:
     # read by the job layer: pause after this epoch (status "paused"; Trainer.fit(until_epoch=...)); the LR
     # schedule and loss ramps still span max_epochs, so a later run continues as the uninterrupted one would
     stop_at_epoch: int | None = None
-    resume: str | None = None  # null | auto | /path/to/checkpoint.pt
+    resume: str | None = "auto"  # null | auto (last.pt of the run directory, when there is one) | /path/to/ckpt.pt
     deterministic: bool = False
     channels_last: bool = False
     compile: bool = False
