@@ -1,4 +1,4 @@
-"""Config sections -> objects: data sets, loaders, trainer settings, and the checks across config groups.
+"""Config sections -> objects: data sets, loaders, trainer settings (the checks are in config_checks.py).
 
 Plain dicts in, no Hydra: ``cli.py`` passes ``OmegaConf.to_container(cfg.<group>, resolve=True)``, the
 scripts pass the sections of a composed config or of a checkpoint's stored config. torch, smp and the data
@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from segtrain.modes import BINARY, MULTICLASS
-
 if TYPE_CHECKING:
     from torch.utils.data import DataLoader, Dataset
 
@@ -20,8 +18,6 @@ if TYPE_CHECKING:
 DEFAULT_BATCH_SIZE = 8
 # dataset.test_split: "auto" evaluates the "test" split at the end of a job where the data set has one
 TEST_SPLIT_AUTO, DEFAULT_TEST_SPLIT = "auto", "test"
-# model key -> dataset key that must hold the same number
-MODEL_DATASET_KEYS = (("classes", "num_classes"), ("in_channels", "in_channels"))
 
 
 def split_dataset_config(dataset: Mapping[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -119,39 +115,6 @@ def build_eval_loader(
     if num_workers is not None:
         loader["num_workers"] = int(num_workers)
     return build_loader(data, int(batch_size or val_batch_size), shuffle=False, **loader)
-
-
-def check_model_fits_dataset(model: Mapping[str, Any], dataset: Mapping[str, Any], fix: str) -> None:
-    """``model.classes`` and ``model.in_channels`` equal the data set's ``num_classes`` and ``in_channels``;
-    else a ValueError naming both values, ending with ``fix`` (what to do about it)."""
-    for key, ds_key in MODEL_DATASET_KEYS:
-        if int(model[key]) != int(dataset[ds_key]):
-            detail = ""
-            if key == "classes":
-                binary = dataset.get("mode") == BINARY
-                detail = f" ({'binary: one sigmoid output' if binary else list(dataset.get('class_names') or [])})"
-            raise ValueError(
-                f"model.{key}={model[key]} but dataset '{dataset.get('name')}' has {ds_key}={dataset[ds_key]}"
-                f"{detail}; {fix}"
-            )
-
-
-def check_config(cfg: Mapping[str, Any]) -> None:
-    """Cross-group consistency of a training config (``model``, ``dataset``, ``loss``) that no single group
-    can check."""
-    ds = cfg["dataset"]
-    check_model_fits_dataset(
-        cfg["model"], ds, "leave model.classes/in_channels at ${dataset.num_classes}/${dataset.in_channels} "
-        "or make them equal"
-    )  # fmt: skip
-    loss_mode = (cfg.get("loss") or {}).get("mode")
-    if loss_mode not in (None, ds["mode"]):
-        raise ValueError(f"loss.mode={loss_mode} but dataset.mode={ds['mode']}; they must agree")
-    if (cfg.get("trainer") or {}).get("tune_threshold") and ds["mode"] == MULTICLASS:
-        raise ValueError(
-            "trainer.tune_threshold=true but dataset.mode=multiclass: a probability threshold applies to "
-            "sigmoid outputs (binary, multilabel); multiclass predictions are argmax. Set it to false"
-        )
 
 
 def trainer_config(trainer: Mapping[str, Any]) -> TrainerConfig:

@@ -94,7 +94,7 @@ def final_summary(result: dict[str, Any], run_dir: Path) -> str:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def hydra_main(cfg: DictConfig) -> float | None:
     """Entry point; returns the best monitored value so Hydra sweepers (Optuna) can optimise it."""
-    from segtrain.config_schema import check_config_types
+    from segtrain.config_checks import check_config_types
     from segtrain.job import completed_result
 
     # a value of the wrong type (optimizer.lr=abc) stops here with its key named

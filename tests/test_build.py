@@ -1,4 +1,5 @@
-"""segtrain.build: plain config sections -> data sets, loaders, trainer settings; the cross-group checks."""
+"""segtrain.build: plain config sections -> data sets, loaders, trainer settings; with the cross-group checks of
+segtrain.config_checks."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from segtrain.build import (
     build_eval_loader,
     build_loaders,
     build_split,
-    check_config,
     split_dataset_config,
     trainer_config,
 )
+from segtrain.config_checks import check_config
 
 SHAPES = {
     "name": "shapes",

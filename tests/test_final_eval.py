@@ -11,7 +11,7 @@ from conftest import TINY, run_train
 from torch import nn
 
 from segtrain.build import build_eval_loader, build_split, resolve_test_split
-from segtrain.config_schema import check_metrics_config
+from segtrain.config_checks import check_metrics_config
 from segtrain.data import build_dataset, build_loader
 from segtrain.engine import Trainer, TrainerConfig
 from segtrain.inference import evaluate_cases, model_from_checkpoint

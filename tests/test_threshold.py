@@ -9,9 +9,9 @@ from conftest import TINY, run_train
 from PIL import Image
 from test_report_verdict import base_cases, by_config, make_job, shifted, tables
 
-from segtrain.build import build_eval_loader, build_split, check_config
+from segtrain.build import build_eval_loader, build_split
 from segtrain.checkpoint import annotate_checkpoint, load_checkpoint
-from segtrain.config_schema import check_config_types
+from segtrain.config_checks import check_config, check_config_types
 from segtrain.inference import evaluate_cases, model_from_checkpoint, resolve_threshold
 from segtrain.metrics.threshold import (
     GRID_SPEC,

@@ -1,7 +1,7 @@
 """What shapes the loop (``TrainerConfig``) and where it runs (device, precision).
 
 Kept apart from trainer.py so that the loop module holds the loop; the config is also what the CLI
-type-checks at start-up (segtrain/config_schema.py reads the field types below).
+type-checks at start-up (segtrain/config_checks.py reads the field types below).
 """
 
 from __future__ import annotations

@@ -18,10 +18,10 @@ from segtrain.build import (
     build_eval_loader,
     build_loaders,
     build_split,
-    check_config,
     resolve_test_split,
     trainer_config,
 )
+from segtrain.config_checks import check_config
 from segtrain.job.process import configure_process, seed_everything
 
 log = logging.getLogger("segtrain")
@@ -49,7 +49,7 @@ def build_job(
     every rank works in rank 0's ``output_dir`` (resume reads its last.pt); only rank 0 writes there."""
     import torch
 
-    from segtrain.config_schema import check_metrics_config
+    from segtrain.config_checks import check_metrics_config
     from segtrain.data import TargetMaps, dataset_class_frequencies, map_names
     from segtrain.engine import Trainer
     from segtrain.engine.distributed import broadcast_object, init_distributed

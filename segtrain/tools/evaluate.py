@@ -46,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from omegaconf import OmegaConf
 
-    from segtrain.build import build_eval_loader, build_split, check_model_fits_dataset
+    from segtrain.build import build_eval_loader, build_split
     from segtrain.checkpoint import load_checkpoint
-    from segtrain.config_schema import check_metrics_config
+    from segtrain.config_checks import check_metrics_config, check_model_fits_dataset
     from segtrain.engine.records import write_json
     from segtrain.engine.trainer import resolve_device
     from segtrain.inference import (

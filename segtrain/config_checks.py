@@ -1,4 +1,6 @@
-"""Start-up type check of the config groups whose keys are fixed: trainer, optimizer, scheduler, metrics.
+"""The config checks, in one place: the start-up type check of the groups whose keys are fixed (trainer,
+optimizer, scheduler, metrics) and the consistency across groups that no single group can check (model
+against data set, loss mode, threshold tuning).
 
 The expected type of each key is read from the code that takes it (``TrainerConfig``'s fields, the
 optimizer's constructor, the scheduler function), so a wrong value (``optimizer.lr=abc``) stops before
@@ -12,6 +14,11 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from segtrain.modes import BINARY, MULTICLASS
+
+# model key -> dataset key that must hold the same number
+MODEL_DATASET_KEYS = (("classes", "num_classes"), ("in_channels", "in_channels"))
 
 
 def _matches(value: Any, hint: Any) -> bool:
@@ -111,3 +118,36 @@ def check_config_types(
         check_types(group, {k: v for k, v in values.items() if k != "name"}, hints)
     if metrics is not None:
         check_metrics_config(metrics)
+
+
+def check_model_fits_dataset(model: Mapping[str, Any], dataset: Mapping[str, Any], fix: str) -> None:
+    """``model.classes`` and ``model.in_channels`` equal the data set's ``num_classes`` and ``in_channels``;
+    else a ValueError naming both values, ending with ``fix`` (what to do about it)."""
+    for key, ds_key in MODEL_DATASET_KEYS:
+        if int(model[key]) != int(dataset[ds_key]):
+            detail = ""
+            if key == "classes":
+                binary = dataset.get("mode") == BINARY
+                detail = f" ({'binary: one sigmoid output' if binary else list(dataset.get('class_names') or [])})"
+            raise ValueError(
+                f"model.{key}={model[key]} but dataset '{dataset.get('name')}' has {ds_key}={dataset[ds_key]}"
+                f"{detail}; {fix}"
+            )
+
+
+def check_config(cfg: Mapping[str, Any]) -> None:
+    """Cross-group consistency of a training config (``model``, ``dataset``, ``loss``) that no single group
+    can check."""
+    ds = cfg["dataset"]
+    check_model_fits_dataset(
+        cfg["model"], ds, "leave model.classes/in_channels at ${dataset.num_classes}/${dataset.in_channels} "
+        "or make them equal"
+    )  # fmt: skip
+    loss_mode = (cfg.get("loss") or {}).get("mode")
+    if loss_mode not in (None, ds["mode"]):
+        raise ValueError(f"loss.mode={loss_mode} but dataset.mode={ds['mode']}; they must agree")
+    if (cfg.get("trainer") or {}).get("tune_threshold") and ds["mode"] == MULTICLASS:
+        raise ValueError(
+            "trainer.tune_threshold=true but dataset.mode=multiclass: a probability threshold applies to "
+            "sigmoid outputs (binary, multilabel); multiclass predictions are argmax. Set it to false"
+        )

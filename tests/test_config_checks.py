@@ -3,7 +3,7 @@
 import pytest
 from conftest import TINY, run_train
 
-from segtrain.config_schema import check_config_types
+from segtrain.config_checks import check_config_types
 
 TRAINER = {"max_epochs": 2, "grad_clip": None, "deterministic": False, "resume": "auto"}
 OPTIMIZER = {"name": "adamw", "lr": 3e-3, "weight_decay": 1e-4}
