@@ -375,3 +375,30 @@ def test_cli_alpha_option_reaches_the_verdict(tmp_path: Path, capsys: pytest.Cap
     saved = json.loads((tmp_path / "sweep" / "verdict.json").read_text())
     assert saved["verdict"]["alpha"] == 0.01 and saved["verdict"]["n_boot"] == 50
     assert math.isclose(saved["verdict"]["comparisons"][0]["diff_mean"], 0.1, abs_tol=1e-9)
+
+
+def test_a_sweep_with_broken_jobs_is_summarised_from_the_rest(tmp_path):
+    """Files a killed or crashed job leaves behind never stop the report: each left-out job is listed with its
+    reason, and the verdict says which configurations lost seeds."""
+    base = base_cases()
+    values = {loss: {s: shifted(base, by, 0.01, seed=10 * i + s) for s in (1, 2, 3)}
+              for i, (loss, by) in enumerate((("a", 0.1), ("b", 0.0)))}  # fmt: skip
+    make_sweep(tmp_path, values)
+    a2, a3, b2, b3 = (tmp_path / f"loss={x},seed={s}" for x, s in (("a", 2), ("a", 3), ("b", 2), ("b", 3)))
+    text = (a2 / "per_case.csv").read_text()
+    (a2 / "per_case.csv").write_text(text[: len(text) // 2].rsplit(",", 3)[0])  # cut mid-row: a full disk
+    (a3 / "metrics.json").write_text('{"status": "completed", "best": ')  # malformed
+    (b2 / "metrics.json").write_text("")  # empty
+    metrics = json.loads((b3 / "metrics.json").read_text())
+    (b3 / "metrics.json").write_text(json.dumps({**metrics, "status": "running"}))  # still running
+
+    result = summarize(tmp_path, n_boot=50)
+
+    (left_out,) = [t for t in tables(result.markdown) if t[0] == ["job", "configuration", "seed", "fold", "reason"]]
+    left = {r[0]: r[-1] for r in left_out[1:]}
+    assert set(left) >= {"loss=a,seed=2", "loss=a,seed=3", "loss=b,seed=2", "loss=b,seed=3"}, left
+    assert "per_case.csv line" in left["loss=a,seed=2"] and "a truncated file" in left["loss=a,seed=2"]
+    assert "still running" in left["loss=b,seed=3"]
+    sentence = json.loads((tmp_path / "verdict.json").read_text())["sentence"]
+    assert "seed 2 of `loss=a`" in sentence and "seed 3 of `loss=b`" in sentence
+    assert "unreadable metrics.json" in left["loss=a,seed=3"] and "unreadable metrics.json" in left["loss=b,seed=2"]

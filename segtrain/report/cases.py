@@ -95,6 +95,12 @@ def read_job_cases(run: RunRecord) -> JobCases:
         if missing:
             raise ValueError(f"{path}: lacks columns {missing}; expected {', '.join(REQUIRED_COLUMNS)}")
         for line, row in enumerate(reader, start=2):
+            if None in row.values():  # DictReader fills the fields a short row lacks with None
+                given = sum(v is not None for v in row.values())
+                raise ValueError(
+                    f"{path} line {line}: {given} of {len(reader.fieldnames)} fields, a truncated file (the job "
+                    "was killed, or its disk was full, while writing it): re-run the job to rewrite it"
+                )
             try:
                 values = {m: _cell(row[m]) for m in CASE_METRICS}
                 present = int(row["ref_pixels"]) > 0 or int(row["pred_pixels"]) > 0
