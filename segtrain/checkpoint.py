@@ -8,7 +8,6 @@ import os
 import pickle
 import random
 import shutil
-import tempfile
 import threading
 import zipfile
 from pathlib import Path
@@ -17,46 +16,18 @@ from typing import Any
 import numpy as np
 import torch
 
-
-def _read_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()  # read once at import, on the main thread (os.umask sets it process-wide)
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(f)`` on a temp file beside ``path``, fsync, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a checkpoint gets the usual file mode
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from segtrain.atomic import atomic_write
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     """Write ``state`` to ``path`` so that a kill at any moment leaves the previous file intact."""
-    _atomic_write(Path(path), lambda f: torch.save(state, f))
+    atomic_write(Path(path), lambda f: torch.save(state, f))
 
 
 def copy_checkpoint(src: str | Path, dst: str | Path) -> None:
     """Atomic copy (``best.pt`` from the ``last.pt`` just written)."""
     with open(src, "rb") as s:
-        _atomic_write(Path(dst), lambda f: shutil.copyfileobj(s, f, 1 << 20))
+        atomic_write(Path(dst), lambda f: shutil.copyfileobj(s, f, 1 << 20))
 
 
 def link_checkpoint(src: str | Path, dst: str | Path) -> None:
@@ -120,6 +91,8 @@ class CheckpointWriter:
             self._thread = None
         if self._error is not None:
             err, self._error = self._error, None
+            if isinstance(err, OSError):  # WriteError: names the file and the OS error
+                raise err
             raise RuntimeError(f"writing a checkpoint failed: {err}") from err
 
 

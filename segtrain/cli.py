@@ -113,20 +113,24 @@ def hydra_main(cfg: DictConfig) -> float | None:
     except Exception as err:
         if not main_rank:
             raise
+        from segtrain.atomic import WriteError
         from segtrain.engine.records import write_json
 
-        write_json(
-            run_dir / "metrics.json",
-            {
-                "status": "failed",
-                "error": f"{type(err).__name__}: {err}".splitlines()[0][:500],
-                "loss": cfg.loss.get("name"),
-                "model": cfg.model.get("name"),
-                "dataset": cfg.dataset.get("name"),
-                "seed": cfg.get("seed"),
-                "traceback": traceback.format_exc(limit=8),
-            },
-        )
+        try:  # on a full disk this write fails too: the job's own error is the one to report
+            write_json(
+                run_dir / "metrics.json",
+                {
+                    "status": "failed",
+                    "error": f"{type(err).__name__}: {err}".splitlines()[0][:500],
+                    "loss": cfg.loss.get("name"),
+                    "model": cfg.model.get("name"),
+                    "dataset": cfg.dataset.get("name"),
+                    "seed": cfg.get("seed"),
+                    "traceback": traceback.format_exc(limit=8),
+                },
+            )
+        except WriteError as write_err:
+            log.error("could not record the failure in metrics.json: %s", write_err)
         raise
     best = result.get("best", {}).get(cfg.trainer.monitor)
     if result and main_rank:

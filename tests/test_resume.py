@@ -108,7 +108,9 @@ def test_background_writer_reraises_a_failed_write(tmp_path):
     (tmp_path / "file").write_text("not a directory")
     writer = CheckpointWriter()
     writer.save({"model": {}}, tmp_path / "file" / "last.pt")
-    with pytest.raises(RuntimeError, match="writing a checkpoint failed"):
+    from segtrain.atomic import WriteError
+
+    with pytest.raises(WriteError, match=r"writing .*/file/last\.pt failed: File exists; the previous file is intact"):
         writer.wait()
     writer.wait()  # the error is reported once
 

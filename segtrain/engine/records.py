@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from segtrain.atomic import atomic_write
 
 
 def jsonable(value: Any) -> Any:
@@ -25,10 +26,10 @@ def jsonable(value: Any) -> Any:
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Atomic JSON write: readers (the sweep report) never see half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(jsonable(data), indent=2) + "\n")
-    os.replace(tmp, path)
+    """Atomic JSON write: readers (the sweep report) never see half a file, and a failed write leaves the
+    previous one (``segtrain.atomic``)."""
+    text = json.dumps(jsonable(data), indent=2) + "\n"
+    atomic_write(path, lambda f: f.write(text), text=True)
 
 
 class HistoryCSV:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from segtrain.atomic import atomic_write
 from segtrain.metrics.empty_rules import empty_case, empty_value
 from segtrain.metrics.surface import boundaries, check_tolerance, metrics_from_boundaries
 from segtrain.metrics.topology import cldice
@@ -160,16 +161,17 @@ def aggregate_cases(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 def write_per_case_csv(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
     """Write ``rows`` to ``path`` with the ``COLUMNS`` header; None (undefined) becomes an empty cell."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
+    rows = list(rows)
+    for j, row in enumerate(rows):
+        if set(row) != set(COLUMNS):
+            raise ValueError(f"per_case row {j} has keys {sorted(row)}; expected the columns {list(COLUMNS)}")
+
+    def write(f) -> None:
         writer = csv.writer(f)
         writer.writerow(COLUMNS)
-        for j, row in enumerate(rows):
-            if set(row) != set(COLUMNS):
-                raise ValueError(f"per_case row {j} has keys {sorted(row)}; expected the columns {list(COLUMNS)}")
-            writer.writerow(["" if row[c] is None else row[c] for c in COLUMNS])
-    return path
+        writer.writerows(["" if row[c] is None else row[c] for c in COLUMNS] for row in rows)
+
+    return atomic_write(path, write, text=True)  # a failed write leaves the previous per_case.csv
 
 
 def _points_by_mask(bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
