@@ -52,7 +52,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         value = OmegaConf.select(cfg, key, default=None)
         if key not in run_info and key not in skip and value is not None and not OmegaConf.is_config(value):
             run_info[key] = value
-    return run_job(OmegaConf.to_container(cfg, resolve=True), hydra_cfg.runtime.output_dir, run_info)
+    from hydra.types import RunMode
+
+    sweep_dir = hydra_cfg.sweep.dir if hydra_cfg.mode == RunMode.MULTIRUN else None  # jobs lease GPUs there
+    return run_job(OmegaConf.to_container(cfg, resolve=True), hydra_cfg.runtime.output_dir, run_info, sweep_dir)
 
 
 def _fmt(v: float | None) -> str:

@@ -22,6 +22,7 @@ from segtrain.build import (
     trainer_config,
 )
 from segtrain.config_checks import check_config
+from segtrain.job.devices import sweep_device
 from segtrain.job.process import configure_process, seed_everything
 
 log = logging.getLogger("segtrain")
@@ -39,14 +40,21 @@ class Job:
     run_dir: Path
     rank: int
     world_size: int
+    device_lease: Any = None  # a sweep job's GPU (segtrain.job.devices), held while the job lives
 
 
 def build_job(
-    config: dict[str, Any], output_dir: str | Path, run_info: dict[str, Any], *, process_settings: bool = True
+    config: dict[str, Any],
+    output_dir: str | Path,
+    run_info: dict[str, Any],
+    *,
+    process_settings: bool = True,
+    sweep_dir: str | Path | None = None,
 ) -> Job:
     """Check ``config``, apply the process settings (``process_settings=False``: leave threads and the
     allocator as they are, for a benchmark's own process), seed, and build every object of the job. Under DDP
-    every rank works in rank 0's ``output_dir`` (resume reads its last.pt); only rank 0 writes there."""
+    every rank works in rank 0's ``output_dir`` (resume reads its last.pt); only rank 0 writes there. A job of
+    a multirun (``sweep_dir``) on a machine with several GPUs leases one of its own (``job.devices``)."""
     import torch
 
     from segtrain.config_checks import check_metrics_config
@@ -65,8 +73,11 @@ def build_job(
         configure_process(tcfg)
     rank, world_size, local_rank = init_distributed()
     run_dir = Path(broadcast_object(str(output_dir)))
+    lease = None
     if world_size > 1 and torch.cuda.is_available() and tcfg.device in ("auto", "cuda"):
         tcfg.device = f"cuda:{local_rank}"
+    else:
+        tcfg.device, lease = sweep_device(tcfg.device, sweep_dir)
     seed = int(config["seed"])
     seed_everything(seed, tcfg.deterministic)
     nsd_tolerance = check_metrics_config(config.get("metrics"))
@@ -110,18 +121,28 @@ def build_job(
         rank=rank,
         world_size=world_size,
     )
-    return Job(trainer, final_splits, nsd_tolerance, run_dir, rank, world_size)
+    return Job(trainer, final_splits, nsd_tolerance, run_dir, rank, world_size, lease)
 
 
-def run_job(config: dict[str, Any], output_dir: str | Path, run_info: dict[str, Any]) -> dict[str, Any]:
+def run_job(
+    config: dict[str, Any], output_dir: str | Path, run_info: dict[str, Any], sweep_dir: str | Path | None = None
+) -> dict[str, Any]:
     """Build the job, train, and evaluate the selected checkpoint case by case (rank 0); returns the
-    metrics.json content."""
+    metrics.json content. ``sweep_dir``: the multirun's directory, where its jobs lease GPUs."""
+    job = build_job(config, output_dir, run_info, sweep_dir=sweep_dir)
+    try:
+        return _train_and_evaluate(job, config)
+    finally:  # joblib's workers run job after job: the GPU goes back now, not when the worker exits
+        if job.device_lease is not None:
+            job.device_lease.release()
+
+
+def _train_and_evaluate(job: Job, config: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from segtrain.engine.records import write_json
     from segtrain.job.final_eval import final_evaluation
 
-    job = build_job(config, output_dir, run_info)
     trainer = job.trainer
     tcfg = trainer.cfg
     try:
