@@ -54,6 +54,15 @@ def games_howell(t: np.ndarray, df: np.ndarray, k: int, alpha: float) -> np.ndar
     return np.nan_to_num(t, nan=0.0) > crit
 
 
+def wilcoxon_greater(d: np.ndarray) -> float:
+    """The previous release's test: one-sided paired Wilcoxon p for "the other is worse" (differences ``d``,
+    leader minus other, on seed-averaged cases); 1 where every difference is 0."""
+    if not np.any(d != 0):
+        return 1.0
+    with np.errstate(invalid="ignore"):
+        return float(stats.wilcoxon(d, alternative="greater").pvalue)
+
+
 def worse_calls(scores: np.ndarray, alpha: float = 0.05) -> dict[str, np.ndarray]:
     """Each method's "worse" calls on one simulated sweep ``scores`` (K, S, n): a bool per configuration,
     in the configurations' original order (the leader, by mean, is never called worse)."""
@@ -76,12 +85,7 @@ def worse_calls(scores: np.ndarray, alpha: float = 0.05) -> dict[str, np.ndarray
             with np.errstate(invalid="ignore", divide="ignore"):
                 stat = t.diff[0, 1:] / np.sqrt(t.var[0, 1:])
             out["Games-Howell"] = games_howell(stat, t.df[0, 1:], k, alpha)
-    d = ranked[0] - ranked[1:]
-    with np.errstate(invalid="ignore"):
-        p_before = np.array(
-            [1.0 if not np.any(row != 0) else stats.wilcoxon(row, alternative="greater").pvalue for row in d]
-        )
-    out["before"] = holm(p_before) <= alpha
+    out["before"] = holm([wilcoxon_greater(row) for row in ranked[0] - ranked[1:]]) <= alpha
     for name, called in out.items():  # back to the original configuration order, leader False
         full = np.zeros(k, dtype=bool)
         full[order[1:]] = called

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
+from verdict_calibration import wilcoxon_greater
 
 from segtrain.report.cases import read_job_cases
 from segtrain.report.runs import collect_runs
@@ -66,7 +66,7 @@ def before(a: dict, b: dict) -> tuple[str, float]:
     ma = np.mean([[v[c] for c in cases] for v in a.values()], axis=0)
     mb = np.mean([[v[c] for c in cases] for v in b.values()], axis=0)
     d = ma - mb if ma.mean() >= mb.mean() else mb - ma
-    p = 1.0 if not np.any(d != 0) else float(stats.wilcoxon(d, alternative="greater").pvalue)
+    p = wilcoxon_greater(d)
     return ("worse" if p <= 0.05 else "tied"), p
 
 
@@ -99,7 +99,7 @@ def all_configs(paths: list[Path], split: str, rope: float, seeds: list[str] | N
     p_before = []
     for c in v.comparisons:
         d = lead - np.mean([[x[k] for k in cases] for x in data[c.config].values()], axis=0)
-        p_before.append(1.0 if not np.any(d != 0) else float(stats.wilcoxon(d, alternative="greater").pvalue))
+        p_before.append(wilcoxon_greater(d))
     adj = holm(p_before)
     print(sentence(v, split=split, metric="Dice") + "\n")
     n_seeds = sorted({len(x) for x in data.values()})

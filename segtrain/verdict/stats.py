@@ -8,7 +8,6 @@ import numpy as np
 
 __all__ = [
     "bootstrap_counts",
-    "bootstrap_means",
     "holm",
     "kendall_tau_rows",
     "rank_rows",
@@ -47,11 +46,6 @@ def bootstrap_counts(n_cases: int, n_boot: int, seed: int) -> np.ndarray:
     idx = np.random.default_rng(seed).integers(0, n_cases, size=(n_boot, n_cases))
     flat = (idx + (np.arange(n_boot) * n_cases)[:, None]).ravel()
     return np.bincount(flat, minlength=n_boot * n_cases).reshape(n_boot, n_cases).astype(np.float64)
-
-
-def bootstrap_means(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """``out[b, k]`` = mean of ``values[k]`` over resample b, i.e. ``values[k, idx[b]].mean()``."""
-    return counts @ values.T / counts.shape[1]
 
 
 def two_level_means(
