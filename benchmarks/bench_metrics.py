@@ -85,6 +85,7 @@ def bench_job(rounds: int, checkpoint: str | None, overrides: list[str]) -> None
     from segtrain.engine import Trainer
     from segtrain.job.final_eval import final_evaluation
     from segtrain.losses import build_loss
+    from segtrain.losses.search import loss_kwargs
     from segtrain.metrics import SegMetrics
     from segtrain.optim import build_optimizer, build_scheduler
     from segtrain.tools.compose import compose
@@ -95,8 +96,7 @@ def bench_job(rounds: int, checkpoint: str | None, overrides: list[str]) -> None
     model = build_model(model_cfg.pop("name"), **model_cfg)
     if checkpoint:
         model.load_state_dict(load_checkpoint(checkpoint)["model"])
-    loss_cfg = dict(cfg["loss"])
-    loss_fn = build_loss(**loss_cfg)
+    loss_fn = build_loss(**loss_kwargs(cfg["loss"]))
     _, val_loader = build_loaders(cfg["dataset"], train_set, val_set, 0)
     tcfg = trainer_config({**cfg["trainer"], "num_vis": cfg["trainer"]["num_vis"], "resume": None})
     run_dir = Path(tempfile.mkdtemp(prefix="bench-final-eval-"))

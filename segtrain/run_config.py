@@ -16,6 +16,7 @@ OPERATIONAL_KEYS = (
     "logger",
     "hydra",
     "dataset.root",
+    "loss.search",  # the settings experiment=fair_loss_sweep tries; the loss never sees it
     "dataset.loader.num_workers",
     "dataset.loader.pin_memory",
     "dataset.loader.persistent_workers",

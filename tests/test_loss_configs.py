@@ -9,6 +9,7 @@ import torch
 import yaml
 
 from segtrain.losses import LOSSES, available_losses, build_loss, loss_table_markdown
+from segtrain.losses.search import loss_kwargs
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "configs" / "loss"
@@ -17,7 +18,7 @@ CONFIG_DIR = ROOT / "configs" / "loss"
 def resolve(cfg: dict, mode: str, ignore_index: int | None) -> dict:
     """Substitute the ``${dataset.*}`` interpolations the way Hydra would for a given data set."""
     values = {"${dataset.mode}": mode, "${dataset.ignore_index}": ignore_index}
-    return {k: values.get(v, v) if isinstance(v, str) else v for k, v in cfg.items()}
+    return {k: values.get(v, v) if isinstance(v, str) else v for k, v in loss_kwargs(cfg).items()}
 
 
 def supported_mode(name: str) -> str:
@@ -69,7 +70,7 @@ def test_loss_configs_resolve_through_omegaconf() -> None:
             {"dataset": {"mode": supported_mode(raw["name"]), "ignore_index": 255}, "loss": raw}
         )
         cfg = omegaconf.OmegaConf.to_container(root.loss, resolve=True)
-        build_loss(**cfg)
+        build_loss(**loss_kwargs(cfg))
 
 
 def test_readme_loss_table_matches_registry() -> None:

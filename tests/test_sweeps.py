@@ -20,6 +20,8 @@ import torch
 import yaml
 from conftest import ROOT, TINY, run_train
 
+from segtrain.losses.search import loss_kwargs
+
 CONFIGS = ROOT / "configs"
 # one epoch of half the tiny job; job directories are named after these too
 QUICK = [o for o in TINY if not o.startswith(("trainer.max_epochs", "dataset.length"))] + [
@@ -193,7 +195,7 @@ def test_experiment_expands_to_every_loss_times_seed_and_each_loss_builds_for_th
     for loss in axes["loss"]:
         cfg = compose([f"experiment={experiment}", *extra, f"loss={loss}"])
         assert cfg.dataset.mode == mode
-        loss_cfg = yaml.safe_load((CONFIGS / "loss" / f"{loss}.yaml").read_text())
+        loss_cfg = loss_kwargs(yaml.safe_load((CONFIGS / "loss" / f"{loss}.yaml").read_text()))
         loss_cfg.update(mode=mode, ignore_index=cfg.dataset.ignore_index)
         build_loss(**loss_cfg)  # raises when the loss does not support the data set's mode
 
@@ -215,7 +217,7 @@ def test_no_loss_is_listed_twice_under_two_names(mode):
         target = (torch.rand(4, channels, 16, 16) < 0.1).long()
     outputs = {}
     for loss in losses:
-        cfg = yaml.safe_load((CONFIGS / "loss" / f"{loss}.yaml").read_text())
+        cfg = loss_kwargs(yaml.safe_load((CONFIGS / "loss" / f"{loss}.yaml").read_text()))
         cfg.update(mode=mode, ignore_index=None)
         x = logits.clone().requires_grad_(True)
         value = build_loss(**cfg)(x, target)

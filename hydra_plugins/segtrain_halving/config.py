@@ -28,3 +28,30 @@ class HalvingSweeperConf:
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="halving", node=HalvingSweeperConf, provider="segtrain")
+
+
+@dataclass
+class FairSweeperConf:
+    """``hydra/sweeper=fair`` (experiment=fair_loss_sweep): each loss tuned in its own space with one budget."""
+
+    _target_: str = "hydra_plugins.segtrain_halving.fair_sweeper.FairSweeper"
+    eta: float = 3.0
+    b0: int = 1
+    min_cases: int = 10
+    min_gap: float = 0.02
+    alpha: float = 0.05
+    metric: str = "dice"
+    params: Optional[Dict[str, str]] = None  # noqa: UP006, UP045 - the losses (group_key) and the seeds
+    replicate_keys: List[str] = field(default_factory=lambda: ["seed", "dataset.fold"])  # noqa: UP006
+    fold_key: str = "dataset.fold"
+    epochs_key: str = "trainer.max_epochs"
+    stop_key: str = "trainer.stop_at_epoch"
+    group_key: str = "loss"  # what is compared; each of its options brings its own search space
+    space_key: str = "search"  # under group_key: the option's space (segtrain.losses.search)
+    # knobs every loss is tuned over besides its own, as sweeps: {optimizer.lr: "1e-3,3e-3,1e-2"}
+    shared: Optional[Dict[str, str]] = field(default_factory=dict)  # noqa: UP006, UP045
+    budget: float = 2.0  # each loss's epochs, in units of its defaults-only cost (seeds x max_epochs)
+    compare_defaults: bool = True  # train each loss's defaults to the end too, for the verdict at the defaults
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="fair", node=FairSweeperConf, provider="segtrain")

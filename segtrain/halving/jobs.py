@@ -61,11 +61,17 @@ def epochs_done(path: Path) -> int:
 
 
 def rung_records(
-    jobs: Sequence[Job], sweep_dir: Path, epochs: int, metric: str = "dice", errors: Mapping[Path, str] | None = None
+    jobs: Sequence[Job],
+    sweep_dir: Path,
+    epochs: int,
+    metric: str = "dice",
+    errors: Mapping[Path, str] | None = None,
+    split: str = SPLIT,
 ) -> tuple[list[tuple[str, Hashable, Hashable, float]], dict[str, list[str]]]:
     """(config, seed, case, value) records of the jobs that finished the rung, and per configuration the
     problems of the jobs that did not (failed, unfinished, unreadable per_case.csv), as messages.
     ``errors``: job dir -> the error its launch reported (else metrics.json's error or status is quoted).
+    Only the ``split`` rows of per_case.csv are read (``val``: a held-out split stays unseen while selecting).
 
     With k-fold CV the folds of one seed pool: each case is scored once per seed, by the fold that held it
     out; a case scored by two folds of one seed is an error.
@@ -84,14 +90,14 @@ def rung_records(
             problems.setdefault(job.config, []).append(f"{job.path.name}: did not finish the rung ({why})")
             continue
         try:
-            cases = read_job_cases(read_run(job.path, sweep_dir, sweep_dir.name))
+            cases = read_job_cases(read_run(job.path, sweep_dir, sweep_dir.name), splits=(split,))
         except (FileNotFoundError, ValueError) as exc:
             problems.setdefault(job.config, []).append(f"{job.path.name}: {exc}")
             continue
-        if SPLIT not in cases.splits:
-            problems.setdefault(job.config, []).append(f"{job.path.name}: no {SPLIT} rows in {PER_CASE_FILE}")
+        if split not in cases.splits:
+            problems.setdefault(job.config, []).append(f"{job.path.name}: no {split} rows in {PER_CASE_FILE}")
             continue
-        for case, value in cases.case_values(SPLIT, metric).items():
+        for case, value in cases.case_values(split, metric).items():
             key = (job.config, job.seed, case)
             if key in records:
                 raise ValueError(

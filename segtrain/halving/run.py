@@ -72,10 +72,11 @@ Launch = Callable[[list[Job], int], Mapping[Path, str] | None]
 
 
 def successive_halving(
-    jobs: Sequence[Job], settings: HalvingSettings, sweep_dir: Path, launch: Launch
+    jobs: Sequence[Job], settings: HalvingSettings, sweep_dir: Path, launch: Launch, state_path: Path | None = None
 ) -> dict[str, Any]:
     """Run (or continue) the halving sweep of ``jobs``; returns halving.json's content. ``launch(jobs, epochs)``
-    trains ``jobs`` to ``epochs`` and returns {job dir: error} for the jobs that failed."""
+    trains ``jobs`` to ``epochs`` and returns {job dir: error} for the jobs that failed. ``state_path``: where
+    the state goes (default ``<sweep_dir>/halving.json``; the fair sweep keeps one per loss)."""
     configs = configurations(jobs)
     schedule = settings.check()
     seeds = {j.seed for j in jobs}
@@ -89,7 +90,7 @@ def successive_halving(
             f"({cheapest:.3f}: every configuration to {schedule[0]} epochs, one to {schedule[-1]}); raise it, "
             "or lower b0"
         )
-    path = Path(sweep_dir) / HALVING_FILE
+    path = Path(state_path) if state_path is not None else Path(sweep_dir) / HALVING_FILE
     state = _load_or_start(path, jobs, settings, schedule, configs)
     alive = list(configs)
     spent = 0  # the epochs the schedule has trained so far: each rung's alive jobs from the last rung's epochs

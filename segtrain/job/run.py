@@ -62,6 +62,7 @@ def build_job(
     from segtrain.engine import Trainer
     from segtrain.engine.distributed import broadcast_object, init_distributed
     from segtrain.losses import build_loss
+    from segtrain.losses.search import loss_kwargs
     from segtrain.metrics import SegMetrics
     from segtrain.models import build_model
     from segtrain.optim import build_optimizer, build_scheduler
@@ -91,7 +92,7 @@ def build_job(
     log.info("end-of-job evaluation on val%s (%s)", f" and {test_split}" if test_split else "", why)
     model_cfg = dict(config["model"])
     model = build_model(model_cfg.pop("name"), **model_cfg)
-    loss_cfg = dict(config["loss"])
+    loss_cfg = loss_kwargs(config["loss"])  # without its search space (experiment=fair_loss_sweep reads that)
     if loss_cfg.get("frequencies") == "dataset":  # class weights from the training split's pixel counts
         loss_cfg["frequencies"] = dataset_class_frequencies(ds)
         log.info("loss frequencies from the training split: %s", loss_cfg["frequencies"])

@@ -31,6 +31,7 @@ from segtrain.verdict import Verdict, plot_ranks
 
 from .aggregate import ConfigSummary, choose_metric, group_configs
 from .casewise import CaseReport, NoCasesError, case_report, has_per_case, per_case_metric
+from .fair import fair_report, read_fair
 from .halving import halving_section
 from .plots import plot_curves, plot_summary
 from .render import markdown_table, render_markdown, write_csv
@@ -116,7 +117,10 @@ def summarize(
     case_metric = per_case_metric(metric)
     report: CaseReport | None = None
     note = None
-    if not has_per_case(runs):
+    fair = read_fair(roots[0]) if len(roots) == 1 else None
+    if fair is not None:  # a fair loss sweep: its own verdict (selected on val, scored held out), fair.py
+        pass
+    elif not has_per_case(runs):
         note = (
             "**No case-level verdict:** no job has a per_case.csv (the case-level verdict needs one per job: "
             "re-run the jobs with current segtrain, or run scripts/evaluate.py on them). This is the seed-level "
@@ -148,23 +152,29 @@ def summarize(
     png_path = out / "summary.png"
     curves_path = out / "curves.png"
     write_csv(runs, csv_path, metric)
-    if report is None:
+    ranked = None  # the verdict drawn in ranks.png
+    verdict_path = ranks_path = None
+    if fair is not None:
+        markdown, fair_json, ranked = fair_report(roots[0], fair, alpha=alpha, rope=rope, n_boot=n_boot)
+        verdict_path = out / "verdict.json"
+        verdict_path.write_text(json.dumps(fair_json, indent=1) + "\n")
+    elif report is None:
         markdown = render_markdown(runs, rows, metric, mode, roots, note)
     else:
         markdown = render_case_markdown(runs, rows, report, roots)
-    section = halving_section(roots)  # hydra/sweeper=halving: the configurations its rungs stopped
+    section = [] if fair is not None else halving_section(roots)  # halving sweeps: the configurations stopped
     if section:
         markdown = markdown.rstrip("\n") + "\n" + "\n".join(section) + "\n"
     md_path.write_text(markdown)
-    verdict_path = ranks_path = None
     if report is not None:
+        ranked = report.verdict
         verdict_path = out / "verdict.json"
         verdict_path.write_text(json.dumps(verdict_json(report), indent=1) + "\n")
     if plots:
         plot_summary(rows, metric, mode, png_path)
         plot_curves(rows, curves_path)
-        if report is not None:
-            ranks_path = plot_ranks(report.verdict, out / "ranks.png")
+        if ranked is not None:
+            ranks_path = plot_ranks(ranked, out / "ranks.png")
     return SweepSummary(
         runs, rows, metric, mode, markdown, csv_path, md_path, png_path, curves_path, plots,
         report, verdict_path, ranks_path,

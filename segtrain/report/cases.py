@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,15 +81,17 @@ class JobCases:
         return out
 
 
-def read_job_cases(run: RunRecord) -> JobCases:
-    """Read `run`'s per_case.csv. Raises FileNotFoundError without one and ValueError (naming the file and
-    what was expected) for a malformed one, a job whose dataset mode cannot be told, or a multiclass job whose
-    background class cannot be told."""
+def read_job_cases(run: RunRecord, splits: Collection[str] | None = None) -> JobCases:
+    """Read `run`'s per_case.csv; with `splits`, only the rows of those splits (the halving and the fair sweep
+    select on `val` without reading a held-out record). Raises FileNotFoundError without one and ValueError
+    (naming the file and what was expected) for a malformed one, a job whose dataset mode cannot be told, or a
+    multiclass job whose background class cannot be told."""
     path = run.path / PER_CASE_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no {PER_CASE_FILE}")
-    splits: dict[str, dict[str, list[CaseRow]]] = {}
+    found: dict[str, dict[str, list[CaseRow]]] = {}
     classes: dict[str, None] = {}
+    rows_read = 0
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
         missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
@@ -101,23 +104,26 @@ def read_job_cases(run: RunRecord) -> JobCases:
                     f"{path} line {line}: {given} of {len(reader.fieldnames)} fields, a truncated file (the job "
                     "was killed, or its disk was full, while writing it): re-run the job to rewrite it"
                 )
+            rows_read += 1
+            classes.setdefault(row["class"])
+            if splits is not None and row["split"] not in splits:
+                continue
             try:
                 values = {m: _cell(row[m]) for m in CASE_METRICS}
                 present = int(row["ref_pixels"]) > 0 or int(row["pred_pixels"]) > 0
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{path} line {line}: {exc}; expected numbers (empty = undefined)") from None
-            classes.setdefault(row["class"])
-            splits.setdefault(row["split"], {}).setdefault(row["case"], []).append(
+            found.setdefault(row["split"], {}).setdefault(row["case"], []).append(
                 CaseRow(row["class"], present, values)
             )
-    if not splits:
+    if not rows_read:
         raise ValueError(f"{path}: no rows")
     names = list(classes)
     if len(names) == 1:
-        return JobCases(path, "binary", None, names, splits)
+        return JobCases(path, "binary", None, names, found)
     mode = _dataset_mode(run)
     if mode == "multilabel":
-        return JobCases(path, mode, None, names, splits)
+        return JobCases(path, mode, None, names, found)
     if mode != "multiclass":
         raise ValueError(
             f"{path}: {len(names)} classes but the dataset mode is {mode!r}; expected multiclass or multilabel "
@@ -125,7 +131,7 @@ def read_job_cases(run: RunRecord) -> JobCases:
         )
     index = _background_index(run)
     if index is None:
-        return JobCases(path, mode, None, names, splits)
+        return JobCases(path, mode, None, names, found)
     order = _class_order(run)
     if not order:
         raise ValueError(
@@ -137,7 +143,7 @@ def read_job_cases(run: RunRecord) -> JobCases:
             f"{run.path}: dataset.{BACKGROUND_KEY}={index} but metrics.json lists {len(order)} classes {order}; "
             "expected an index into them or null"
         )
-    return JobCases(path, mode, order[index], names, splits)
+    return JobCases(path, mode, order[index], names, found)
 
 
 def _cell(text: str | None) -> float:
