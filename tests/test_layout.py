@@ -33,6 +33,7 @@ FORBIDDEN = {
     "job": ("segtrain.cli", "segtrain.report", "hydra", "omegaconf"),
     "verdict": ("segtrain.report", "segtrain.engine", "segtrain.job", "hydra", "omegaconf", "torch"),
     "report": ("segtrain.engine", "segtrain.job", "hydra", "omegaconf", "torch"),
+    "trackers": ("segtrain.engine", "segtrain.inference", "segtrain.job", "segtrain.cli", "segtrain.report", "hydra"),
 }
 
 
@@ -48,6 +49,7 @@ def test_no_import_runs_back_up(part):
 
 def test_only_the_entry_points_import_hydra():
     parts = ("", "engine", "inference", "job", "losses", "metrics", "data", "halving", "report", "verdict", "tools")
+    parts += ("trackers",)
     hydra_users = {
         path
         for part in parts
