@@ -93,7 +93,8 @@ class Trackers:
                 continue
             failure = self.failed.get(backend.name)
             if failure is not None:
-                if kind not in failure["kinds"]:  # "scalars from epoch 3 on" once, not once per epoch
+                # "scalars from epoch 3 on" once, not once per epoch; a flush has nothing of its own to miss
+                if kind not in failure["kinds"] and kind != "flush":
                     failure["kinds"].add(kind)
                     failure["not_logged"].append(what)
                 continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +71,7 @@ class WandbTracker:
         run_id = None
         if id_file.is_file():  # a resumed job continues its run
             run_id = json.loads(id_file.read_text()).get("run_id")
-        run_id = run_id or wandb.util.generate_id()
+        run_id = run_id or secrets.token_hex(4)  # W&B's own ids are 8 characters too
         s = self.settings
         self.run = wandb.init(
             project=s.project, entity=s.entity, group=self.group, name=self.run_name, id=run_id, resume="allow",
