@@ -120,10 +120,15 @@ def artifacts(client, run_id: str, path: str | None = None) -> set[str]:
 
 def test_mlflow_sweep_leaves_one_experiment_with_a_run_per_job_and_the_report(tmp_path):
     pytest.importorskip("mlflow")
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="hydra-joblib-launcher not installed")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     sweep = tmp_path / "outputs" / "multiruns" / "loss_sweep"
-    run_train(["-m", *TINY, "logger=[tensorboard,mlflow]", "loss=ce,dice", f"hydra.sweep.dir={sweep}"], tmp_path)
+    # two jobs at once open the new local store together (its schema is made once, under a lock)
+    parallel = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    run_train(
+        ["-m", *TINY, "logger=[tensorboard,mlflow]", "loss=ce,dice", *parallel, f"hydra.sweep.dir={sweep}"], tmp_path
+    )
     client = mlflow_client(tmp_path)
     experiment = client.get_experiment_by_name("multiruns/loss_sweep")  # the sweep's folder under the outputs
     assert experiment is not None, [e.name for e in client.search_experiments()]

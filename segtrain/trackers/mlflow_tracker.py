@@ -9,11 +9,13 @@ SQLite file under the outputs folder, MLflow's recommended local backend: no ser
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,14 +59,33 @@ def metric_key(key: str) -> str:
     return re.sub(r"[^\w\-./ :]", "_", key)
 
 
-def _client(settings: MLflowSettings) -> Any:
+@contextlib.contextmanager
+def _store_lock(settings: MLflowSettings) -> Iterator[None]:
+    """Held while a job opens the local SQLite store and finds or creates its experiment: the jobs of a parallel
+    sweep (hydra/launcher=joblib) would otherwise each run MLflow's schema migrations on a new mlflow.db at the
+    same time and break it. A tracking server or another database serialises this itself."""
+    if settings.uri() != settings.local_uri():
+        yield
+        return
+    store = Path(settings.store_dir)
+    store.mkdir(parents=True, exist_ok=True)
+    with open(store / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _open(settings: MLflowSettings, experiment: str) -> tuple[Any, str]:
+    """(client, experiment id): the store opened (and created, for the local one) and the experiment found or
+    created, under the store's lock."""
     require("mlflow", "mlflow")
     from mlflow.tracking import MlflowClient
 
-    store = Path(settings.store_dir)
-    if settings.uri() == settings.local_uri():
-        store.mkdir(parents=True, exist_ok=True)
-    return MlflowClient(tracking_uri=settings.uri())
+    with _store_lock(settings):
+        client = MlflowClient(tracking_uri=settings.uri())
+        return client, experiment_id(client, settings, experiment)
 
 
 def experiment_id(client: Any, settings: MLflowSettings, name: str) -> str:
@@ -128,9 +149,8 @@ class MLflowTracker:
 
         from segtrain.run_config import flatten
 
-        self.client = client = _client(self.settings)
-        uri = self.settings.uri()
-        exp_id = experiment_id(client, self.settings, self.experiment)
+        self.client, exp_id = _open(self.settings, self.experiment)
+        client, uri = self.client, self.settings.uri()
         id_file = self.run_dir / RUN_ID_FILE
         run_id = _reusable_run(client, id_file, uri)
         tags = {"segtrain.kind": "job", "segtrain.run_dir": str(self.run_dir.resolve()), "segtrain.status": "running"}
@@ -194,9 +214,8 @@ def log_sweep_report(settings: MLflowSettings, sweep_dir: Path, files: Sequence[
     """The sweep report (summary.md, verdict.json, plots) as artifacts of a run named ``sweep-report`` (tag
     ``segtrain.kind = sweep-report``) in the sweep's experiment, beside its jobs' runs; a re-run of the sweep
     writes into the same run."""
-    client = _client(settings)
+    client, exp_id = _open(settings, experiment)
     uri = settings.uri()
-    exp_id = experiment_id(client, settings, experiment)
     id_file = Path(sweep_dir) / REPORT_RUN_FILE
     run_id = _reusable_run(client, id_file, uri)
     if run_id is None:
