@@ -12,6 +12,7 @@ from conftest import TINY, run_train
 
 from segtrain.config_checks import check_logger_config
 from segtrain.trackers import Trackers, build_trackers, safe_uri, sweep_name
+from segtrain.trackers.base import shareable_config
 
 MLFLOW = {"store_dir": "unused", "tracking_uri": None, "artifact_location": None, "experiment": None}
 
@@ -103,6 +104,9 @@ def test_a_sweep_is_named_by_its_folder_under_the_outputs_and_uris_lose_their_pa
     assert sweep_name(None, tmp_path) is None
     assert safe_uri("postgresql://me:secret@db:5432/mlflow") == "postgresql://***@db:5432/mlflow"
     assert safe_uri("sqlite:////x/mlflow.db") == "sqlite:////x/mlflow.db"
+    config = {"seed": 0, "logger": {"tensorboard": True, "mlflow": {"tracking_uri": "http://me:pw@host:5000"}}}
+    assert shareable_config(config)["logger"]["mlflow"]["tracking_uri"] == "http://***@host:5000"
+    assert config["logger"]["mlflow"]["tracking_uri"] == "http://me:pw@host:5000"  # the job's own is untouched
 
 
 # ---------------------------------------------------------------------------------------------- end to end

@@ -52,6 +52,23 @@ def safe_uri(uri: str) -> str:
     return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
 
 
+def shareable_config(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with the tracking URIs it holds stripped of user names and passwords (``safe_uri``), for a
+    tracker's params or config, which other people read."""
+    out = dict(config)
+    logger = config.get("logger")
+    if isinstance(logger, dict):
+        out["logger"] = {
+            name: ({**section, "tracking_uri": safe_uri(section["tracking_uri"])} if _has_uri(section) else section)
+            for name, section in logger.items()
+        }
+    return out
+
+
+def _has_uri(section: Any) -> bool:
+    return isinstance(section, dict) and isinstance(section.get("tracking_uri"), str)
+
+
 def finite_scalars(values: dict[str, Any]) -> dict[str, float]:
     """The values a tracker can plot: numbers, not None or NaN (a class absent from the split)."""
     out = {}

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from segtrain.trackers.base import require, safe_uri
+from segtrain.trackers.base import require, safe_uri, shareable_config
 
 RUN_ID_FILE = "mlflow_run.json"
 REPORT_RUN_FILE = "mlflow_report_run.json"
@@ -167,7 +167,7 @@ class MLflowTracker:
         have = client.get_run(run_id).data.params
         params = [
             Param(k[:250], _param_value(v, MAX_PARAM_VAL_LENGTH))
-            for k, v in flatten(config).items()
+            for k, v in flatten(shareable_config(config)).items()
             if k[:250] not in have
         ]
         for i in range(0, len(params), MAX_PARAMS_TAGS_PER_BATCH):

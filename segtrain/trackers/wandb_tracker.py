@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from segtrain.trackers.base import require
+from segtrain.trackers.base import require, shareable_config
 
 RUN_ID_FILE = "wandb_run.json"
 MODES = ("offline", "online", "disabled")
@@ -75,7 +75,7 @@ class WandbTracker:
         s = self.settings
         self.run = wandb.init(
             project=s.project, entity=s.entity, group=self.group, name=self.run_name, id=run_id, resume="allow",
-            mode=s.resolved_mode(), dir=str(self.run_dir), config=config, tags=list(s.tags) or None,
+            mode=s.resolved_mode(), dir=str(self.run_dir), config=shareable_config(config), tags=list(s.tags) or None,
             job_type="train", settings=_settings(),
         )  # fmt: skip
         id_file.write_text(json.dumps({"project": s.project, "run_id": run_id}) + "\n")
