@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY, run_train
+from conftest import ROOT, TINY, run_train
 
 from segtrain.config_checks import check_logger_config
 from segtrain.trackers import Trackers, build_trackers, safe_uri, sweep_name
@@ -97,6 +97,26 @@ def test_logger_section_checks_name_the_key_and_what_is_accepted():
         check_logger_config({"mlflow": {"log_checkpoint": "yes"}})
     with pytest.raises(TypeError, match="logger.tensorboard='on' is a str; it must be true or false"):
         check_logger_config({"tensorboard": "on"})
+
+
+@pytest.mark.parametrize("option", ["tensorboard", "none", "mlflow", "wandb", "[tensorboard,mlflow,wandb]"])
+def test_every_logger_option_composes_with_the_keys_of_its_settings_class(option):
+    import dataclasses
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    import segtrain.cli  # noqa: F401  (registers the config's resolvers)
+    from segtrain.trackers import KNOWN
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "configs")):
+        logger = OmegaConf.to_container(compose("train", overrides=[f"logger={option}"]).logger, resolve=True)
+    check_logger_config(logger)
+    expected = {"none": ["tensorboard"], "[tensorboard,mlflow,wandb]": ["tensorboard", "mlflow", "wandb"]}
+    assert list(logger) == expected.get(option, [option])
+    for name, settings in logger.items():
+        if KNOWN[name] is not None:  # the YAML file and the settings class are one set of keys
+            assert set(settings) == {f.name for f in dataclasses.fields(KNOWN[name])}
 
 
 def test_a_sweep_is_named_by_its_folder_under_the_outputs_and_uris_lose_their_passwords(tmp_path):
