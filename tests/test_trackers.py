@@ -208,6 +208,27 @@ def test_a_resumed_job_continues_its_mlflow_run(tmp_path):
     assert json.loads((run / "mlflow_run.json").read_text())["run_id"] == resumed.info.run_id
 
 
+def test_a_job_that_starts_training_over_gets_a_new_mlflow_run_and_its_killed_one_is_marked(tmp_path):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from segtrain.trackers.mlflow_tracker import MLflowSettings, MLflowTracker
+
+    settings = MLflowSettings(store_dir=str(tmp_path / "store"))
+
+    def started(step):
+        tracker = MLflowTracker(settings, tmp_path / "run", "run", "segtrain")
+        tracker.start({"seed": 0}, {"seed": 0}, step, [])
+        return tracker.run_id
+
+    first = started(0)  # killed before its first checkpoint: its run stays RUNNING
+    second = started(0)  # so the next start trains from epoch 0 again: a new run
+    resumed = started(1)  # and one that resumes from a checkpoint continues it
+    client = MlflowClient(tracking_uri=settings.uri())
+    assert second != first and resumed == second
+    assert client.get_run(first).info.status == "KILLED" and client.get_run(second).info.status == "RUNNING"
+
+
 def test_an_unreachable_tracker_does_not_fail_the_job_and_metrics_json_says_what_was_not_logged(tmp_path, monkeypatch):
     pytest.importorskip("mlflow")
     run = tmp_path / "run"

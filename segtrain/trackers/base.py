@@ -97,10 +97,6 @@ class Trackers:
         return bool(self.backends)
 
     @property
-    def names(self) -> list[str]:
-        return [b.name for b in self.backends]
-
-    @property
     def takes_images(self) -> bool:
         return any(b.takes_images for b in self.backends if b.name not in self.failed)
 

@@ -153,6 +153,10 @@ class MLflowTracker:
         client, uri = self.client, self.settings.uri()
         id_file = self.run_dir / RUN_ID_FILE
         run_id = _reusable_run(client, id_file, uri)
+        if run_id is not None and step == 0:  # training starts over (killed before its first checkpoint, or
+            if client.get_run(run_id).info.status == "RUNNING":  # trainer.resume=null): a new run
+                client.set_terminated(run_id, "KILLED")
+            run_id = None
         tags = {"segtrain.kind": "job", "segtrain.run_dir": str(self.run_dir.resolve()), "segtrain.status": "running"}
         tags.update({f"segtrain.{k}": str(v) for k, v in run_info.items() if k in ("loss", "model", "dataset", "seed")})
         if run_id is None:

@@ -69,7 +69,7 @@ class WandbTracker:
 
         id_file = self.run_dir / RUN_ID_FILE
         run_id = None
-        if id_file.is_file():  # a resumed job continues its run
+        if id_file.is_file() and step > 0:  # a resumed job continues its run; one that starts over gets a new one
             run_id = json.loads(id_file.read_text()).get("run_id")
         run_id = run_id or secrets.token_hex(4)  # W&B's own ids are 8 characters too
         s = self.settings
