@@ -77,6 +77,12 @@ def build_job(
         configure_process(tcfg)
     rank, world_size, local_rank = init_distributed()
     run_dir = Path(broadcast_object(str(output_dir)))
+    # a run is named after its job directory, a sweep's runs are grouped under the sweep's folder name; built
+    # first and on every rank (nothing opens before start), so that a missing package stops all ranks at once
+    sweep = sweep_name(sweep_dir, (config.get("paths") or {}).get("output_dir"))
+    trackers = build_trackers(config.get("logger"), run_dir, run_dir.name, sweep)
+    if rank != 0:  # rank 0 alone logs
+        trackers = Trackers()
     lease = None
     if world_size > 1 and torch.cuda.is_available() and tcfg.device in ("auto", "cuda"):
         tcfg.device = f"cuda:{local_rank}"
@@ -109,10 +115,6 @@ def build_job(
     sched_cfg = dict(config["scheduler"])
     sched_name = sched_cfg.pop("name")
     metrics = SegMetrics(ds.num_classes, ds.mode, ds.ignore_index, ds.class_names)
-    trackers = Trackers()
-    if rank == 0:  # a run is named after its job directory, a sweep's runs grouped under the sweep's folder name
-        sweep = sweep_name(sweep_dir, (config.get("paths") or {}).get("output_dir"))
-        trackers = build_trackers(config.get("logger"), run_dir, run_dir.name, sweep)
     trainer = Trainer(
         tcfg,
         model,
