@@ -35,7 +35,7 @@ class MLflowSettings:
 
     store_dir: str = "outputs/mlflow"  # the default local store: <store_dir>/mlflow.db and <store_dir>/artifacts
     tracking_uri: str | None = None  # null: $MLFLOW_TRACKING_URI, else sqlite:///<store_dir>/mlflow.db
-    artifact_location: str | None = None  # a new experiment's artifact root (null: the store's or the server's)
+    artifact_location: str | None = None  # a new experiment's artifact root (null: see artifact_root)
     experiment: str | None = None  # null: the sweep's folder under paths.output_dir, or "segtrain"
     log_checkpoint: bool = False  # also upload the selected checkpoint (trainer.select)
 
@@ -46,10 +46,13 @@ class MLflowSettings:
         return "sqlite:///" + str((Path(self.store_dir) / "mlflow.db").resolve())
 
     def artifact_root(self) -> str | None:
+        """A new experiment's artifact root: the setting, else ``artifacts/`` beside a SQLite store's file (MLflow
+        would use ./mlruns of the launch directory), else the server's choice."""
         if self.artifact_location:
             return self.artifact_location
-        if self.uri() == self.local_uri():  # else MLflow would put them in ./mlruns of the launch directory
-            return (Path(self.store_dir) / "artifacts").resolve().as_uri()
+        uri = self.uri()
+        if uri.startswith("sqlite:///"):
+            return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
         return None
 
 
