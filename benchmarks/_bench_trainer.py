@@ -52,6 +52,8 @@ from segtrain.losses import build_loss
 from segtrain.metrics import SegMetrics
 from segtrain.models import build_model
 from segtrain.optim import build_optimizer, build_scheduler
+from segtrain.trackers import Trackers
+from segtrain.trackers.tensorboard_tracker import TensorBoardTracker
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES_CLASSES = ["background", "ellipse", "rectangle", "triangle"]
@@ -165,6 +167,7 @@ def make_trainer(
     )
     settings.update(overrides)
     tensorboard = settings.pop("tensorboard", True)
+    trackers = Trackers([TensorBoardTracker(Path(run_dir) / "tb")]) if tensorboard else None
     return Trainer(
         TrainerConfig(**settings),
         job.model,
@@ -176,7 +179,7 @@ def make_trainer(
         job.metrics(),
         run_dir,
         run_info={"loss": "ce_dice", "model": "unet", "dataset": "shapes", "seed": 0},
-        tensorboard=tensorboard,
+        trackers=trackers,
     )
 
 

@@ -104,7 +104,6 @@ def bench_job(rounds: int, checkpoint: str | None, overrides: list[str]) -> None
         tcfg, model, loss_fn, build_optimizer("sgd", model.parameters(), lr=0.0),
         lambda opt, total: build_scheduler("constant", opt, total), val_loader, val_loader,
         SegMetrics(val_set.num_classes, val_set.mode, val_set.ignore_index, val_set.class_names), run_dir,
-        tensorboard=False,
     )  # fmt: skip
     tolerance = float(cfg["metrics"]["nsd_tolerance"])
     splits = {"val": ("val", val_set)}

@@ -1,5 +1,5 @@
 """The config checks, in one place: the start-up type check of the groups whose keys are fixed (trainer,
-optimizer, scheduler, metrics) and the consistency across groups that no single group can check (model
+optimizer, scheduler, metrics, logger) and the consistency across groups that no single group can check (model
 against data set, loss mode, threshold tuning).
 
 The expected type of each key is read from the code that takes it (``TrainerConfig``'s fields, the
@@ -137,12 +137,13 @@ def check_model_fits_dataset(model: Mapping[str, Any], dataset: Mapping[str, Any
 
 def check_config(cfg: Mapping[str, Any]) -> None:
     """Cross-group consistency of a training config (``model``, ``dataset``, ``loss``) that no single group
-    can check."""
+    can check, and the ``logger`` section's trackers."""
     ds = cfg["dataset"]
     check_model_fits_dataset(
         cfg["model"], ds, "leave model.classes/in_channels at ${dataset.num_classes}/${dataset.in_channels} "
         "or make them equal"
     )  # fmt: skip
+    check_logger_config(cfg.get("logger"))
     loss_mode = (cfg.get("loss") or {}).get("mode")
     if loss_mode not in (None, ds["mode"]):
         raise ValueError(f"loss.mode={loss_mode} but dataset.mode={ds['mode']}; they must agree")
@@ -151,3 +152,30 @@ def check_config(cfg: Mapping[str, Any]) -> None:
             "trainer.tune_threshold=true but dataset.mode=multiclass: a probability threshold applies to "
             "sigmoid outputs (binary, multilabel); multiclass predictions are argmax. Set it to false"
         )
+
+
+def check_logger_config(logger: Mapping[str, Any] | None) -> None:
+    """The resolved ``logger`` section: its keys are tracker names (``configs/logger/*.yaml``, several merged by
+    ``logger=[tensorboard,mlflow]``); ``tensorboard`` is true or false, ``mlflow`` and ``wandb`` hold their
+    settings, whose keys and types are those of ``segtrain.trackers``' settings classes."""
+    import dataclasses
+
+    from segtrain.trackers import KNOWN
+
+    for name, value in (logger or {}).items():
+        if name not in KNOWN:
+            raise ValueError(f"unknown logger '{name}' in the logger section; known: {', '.join(KNOWN)}")
+        settings = KNOWN[name]
+        if settings is None:
+            check_types("logger", {name: value}, {name: bool})
+            continue
+        if value in (None, False):
+            continue
+        if not isinstance(value, Mapping):
+            raise TypeError(f"logger.{name}={value!r} must hold its settings (configs/logger/{name}.yaml)")
+        fields = {f.name for f in dataclasses.fields(settings)}
+        unknown = sorted(set(value) - fields)
+        if unknown:
+            keys = ", ".join(f"logger.{name}.{k}" for k in unknown)
+            raise ValueError(f"unknown key(s) {keys}; accepted: {', '.join(sorted(fields))}")
+        check_types(f"logger.{name}", value, _hints(settings))

@@ -132,7 +132,6 @@ def train_ranks(rank: int, world_size: int, out: Path, name: str, accumulate: in
         out / name,
         rank=rank,
         world_size=world_size,
-        tensorboard=False,
     )
     calls = []
 

@@ -139,7 +139,7 @@ def test_fit_leaves_the_status_to_its_caller_until_the_final_evaluation(tmp_path
         TrainerConfig(device="cpu", progress_bar=False, num_vis=0, max_epochs=1), model,
         build_loss("ce", mode="multiclass", ignore_index=None), torch.optim.SGD(model.parameters(), lr=0.1),
         lambda opt, total: build_scheduler("constant", opt, total), build_loader(train, 4, shuffle=True),
-        build_loader(val, 4), SegMetrics(4, class_names=NAMES), tmp_path, tensorboard=False,
+        build_loader(val, 4), SegMetrics(4, class_names=NAMES), tmp_path,
     )  # fmt: skip
     assert trainer.fit()["status"] == "trained"  # not "completed": the evaluation is the job layer's
     assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "trained"

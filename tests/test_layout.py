@@ -35,6 +35,7 @@ FORBIDDEN = {
     "report": ("segtrain.engine", "segtrain.job", "segtrain.halving", "segtrain.fair", "hydra", "omegaconf", "torch"),
     "halving": ("segtrain.fair", "segtrain.engine", "segtrain.job", "hydra", "omegaconf", "torch"),
     "fair": ("segtrain.engine", "segtrain.job", "segtrain.cli", "hydra", "omegaconf"),
+    "trackers": ("segtrain.engine", "segtrain.inference", "segtrain.job", "segtrain.cli", "segtrain.report", "hydra"),
 }
 
 
@@ -50,7 +51,7 @@ def test_no_import_runs_back_up(part):
 
 def test_only_the_entry_points_import_hydra():
     parts = ("", "engine", "inference", "job", "losses", "metrics", "data", "halving", "fair", "report", "verdict",
-             "tools")  # fmt: skip
+             "tools", "trackers")  # fmt: skip
     hydra_users = {
         path
         for part in parts

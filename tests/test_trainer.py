@@ -48,7 +48,6 @@ def make_trainer(tmp_path, loss_fn=None, **cfg) -> Trainer:
         SegMetrics(4, class_names=NAMES),
         tmp_path,
         run_info={"loss": "ce", "model": "unet", "dataset": "shapes", "seed": 0},
-        tensorboard=False,
     )
 
 
@@ -143,9 +142,12 @@ def test_resume_refuses_a_checkpoint_of_another_configuration(tmp_path):
 
 
 def test_validation_draws_overlays_only_for_tensorboard(tmp_path):
+    from segtrain.trackers import Trackers
+    from segtrain.trackers.tensorboard_tracker import TensorBoardTracker
+
     trainer = make_trainer(tmp_path, max_epochs=1)
-    assert "vis" not in trainer.validate()  # tensorboard=False: nothing would show them
-    trainer.tensorboard = True
+    assert "vis" not in trainer.validate()  # no tracker: nothing would show them
+    trainer.trackers = Trackers([TensorBoardTracker(tmp_path / "tb")])
     vis = trainer.validate()["vis"]
     assert vis.ndim == 3 and vis.shape[0] == 3 and trainer.val_data_wait >= 0
 

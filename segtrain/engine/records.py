@@ -1,4 +1,5 @@
-"""What a run leaves behind: history.csv, metrics.json and TensorBoard events (scalars, overlays, hparams)."""
+"""What a run leaves behind in its directory: history.csv and metrics.json (the trackers, TensorBoard included,
+are segtrain.trackers)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from segtrain.atomic import atomic_write
 
@@ -64,45 +63,3 @@ class HistoryCSV:
             if new:
                 w.writeheader()
             w.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
-
-
-class TensorBoard:
-    """Thin wrapper over SummaryWriter; a no-op when disabled (non-zero ranks, logger=none)."""
-
-    def __init__(self, log_dir: Path | None, purge_step: int | None = None) -> None:
-        self.writer = None
-        if log_dir is not None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            # purge_step drops events a killed run logged after its last checkpoint
-            self.writer = SummaryWriter(str(log_dir), purge_step=purge_step)
-
-    def scalars(self, values: dict[str, float], step: int) -> None:
-        if self.writer:
-            for k, v in values.items():
-                if v is not None and not (isinstance(v, float) and math.isnan(v)):
-                    self.writer.add_scalar(k, v, step)
-
-    def image(self, tag: str, img: torch.Tensor, step: int) -> None:
-        if self.writer:
-            self.writer.add_image(tag, img, step)
-
-    def hparams(self, hparams: dict[str, Any], metric_tags: list[str]) -> None:
-        """Register the run in the HParams view; the metrics are the scalars logged under ``metric_tags``.
-
-        Written into the run's own event file (not a sub-run as ``add_hparams`` does), at the start, so a
-        crashed or running job still appears.
-        """
-        if not self.writer:
-            return
-        from torch.utils.tensorboard.summary import hparams as hp_summary
-
-        clean = {k: (v if isinstance(v, int | float | str | bool) else str(v)) for k, v in hparams.items()}
-        exp, ssi, sei = hp_summary(clean, {t: 0.0 for t in metric_tags})
-        fw = self.writer._get_file_writer()
-        for s in (exp, ssi, sei):
-            fw.add_summary(s)
-
-    def close(self) -> None:
-        if self.writer:
-            self.writer.close()

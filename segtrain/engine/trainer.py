@@ -4,7 +4,7 @@
         for each micro-batch: forward under autocast -> loss -> (scaled) backward
             at the end of each accumulation group: clip -> step -> lr step
         validate: confusion matrix on the device over the whole split -> Dice/IoU
-        record: history.csv, TensorBoard, metrics.json; checkpoints last.pt (+ best.pt)
+        record: history.csv, the trackers (TensorBoard, MLflow, W&B), metrics.json; checkpoints last.pt (+ best.pt)
 
 No callbacks or hooks: what happens at each step is written out below. A non-finite loss raises, or with
 trainer.on_nan=skip drops that micro-batch alone (the rest of its accumulation group still steps). Under
@@ -34,11 +34,12 @@ from tqdm import tqdm
 from segtrain.checkpoint import CheckpointWriter, load_checkpoint, rng_state, set_rng_state
 from segtrain.engine.config import TrainerConfig, resolve_device, resolve_precision
 from segtrain.engine.distributed import loss_value_and_finite_everywhere, sync_accumulated_gradients
-from segtrain.engine.records import HistoryCSV, TensorBoard, write_json
+from segtrain.engine.records import HistoryCSV, write_json
 from segtrain.metrics import EMPTY_CLASS_POLICY, SegMetrics
 from segtrain.modes import BINARY, MULTICLASS
 from segtrain.overlays import highest_positive, overlay_grid
 from segtrain.run_config import config_differences, describe_differences, resume_ignored_keys
+from segtrain.trackers import Trackers
 
 log = logging.getLogger("segtrain")
 
@@ -52,7 +53,9 @@ class Trainer:
 
     ``make_scheduler(optimizer, total_steps)`` builds the per-step schedule once the number of
     optimizer steps is known. ``run_info`` (loss, model, encoder, dataset, seed, ...) is copied into
-    metrics.json and the TensorBoard hparams entry.
+    metrics.json and the trackers' run (TensorBoard's hparams entry). ``trackers`` (segtrain.trackers, built by
+    the job layer for rank 0): the loop starts them and logs each epoch's scalars there; ending their runs is
+    the job layer's, after the end-of-job evaluation. None: no tracker.
     """
 
     def __init__(
@@ -70,13 +73,13 @@ class Trainer:
         config_dict: dict[str, Any] | None = None,
         rank: int = 0,
         world_size: int = 1,
-        tensorboard: bool = True,
+        trackers: Trackers | None = None,
     ) -> None:
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         self.precision = resolve_precision(cfg.precision, self.device)
         self.is_main = rank == 0
-        self.tensorboard = tensorboard
+        self.trackers = trackers if trackers is not None else Trackers()
         self.world_size = world_size
         self.model = model.to(self.device)
         if cfg.channels_last:
@@ -220,9 +223,10 @@ class Trainer:
         history = HistoryCSV(self.run_dir / "history.csv", resume=self.epoch > 0)
         if main:
             history.truncate_after(self.epoch) if self.epoch > 0 else history.path.unlink(missing_ok=True)
-        tb = TensorBoard(self.run_dir / "tb" if main and self.tensorboard else None, purge_step=self.epoch + 1)
-        metric_tags = [f"best/{cfg.monitor}", "best/val/dice", "best/val/iou"]
-        tb.hparams({**self.run_info, "precision": self.precision}, list(dict.fromkeys(metric_tags)))
+        best_keys = list(dict.fromkeys((cfg.monitor, "val/dice", "val/iou")))
+        if main:  # a resumed job continues its runs (TensorBoard drops the events logged after last.pt)
+            run_info = {**self.run_info, "precision": self.precision}
+            self.trackers.start(self.config_dict, run_info, self.epoch, [f"best/{k}" for k in best_keys])
         log.info(
             "device %s, precision %s, %d train batches/epoch, %d optimizer steps/epoch",
             self.device,
@@ -259,12 +263,11 @@ class Trainer:
                     self.epochs_since_best += 1
                 if main:
                     history.append(row)
-                    tb.scalars({k: v for k, v in row.items() if k != "epoch"}, self.epoch)
-                    tb.scalars(
-                        {f"best/{k}": self.best.get(k) for k in (cfg.monitor, "val/dice", "val/iou")}, self.epoch
-                    )
+                    scalars = {k: v for k, v in row.items() if k != "epoch"}
+                    scalars.update({f"best/{k}": self.best.get(k) for k in best_keys})
+                    self.trackers.log_scalars(scalars, self.epoch)
                     if "vis" in val:
-                        tb.image("val/predictions", val["vis"], self.epoch)
+                        self.trackers.log_image("val/predictions", val["vis"], self.epoch)
                     log.info(
                         "epoch %d/%d  train/loss %.4f  val/loss %.4f  val/dice %.4f  val/iou %.4f%s  (%.1fs)",
                         self.epoch,
@@ -287,7 +290,7 @@ class Trainer:
                     break
             status = "trained"
         finally:
-            tb.close()
+            self.trackers.flush()
             writer.wait()
         if main and self.last_row:
             result = self._summary(self.last_row, status, time.perf_counter() - start)
@@ -406,7 +409,7 @@ class Trainer:
             loss_sum += loss.double() * x.shape[0]
             n += x.shape[0]
             self.metrics.update(logits, y)
-            if i == 0 and self.cfg.num_vis and self.is_main and self.tensorboard:  # drawn only for TensorBoard
+            if i == 0 and self.cfg.num_vis and self.is_main and self.trackers.takes_images:  # TensorBoard shows them
                 vis = self._overlays(x, y, logits)
             t0 = time.perf_counter()
         self.metrics.sync()
@@ -456,4 +459,5 @@ class Trainer:
                 "s_per_epoch": round(self.train_seconds / max(self.epoch, 1), 3),
             },
             "config": self.config_dict,  # the CLI compares it before skipping a re-run as completed
+            **({"tracking": self.trackers.record()} if self.trackers else {}),
         }

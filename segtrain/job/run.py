@@ -41,6 +41,7 @@ class Job:
     rank: int
     world_size: int
     device_lease: Any = None  # a sweep job's GPU (segtrain.job.devices), held while the job lives
+    trackers: Any = None  # segtrain.trackers.Trackers (rank 0's; empty on the other ranks)
 
 
 def build_job(
@@ -54,7 +55,9 @@ def build_job(
     """Check ``config``, apply the process settings (``process_settings=False``: leave threads and the
     allocator as they are, for a benchmark's own process), seed, and build every object of the job. Under DDP
     every rank works in rank 0's ``output_dir`` (resume reads its last.pt); only rank 0 writes there. A job of
-    a multirun (``sweep_dir``) on a machine with several GPUs leases one of its own (``job.devices``)."""
+    a multirun (``sweep_dir``) on a machine with several GPUs leases one of its own (``job.devices``). The
+    ``logger`` section's trackers (segtrain.trackers) are built here, on rank 0: a tracker whose package is
+    missing stops the job before training."""
     import torch
 
     from segtrain.config_checks import check_metrics_config
@@ -66,6 +69,7 @@ def build_job(
     from segtrain.metrics import SegMetrics
     from segtrain.models import build_model
     from segtrain.optim import build_optimizer, build_scheduler
+    from segtrain.trackers import Trackers, build_trackers, sweep_name
 
     recorded = copy.deepcopy(config)  # metrics.json's config, as resolved (the builders below read copies)
     check_config(config)
@@ -74,6 +78,12 @@ def build_job(
         configure_process(tcfg)
     rank, world_size, local_rank = init_distributed()
     run_dir = Path(broadcast_object(str(output_dir)))
+    # a run is named after its job directory, a sweep's runs are grouped under the sweep's folder name; built
+    # first and on every rank (nothing opens before start), so that a missing package stops all ranks at once
+    sweep = sweep_name(sweep_dir, (config.get("paths") or {}).get("output_dir"))
+    trackers = build_trackers(config.get("logger"), run_dir, run_dir.name, sweep)
+    if rank != 0:  # rank 0 alone logs
+        trackers = Trackers()
     lease = None
     if world_size > 1 and torch.cuda.is_available() and tcfg.device in ("auto", "cuda"):
         tcfg.device = f"cuda:{local_rank}"
@@ -118,24 +128,47 @@ def build_job(
         run_dir,
         run_info,
         config_dict=recorded,
-        tensorboard=bool((config.get("logger") or {}).get("tensorboard", True)),
+        trackers=trackers,
         rank=rank,
         world_size=world_size,
     )
-    return Job(trainer, final_splits, nsd_tolerance, run_dir, rank, world_size, lease)
+    return Job(trainer, final_splits, nsd_tolerance, run_dir, rank, world_size, lease, trackers)
 
 
 def run_job(
     config: dict[str, Any], output_dir: str | Path, run_info: dict[str, Any], sweep_dir: str | Path | None = None
 ) -> dict[str, Any]:
     """Build the job, train, and evaluate the selected checkpoint case by case (rank 0); returns the
-    metrics.json content. ``sweep_dir``: the multirun's directory, where its jobs lease GPUs."""
+    metrics.json content. ``sweep_dir``: the multirun's directory, where its jobs lease GPUs.
+
+    The trackers' runs end here: after the evaluation, metrics.json, per_case.csv (and the selected checkpoint,
+    where a tracker's ``log_checkpoint`` asks) are logged as artifacts, each run ends with the job's status,
+    and metrics.json ``tracking`` says where each run is or what a failing tracker did not log."""
     job = build_job(config, output_dir, run_info, sweep_dir=sweep_dir)
     try:
-        return _train_and_evaluate(job, config)
+        result = _train_and_evaluate(job, config)
+    except BaseException:
+        job.trackers.finish("failed")
+        raise
     finally:  # joblib's workers run job after job: the GPU goes back now, not when the worker exits
         if job.device_lease is not None:
             job.device_lease.release()
+    if job.rank == 0 and result and job.trackers:
+        result = _finish_tracking(job, result)
+    return result
+
+
+def _finish_tracking(job: Job, result: dict[str, Any]) -> dict[str, Any]:
+    from segtrain.engine.records import write_json
+
+    run_dir = job.run_dir
+    selected = (result.get("selected") or {}).get("checkpoint")
+    checkpoint = run_dir / "checkpoints" / f"{selected}.pt" if selected else None
+    job.trackers.log_artifacts([run_dir / "metrics.json", run_dir / "per_case.csv"], checkpoint)
+    status = "paused" if result.get("status") == "paused" else "completed"
+    result = {**result, "tracking": job.trackers.finish(status)}
+    write_json(run_dir / "metrics.json", result)
+    return result
 
 
 def _train_and_evaluate(job: Job, config: dict[str, Any]) -> dict[str, Any]:
