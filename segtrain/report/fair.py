@@ -184,32 +184,38 @@ def _read_halving(root: Path, rel: str | None) -> dict[str, Any] | None:
 
 def _tuning_table(losses, tuning, halving, tuned, defaults, name) -> list[str]:
     lines = [
-        f"| loss | settings | budget / spent (epochs) | val {name} across its space at rung 0 | selected setting "
-        f"| held-out tuned | held-out defaults | gain |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| loss | settings | budget / spent (epochs) | val {name} across its space at rung 0 | chosen among, at "
+        f"| selected setting | held-out tuned | held-out defaults | gain |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for loss in losses:
         e = tuning[loss]
         h = halving.get(loss)
-        spread = "–"
+        spread = chosen = "–"
         if h and h.get("rungs"):
             r0 = h["rungs"][0]
             means = [v for v in r0.get("means", {}).values() if isinstance(v, int | float) and math.isfinite(v)]
             if means:
                 spread = f"{min(means):.3f}-{max(means):.3f} ({max(means) - min(means):.3f}, {r0['epochs']} ep)"
+            compared = [r for r in h["rungs"] if len(r.get("means") or {}) >= 2]
+            if compared:  # the last rung that ranked two or more: where the setting was in effect chosen
+                r = compared[-1]
+                chosen = f"{len(r['means'])}, {r['epochs']} ep"
         t = tuned.means.get(loss) if tuned else None
         d = defaults.means.get(loss) if defaults else None
         gain = f"{t - d:+.3f}" if t is not None and d is not None else "–"
         lines.append(
-            f"| `{loss}` | {len(e['configs'])} | {e['budget_epochs']} / {e['spent_epochs']} | {spread} | "
+            f"| `{loss}` | {len(e['configs'])} | {e['budget_epochs']} / {e['spent_epochs']} | {spread} | {chosen} | "
             f"{_setting(e)} | {_fmt(t)} | {_fmt(d)} | {gain} |"
         )
     lines += [
         "",
         "*settings*: configurations tried (the loss's space x the shared knobs), each with every seed. *across its "
         "space*: the lowest and highest mean validation score of its settings after the first rung, where all had "
-        "trained equally long (how much the setting matters early; – when nothing was halved). *gain*: held-out "
-        "tuned minus defaults (mean per case and seed).",
+        "trained equally long (– when nothing was halved). *chosen among, at*: the last rung that ranked two or "
+        "more of its settings on val, how many and after how many epochs: the budget decides how late that is "
+        "(a larger `budget` keeps more settings to later rungs). *gain*: held-out tuned minus defaults (mean per "
+        "case and seed).",
     ]
     return lines
 
