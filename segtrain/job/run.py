@@ -24,6 +24,7 @@ from segtrain.build import (
 from segtrain.config_checks import check_config
 from segtrain.job.devices import sweep_device
 from segtrain.job.process import configure_process, seed_everything
+from segtrain.job.signals import PreemptionSignals
 
 log = logging.getLogger("segtrain")
 
@@ -146,10 +147,14 @@ def _train_and_evaluate(job: Job, config: dict[str, Any]) -> dict[str, Any]:
     trainer = job.trainer
     tcfg = trainer.cfg
     try:
-        result = trainer.fit(until_epoch=tcfg.stop_at_epoch)
+        # a preemption signal stops the loop after an optimizer step, with last.pt at that position
+        with PreemptionSignals(tcfg.preempt_signals) as signals:
+            result = trainer.fit(until_epoch=tcfg.stop_at_epoch, should_stop=signals.received)
     finally:
         if job.world_size > 1:
             torch.distributed.destroy_process_group()
+    if trainer.preempted_at is not None:  # metrics.json says "preempted"; a re-run resumes from last.pt
+        signals.hand_over()
     if job.rank != 0 or not result:  # under DDP rank 0 alone evaluates, on the whole of each split
         return result
     # stopped at trainer.stop_at_epoch (a successive-halving rung): paused, and a later run continues; else

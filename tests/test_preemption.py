@@ -1,0 +1,213 @@
+"""A job stopped in the middle of an epoch (a preemption signal, or a crash after a periodic mid-epoch
+checkpoint) resumes from that batch and ends bit-identical to the same run uninterrupted."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import ROOT, TINY, run_train
+
+from segtrain.checkpoint import load_checkpoint
+from segtrain.data import build_dataset, build_loader
+from segtrain.engine import Trainer, TrainerConfig
+from segtrain.job import seed_everything
+from segtrain.job.signals import PREEMPTED_EXIT_CODE, PreemptionSignals, signal_number
+from segtrain.losses import build_loss
+from segtrain.metrics import SegMetrics
+from segtrain.models import build_model
+from segtrain.optim import build_scheduler
+from tests._data_fixtures import folder_kwargs, make_folder
+
+SHAPES = ["background", "ellipse", "rectangle", "triangle"]
+FOLDER_AUGMENT = {
+    "train": [{"name": "RandomCrop", "height": 16, "width": 16}, {"name": "HorizontalFlip", "p": 0.5}],
+    "val": [],
+}
+
+
+def make_trainer(run_dir, data_root, data: str, num_workers: int = 0, persistent: bool = False, **cfg) -> Trainer:
+    """A small job as build_job makes it: seeded, train crops drawn from torch's generator (shapes) or from
+    per-sample seeds (folder)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(0)
+    if data == "shapes":  # every crop draws from torch's generator (main process or worker)
+        kw = dict(class_names=SHAPES, image_size=32)
+        train = build_dataset("shapes", split="train", length=24, crop_size=16, oversample_foreground=0.5, **kw)
+        val = build_dataset("shapes", split="val", length=8, **kw)
+    else:
+        root = make_folder(data_root, n=12, size=(32, 32))
+        train = build_dataset("folder", split="train", augment=FOLDER_AUGMENT, **folder_kwargs(root))
+        val = build_dataset("folder", split="val", augment=FOLDER_AUGMENT, **folder_kwargs(root))
+    classes = train.num_classes
+    model = build_model("unet", classes=classes, encoder_depth=3, decoder_channels=(16, 16, 16))
+    loader = dict(num_workers=num_workers, persistent_workers=persistent, seed=0)
+    return Trainer(
+        TrainerConfig(device="cpu", progress_bar=False, num_vis=0, max_epochs=3, deterministic=True, **cfg),
+        model,
+        build_loss("ce", mode="multiclass", ignore_index=255),
+        torch.optim.AdamW(model.parameters(), lr=1e-3),
+        lambda opt, total: build_scheduler("poly", opt, total),
+        build_loader(train, 4, shuffle=True, drop_last=True, **loader),
+        build_loader(val, 4, **loader),
+        SegMetrics(classes, ignore_index=255, class_names=train.class_names),
+        run_dir,
+        run_info={"loss": "ce", "model": "unet", "dataset": data, "seed": 0},
+        tensorboard=False,
+    )
+
+
+def history(run):
+    with (run / "history.csv").open() as f:
+        return [{k: v for k, v in r.items() if k not in ("seconds", "data_wait")} for r in csv.DictReader(f)]
+
+
+def assert_same_weights(a: Trainer, b: Trainer) -> None:
+    assert a.step == b.step and a.epoch == b.epoch
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    for key in sa:
+        assert torch.equal(sa[key], sb[key]), key
+
+
+CASES = {
+    # the skipped batches are loaded and dropped: their crops advance torch's generator (restored after them)
+    "shapes-main-process-accumulating": ("shapes", 0, False, 2),
+    # ... or the workers' generators, which must have drawn for the same batches as in the straight run
+    "shapes-two-workers": ("shapes", 2, False, 1),
+    # per-sample seeds: the sampler starts at the batch, nothing is loaded for the skipped ones
+    "folder-two-persistent-workers": ("folder", 2, True, 1),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_stop_mid_epoch_then_resume_is_bit_identical_and_does_not_repeat_steps(tmp_path, case):
+    data, workers, persistent, accumulate = CASES[case]
+    kw = dict(num_workers=workers, persistent=persistent, accumulate_grad_batches=accumulate)
+    straight = make_trainer(tmp_path / "straight", tmp_path / "data", data, **kw)
+    straight.fit()
+
+    stopped = make_trainer(tmp_path / "stopped", tmp_path / "data", data, **kw)
+    stop_step = stopped.steps_per_epoch + 1  # one optimizer step into the second epoch
+    result = stopped.fit(should_stop=lambda: stopped.step >= stop_step)
+    where = {"epoch": 1, "step": stop_step, "batch": accumulate}
+    assert result["status"] == "preempted" and result["preempted_at"] == where
+    on_disk = json.loads((tmp_path / "stopped" / "metrics.json").read_text())
+    assert on_disk["status"] == "preempted" and on_disk["preempted_at"] == where
+    ckpt = load_checkpoint(tmp_path / "stopped" / "checkpoints" / "last.pt")
+    assert ckpt["step"] == stop_step and ckpt["mid_epoch"]["batch"] == accumulate
+
+    resumed = make_trainer(tmp_path / "stopped", tmp_path / "data", data, **kw)
+    result = resumed.fit()
+    assert result["status"] == "trained" and result["resumed_at"] == where
+    assert_same_weights(straight, resumed)
+    assert history(tmp_path / "straight") == history(tmp_path / "stopped")
+
+
+def test_crash_after_a_periodic_mid_epoch_checkpoint_resumes_bit_identically(tmp_path):
+    """A hard kill between checkpoints (here: an error after step 9 of 6 a epoch) loses only the steps since the
+    last periodic last.pt (step 8, written every 4 steps: batch 2 of the second epoch); writing them does not
+    change the run."""
+    straight = make_trainer(tmp_path / "straight", tmp_path / "data", "shapes")
+    straight.fit()
+    crashed = make_trainer(tmp_path / "crashed", tmp_path / "data", "shapes", checkpoint_every_n_steps=4)
+    assert crashed.steps_per_epoch == 6
+
+    def crash() -> bool:
+        if crashed.step == 9:
+            raise KeyboardInterrupt  # like a kill: nothing of the loop's own runs after it
+        return False
+
+    with pytest.raises(KeyboardInterrupt):
+        crashed.fit(should_stop=crash)
+    ckpt = load_checkpoint(tmp_path / "crashed" / "checkpoints" / "last.pt")
+    assert ckpt["step"] == 8 and ckpt["epoch"] == 1 and ckpt["mid_epoch"]["batch"] == 2
+    resumed = make_trainer(tmp_path / "crashed", tmp_path / "data", "shapes", checkpoint_every_n_steps=4)
+    assert resumed.fit()["resumed_at"] == {"epoch": 1, "step": 8, "batch": 2}
+    assert_same_weights(straight, resumed)
+    assert history(tmp_path / "straight") == history(tmp_path / "crashed")
+
+
+def test_signal_handlers_set_a_flag_and_are_put_back(tmp_path):
+    before = signal.getsignal(signal.SIGUSR1)
+    with PreemptionSignals(["SIGUSR1", "TERM"]) as signals:
+        assert not signals.received()
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert signals.received() and signals.signum == signal.SIGUSR1
+    assert signal.getsignal(signal.SIGUSR1) is before
+    assert signal_number("usr2") == signal.SIGUSR2
+    with pytest.raises(ValueError, match="unknown signal 'SIGFOO'"):
+        signal_number("SIGFOO")
+
+
+def test_hand_over_runs_the_previous_handler_then_exits_75(tmp_path):
+    """Under submitit the previous handler is its checkpoint-and-requeue (which exits itself)."""
+    called = []
+    before = signal.signal(signal.SIGUSR2, lambda signum, frame: called.append(signum))
+    try:
+        with PreemptionSignals(["SIGUSR2"]) as signals:
+            os.kill(os.getpid(), signal.SIGUSR2)
+        with pytest.raises(SystemExit) as exit_info:
+            signals.hand_over()
+    finally:
+        signal.signal(signal.SIGUSR2, before)
+    assert called == [signal.SIGUSR2] and exit_info.value.code == PREEMPTED_EXIT_CODE
+
+
+# 32 batches an epoch, two loader workers: SIGTERM goes to the whole process group, workers included, as
+# SLURM signals every process of a job step
+CLI_ARGS = [
+    *TINY,
+    "trainer.max_epochs=2",
+    "trainer.deterministic=true",
+    "dataset.length.train=256",
+    "dataset.loader.num_workers=2",
+    "logger=none",
+]
+
+
+def test_sigterm_mid_epoch_saves_exits_75_and_the_rerun_continues_bit_identically(tmp_path):
+    straight = tmp_path / "straight"
+    run_train([*CLI_ARGS, f"hydra.run.dir={straight}"], tmp_path)
+
+    run = tmp_path / "preempted"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(ROOT / "train.py"), *CLI_ARGS, f"hydra.run.dir={run}"]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.time() + 300
+    while not (run / "metrics.json").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)  # the first epoch is done: the signal lands in the second
+    os.killpg(proc.pid, signal.SIGTERM)
+    sent = time.monotonic()
+    code = proc.wait(timeout=120)
+    took = time.monotonic() - sent
+    assert code == PREEMPTED_EXIT_CODE, code
+    stopped = json.loads((run / "metrics.json").read_text())
+    assert stopped["status"] == "preempted", stopped["status"]
+    where = stopped["preempted_at"]
+    ckpt = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert ckpt["step"] == where["step"] and (ckpt.get("mid_epoch") or {"batch": 0})["batch"] == where["batch"]
+    # one step (tens of ms here) and one checkpoint write; generous for a loaded 2-core machine
+    assert took < 30, took
+    log_text = (run / "train.log").read_text()
+    assert "received SIGTERM: stopping after this optimizer step" in log_text
+
+    run_train([*CLI_ARGS, f"hydra.run.dir={run}"], tmp_path)
+    done = json.loads((run / "metrics.json").read_text())
+    assert done["status"] == "completed" and done["resumed_at"] == where
+    assert (
+        f"optimizer step {where['step']}, batch {where['batch']} of epoch {where['epoch'] + 1}"
+        in (run / "train.log").read_text()
+    )
+    a = load_checkpoint(straight / "checkpoints" / "last.pt")
+    b = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert a["epoch"] == b["epoch"] == 2 and a["step"] == b["step"]
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    assert history(straight) == history(run)
