@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -211,3 +212,73 @@ def test_sigterm_mid_epoch_saves_exits_75_and_the_rerun_continues_bit_identicall
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
     assert history(straight) == history(run)
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes under ``pid`` (from /proc), children first."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [p for p, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds submitit's job process through /proc")
+def test_submitit_local_job_sent_its_preemption_signal_is_requeued_and_completes(tmp_path, monkeypatch):
+    """hydra/launcher=slurm_local: SIGUSR2 (submitit's preemption/timeout signal) to the job's process mid-epoch.
+    segtrain saves where it is and hands the signal to submitit's handler, which pickles the job's checkpoint()
+    (hydra-submitit-launcher: the same job again) and exits 144; submitit's local controller starts it again,
+    it resumes from last.pt in the same run directory and completes, bit-identical to a straight run."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="hydra-submitit-launcher not installed")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    args = ["loss=ce", "seed=0", *CLI_ARGS]
+    straight = tmp_path / "straight"
+    run_train([*args, f"hydra.run.dir={straight}"], tmp_path)
+
+    sweep = tmp_path / "sweep"
+    launcher = ["hydra/launcher=slurm_local", f"hydra.sweep.dir={sweep}"]
+    cmd = [sys.executable, str(ROOT / "train.py"), "-m", *args, *launcher]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SEGTRAIN_OUTPUT": str(tmp_path / "outputs")}
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        deadline = time.time() + 300
+        while not list(sweep.glob("*/metrics.json")) and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.02)  # the first epoch is done: the signal lands in the second
+        jobs = [p for p in descendants(proc.pid) if "submitit.core._submit" in cmdline(p)]
+        assert len(jobs) == 1, [cmdline(p) for p in descendants(proc.pid)]
+        os.kill(jobs[0], signal.SIGUSR2)
+        output, _ = proc.communicate(timeout=400)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, output.decode()[-3000:]
+    (run,) = [p.parent for p in sweep.glob("*/metrics.json")]
+    result = json.loads((run / "metrics.json").read_text())
+    assert result["status"] == "completed"
+    log_text = (run / "train.log").read_text()
+    assert "received SIGUSR2: stopping after this optimizer step" in log_text
+    assert result["resumed_at"]["step"] > 0 and "resumed from" in log_text
+    submitit_logs = "".join(p.read_text() for p in (sweep / ".submitit").rglob("*_log.*"))
+    assert "Requeued job" in submitit_logs, submitit_logs[-3000:]
+    a = load_checkpoint(straight / "checkpoints" / "last.pt")
+    b = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert a["epoch"] == b["epoch"] == 2 and a["step"] == b["step"]
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
