@@ -133,6 +133,18 @@ def test_crash_after_a_periodic_mid_epoch_checkpoint_resumes_bit_identically(tmp
     assert history(tmp_path / "straight") == history(tmp_path / "crashed")
 
 
+def test_a_stop_requested_during_validation_stops_at_the_epoch_end_with_its_checkpoint(tmp_path):
+    straight = make_trainer(tmp_path / "straight", tmp_path / "data", "shapes")
+    straight.fit()
+    stopped = make_trainer(tmp_path / "stopped", tmp_path / "data", "shapes")
+    result = stopped.fit(should_stop=lambda: stopped.epoch >= 1)  # true once epoch 1's validation is done
+    assert result["status"] == "preempted" and result["preempted_at"] == {"epoch": 1, "step": 6, "batch": 0}
+    assert "mid_epoch" not in load_checkpoint(tmp_path / "stopped" / "checkpoints" / "last.pt")
+    resumed = make_trainer(tmp_path / "stopped", tmp_path / "data", "shapes")
+    assert resumed.fit()["resumed_at"] == {"epoch": 1, "step": 6, "batch": 0}
+    assert_same_weights(straight, resumed)
+
+
 def test_signal_handlers_set_a_flag_and_are_put_back(tmp_path):
     before = signal.getsignal(signal.SIGUSR1)
     with PreemptionSignals(["SIGUSR1", "TERM"]) as signals:
