@@ -215,7 +215,7 @@ def test_sigterm_mid_epoch_saves_exits_75_and_the_rerun_continues_bit_identicall
     done = json.loads((run / "metrics.json").read_text())
     assert done["status"] == "completed" and done["resumed_at"] == where
     assert (
-        f"{where['step']} optimizer steps, at batch {where['batch']} of epoch {where['epoch'] + 1}"
+        f"(step {where['step']}); continuing at batch {where['batch']} of epoch {where['epoch'] + 1}"
         in (run / "train.log").read_text()
     )
     a = load_checkpoint(straight / "checkpoints" / "last.pt")

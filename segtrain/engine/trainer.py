@@ -213,7 +213,7 @@ class Trainer:
         batch = int(middle["batch"]) if middle else 0
         self.resumed_at = {"epoch": self.epoch, "step": self.step, "batch": batch}
         log.info(
-            "resumed from %s after %d epochs and %d optimizer steps, at batch %d of epoch %d",
+            "resumed from %s at epoch %d (step %d); continuing at batch %d of epoch %d",
             path,
             self.epoch,
             self.step,

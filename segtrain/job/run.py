@@ -24,7 +24,7 @@ from segtrain.build import (
 from segtrain.config_checks import check_config
 from segtrain.job.devices import sweep_device
 from segtrain.job.process import configure_process, seed_everything
-from segtrain.job.signals import PreemptionSignals
+from segtrain.job.signals import PreemptionSignals, signal_number
 
 log = logging.getLogger("segtrain")
 
@@ -70,6 +70,8 @@ def build_job(
     recorded = copy.deepcopy(config)  # metrics.json's config, as resolved (the builders below read copies)
     check_config(config)
     tcfg = trainer_config(config["trainer"])
+    for name in tcfg.preempt_signals:  # a misspelt signal stops here, before the data sets are built
+        signal_number(name)
     if process_settings:
         configure_process(tcfg)
     rank, world_size, local_rank = init_distributed()
