@@ -50,14 +50,19 @@ class PreemptionSignals:
         self.signals = [signal_number(n) for n in names]
         self.previous: dict[signal.Signals, Any] = {}
         self.signum: signal.Signals | None = None  # the first preemption signal that arrived
+        self._announced = False
 
     def received(self) -> bool:
+        """Whether a preemption signal arrived (asked by the loop, which is where it is logged: a handler that
+        wrote to a stream the interrupted code was writing to would fail with a reentrant-call error)."""
+        if self.signum is not None and not self._announced:
+            self._announced = True
+            log.warning("received %s: stopping after this optimizer step", self.signum.name)
         return self.signum is not None
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is None:
             self.signum = signal.Signals(signum)
-            log.warning("received %s: stopping after this optimizer step", self.signum.name)
 
     def __enter__(self) -> PreemptionSignals:
         if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
