@@ -12,7 +12,7 @@ No callbacks or hooks: what happens at each step is written out below. A non-fin
 trainer.on_nan=skip drops that micro-batch alone (the rest of its accumulation group still steps). Under
 DDP, ranks decide to skip together, and gradients are all-reduced once per accumulation group (no_sync).
 What shapes the loop (TrainerConfig, device, precision) is in config.py; the rest stays in this one file
-(about 450 lines) on purpose: the loop, what a checkpoint holds and restores (``_state``/``resume_from``)
+(about 550 lines) on purpose: the loop, what a checkpoint holds and restores (``_state``/``resume_from``)
 and what metrics.json says (``_summary``) all read and write the same trainer attributes, and splitting
 them would spread one object's state over several modules.
 """
