@@ -303,9 +303,9 @@ def epoch_overhead(job: Job, n_train: int, n_val: int, trials: int, warmup: int 
             for name in ("train_epoch", "validate"):  # time the halves without touching the trainer's code
                 inner = getattr(trainer, name)
 
-                def timed(inner=inner, name=name):
+                def timed(*args, inner=inner, name=name, **kwargs):  # fit() passes train_epoch its writer
                     start = time.perf_counter()
-                    out = inner()
+                    out = inner(*args, **kwargs)
                     synchronize(job.device)
                     marks.append((name, start, time.perf_counter()))
                     return out

@@ -30,6 +30,9 @@ OPERATIONAL_KEYS = (
     "trainer.log_every_n_steps",
     "trainer.num_vis",
     "trainer.checkpoint",
+    "trainer.checkpoint_every_minutes",  # when last.pt is written, not what is trained (resumes are bit-identical)
+    "trainer.checkpoint_every_n_steps",
+    "trainer.preempt_signals",
 )
 # keys that leave the trained model alone but change the end-of-job evaluation (per_case.csv, metrics.json
 # val/test): a completed job re-run with another value is refused like any other difference (its records

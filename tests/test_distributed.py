@@ -105,9 +105,12 @@ def spawn_with_timeout(fn, args: tuple, timeout: float = 120.0) -> None:
             pytest.fail(f"the ranks were still running after {timeout:.0f} s: a collective hangs")
 
 
-def train_ranks(rank: int, world_size: int, out: Path, name: str, accumulate: int, bad_calls: set[int]) -> None:
+def train_ranks(
+    rank: int, world_size: int, out: Path, name: str, accumulate: int, bad_calls: set[int], stop_after: int = 0
+) -> None:
     """One epoch of 4 micro-batches per rank with a one-bucket model (so comm-hook calls = synchronised
-    backwards); rank 1 alone sees a NaN loss on ``bad_calls``. Writes step, hook calls and weights."""
+    backwards); rank 1 alone sees a NaN loss on ``bad_calls``, and with ``stop_after`` a stop request (a
+    preemption signal) once it took that many steps. Writes step, hook calls, weights and where it stopped."""
     torch.manual_seed(0)
     model = nn.Conv2d(3, 4, 1)
     ds = build_dataset("shapes", split="train", class_names=NAMES, length=16, image_size=16)
@@ -140,9 +143,12 @@ def train_ranks(rank: int, world_size: int, out: Path, name: str, accumulate: in
         return allreduce_hook(state, bucket)
 
     trainer.train_forward.register_comm_hook(None, counting_hook)
+    if stop_after:
+        trainer.should_stop = lambda: rank == 1 and trainer.step >= stop_after
     trainer.train_epoch()
     weights = torch.cat([p.detach().flatten() for p in model.parameters()])
-    torch.save({"step": trainer.step, "hook_calls": len(calls), "weights": weights}, out / f"{name}-rank{rank}.pt")
+    record = {"step": trainer.step, "hook_calls": len(calls), "weights": weights, "stopped": trainer.preempted_at}
+    torch.save(record, out / f"{name}-rank{rank}.pt")
 
 
 def _train_worker(rank: int, world_size: int, init_file: str, out: str) -> None:
@@ -173,3 +179,22 @@ def test_two_ranks_skip_a_rank_local_nan_together_and_all_reduce_once_per_accumu
     # the skipped micro-batch was the group's synchronising one: the group still steps, all-reduced once
     assert results["skip-last-of-group"] == (2, 2)
     assert results["skip-first-of-group"] == (2, 2)
+
+
+def _stop_worker(rank: int, world_size: int, init_file: str, out: str) -> None:
+    dist.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size, timeout=timedelta(seconds=30)
+    )
+    try:
+        train_ranks(rank, world_size, Path(out), "stop", 1, set(), stop_after=1)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_preemption_signal_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
+    """The stop flag rides the loss's all-reduce: rank 1 alone is signalled after step 1; both ranks see it in
+    the next step's all-reduce and stop after that step, with the same weights (no rank waits for ever)."""
+    spawn_with_timeout(_stop_worker, (2, str(tmp_path / "init"), str(tmp_path)))
+    a, b = (torch.load(tmp_path / f"stop-rank{r}.pt") for r in (0, 1))
+    assert a["stopped"] == b["stopped"] == {"epoch": 0, "step": 2, "batch": 2}
+    assert a["step"] == b["step"] == 2 and torch.equal(a["weights"], b["weights"])

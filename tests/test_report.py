@@ -230,6 +230,20 @@ def test_per_class_metric_can_rank_and_an_unknown_metric_is_refused(tmp_path: Pa
         summarize(tmp_path, metric="val/dice_typo", plots=False)
 
 
+def test_a_preempted_job_counts_like_a_running_one_and_is_listed_as_preempted(tmp_path: Path) -> None:
+    """status "preempted" (a signal stopped the job mid-run, segtrain.job.signals): unfinished, not failed."""
+    make_job(tmp_path / "loss=dice,seed=1", ["loss=dice", "seed=1"], best_dice=0.8)
+    make_job(tmp_path / "loss=dice,seed=2", ["loss=dice", "seed=2"], best_dice=0.7, status="preempted",
+             epochs=2, max_epochs=3)  # fmt: skip
+    md = summarize(tmp_path, plots=False).markdown
+    assert "1 completed, 1 preempted" in md
+    preempted = md.split("## Preempted jobs")[1]
+    assert "loss=dice,seed=2" in preempted and "## Failed jobs" not in md
+    header = header_of(md)
+    (row,) = table_rows(md)
+    assert row[header.index("seeds")] == "2"  # counted with its current best, as a running job is
+
+
 def test_failed_running_and_missing_jobs_are_listed_not_dropped(tmp_path: Path) -> None:
     make_job(tmp_path / "loss=dice,seed=1", ["loss=dice", "seed=1"], best_dice=0.8)
     make_job(tmp_path / "loss=dice,seed=2", ["loss=dice", "seed=2"], best_dice=0.7, status="running",

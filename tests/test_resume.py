@@ -180,3 +180,30 @@ def test_paused_and_resumed_with_persistent_loader_workers_is_bit_identical(tmp_
     assert a["epoch"] == b["epoch"] == 2
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
+
+
+WRITE_FOREVER = """
+import sys, torch
+from segtrain.checkpoint import save_checkpoint
+i = 0
+while True:  # 32 MB checkpoints, each one's values all equal to its number
+    save_checkpoint({"model": {"w": torch.full((8_000_000,), float(i))}, "epoch": i}, sys.argv[1])
+    i += 1
+"""
+
+
+def test_kill_9_during_checkpoint_writes_leaves_a_whole_last_pt(tmp_path):
+    """A real SIGKILL at three moments of a process that writes checkpoints back to back (so most likely in
+    the middle of one): last.pt is always a whole earlier checkpoint, never a mix or a truncated file."""
+    path = tmp_path / "last.pt"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    for delay in (0.4, 0.9, 1.5):
+        proc = subprocess.Popen([sys.executable, "-c", WRITE_FOREVER, str(path)], env=env)
+        deadline = time.time() + 120
+        while not path.exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.01)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        state = load_checkpoint(path)
+        assert torch.equal(state["model"]["w"], torch.full((8_000_000,), float(state["epoch"])))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
+import threading
 
 import cv2
 import torch
@@ -23,11 +26,36 @@ def worker_context() -> str | None:
     return multiprocessing.get_all_start_methods()[0]
 
 
+def _outlive_job_signals() -> None:
+    """In a loader worker: ignore the preemption signals that a scheduler sends to every process of a job step
+    (SLURM: preemption's SIGTERM, ``--signal``'s USR1), so that the main process can finish its step and save
+    (segtrain.job.signals) instead of failing on its next batch because a worker died.
+
+    SIGTERM still ends the worker when the main process sends it (multiprocessing terminates daemonic children
+    at exit; ignoring it outright would hang that exit): it is blocked here and taken by a thread that looks at
+    the sender, as torch's own worker handler does in C. A worker whose parent is gone exits anyway (torch's
+    watchdog), and a scheduler's SIGKILL ends everything."""
+    for sig in (signal.SIGUSR1, signal.SIGUSR2):  # multiprocessing never sends these
+        signal.signal(sig, signal.SIG_IGN)
+    parent = os.getppid()
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # threads started later inherit the mask
+
+    def take_sigterm() -> None:
+        while True:
+            info = signal.sigwaitinfo({signal.SIGTERM})
+            if info.si_pid == parent or os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=take_sigterm, name="segtrain-worker-sigterm", daemon=True).start()
+
+
 def init_worker(worker_id: int) -> None:
-    """``worker_init_fn`` of every loader: OpenCV single-threaded inside the worker (albumentations' advice
-    for DataLoader workers: each worker is already one of several processes, and OpenCV's own thread pool
+    """``worker_init_fn`` of every loader: a job's preemption signals left to the main process
+    (``_outlive_job_signals``), OpenCV single-threaded inside the worker (albumentations' advice for
+    DataLoader workers: each worker is already one of several processes, and OpenCV's own thread pool
     per worker would compete with them and with the training step for the cores; the pixels it computes
     do not depend on its thread count), then the per-worker seeds (``seed_worker``)."""
+    _outlive_job_signals()
     cv2.setNumThreads(0)
     cv2.ocl.setUseOpenCL(False)
     seed_worker(worker_id)

@@ -42,6 +42,7 @@ class SeededSampler(Sampler):
         self.inner = inner
         self.seed, self.rank = int(seed), int(rank)
         self.epoch = 0
+        self._start = 0
 
     @property
     def generator(self) -> torch.Generator | None:
@@ -53,6 +54,12 @@ class SeededSampler(Sampler):
         if hasattr(self.inner, "set_epoch"):
             self.inner.set_epoch(epoch)
 
+    def start_next_iteration_at(self, position: int) -> None:
+        """The next iteration leaves out its first ``position`` items (a resume in the middle of an epoch): the
+        order and the seeds are drawn as always, so the items that follow are the same, and the skipped ones
+        are never loaded."""
+        self._start = int(position)
+
     def epoch_seeds(self) -> np.ndarray:
         """The seeds of the current epoch, one per position, drawn at once."""
         return np.random.default_rng([self.seed, self.rank, self.epoch]).integers(0, 2**32, size=len(self.inner))
@@ -62,7 +69,9 @@ class SeededSampler(Sampler):
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         seeds = self.epoch_seeds().tolist()
+        start, self._start = self._start, 0
         for position, index in enumerate(self.inner):
             if position == len(seeds):
                 raise RuntimeError(f"{type(self.inner).__name__} yielded more indices than its length {len(seeds)}")
-            yield int(index), seeds[position]
+            if position >= start:
+                yield int(index), seeds[position]

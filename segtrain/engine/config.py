@@ -6,7 +6,7 @@ type-checks at start-up (segtrain/config_checks.py reads the field types below).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -41,6 +41,13 @@ class TrainerConfig:
     limit_train_batches: int | None = None
     limit_val_batches: int | None = None
     checkpoint: bool = True
+    # mid-epoch last.pt (the exact position; resumes bit-identically), written by the background writer: a hard
+    # kill loses at most this much training. null: epoch ends only. Measured cost: docs/faults.md
+    checkpoint_every_minutes: float | None = 30.0
+    checkpoint_every_n_steps: int | None = None  # the same by optimizer steps (both may be set)
+    # read by the job layer: on these signals the job finishes the optimizer step, writes last.pt at that exact
+    # position and metrics.json status "preempted", and exits (segtrain.job.signals; SLURM recipe: docs/faults.md)
+    preempt_signals: list[str] = field(default_factory=lambda: ["SIGTERM", "SIGUSR1", "SIGUSR2"])
     sync_batchnorm: bool = False  # under torchrun: BatchNorm statistics over all ranks
     skip_completed: bool = True  # read by the job layer: re-running a finished job is a no-op
     num_threads: int | None = None  # read by the job layer: torch.set_num_threads; None: OMP/MKL_NUM_THREADS decide
@@ -61,6 +68,14 @@ class TrainerConfig:
             raise ValueError(f"trainer.on_nan must be 'raise' or 'skip', got {self.on_nan!r}")
         if self.max_epochs < 1 or self.accumulate_grad_batches < 1:
             raise ValueError("trainer.max_epochs and trainer.accumulate_grad_batches must be >= 1")
+        if self.checkpoint_every_minutes is not None and self.checkpoint_every_minutes <= 0:
+            raise ValueError(
+                f"trainer.checkpoint_every_minutes must be null or > 0, got {self.checkpoint_every_minutes}"
+            )
+        if self.checkpoint_every_n_steps is not None and self.checkpoint_every_n_steps < 1:
+            raise ValueError(
+                f"trainer.checkpoint_every_n_steps must be null or >= 1, got {self.checkpoint_every_n_steps}"
+            )
         if self.stop_at_epoch is not None and self.stop_at_epoch < 1:
             raise ValueError(f"trainer.stop_at_epoch must be null or >= 1, got {self.stop_at_epoch}")
 

@@ -54,20 +54,31 @@ def _initialized() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def loss_value_and_finite_everywhere(loss: torch.Tensor) -> tuple[float, bool]:
-    """This rank's loss as a float, and whether the loss is finite on every rank.
+def loss_value_and_finite_everywhere(loss: torch.Tensor, stop: bool = False) -> tuple[float, bool, bool]:
+    """This rank's loss as a float, whether the loss is finite on every rank, and whether any rank asked to
+    ``stop`` (a preemption signal arrived there).
 
     Under DDP a non-finite loss must be skipped by all ranks together: a rank that skipped its backward
-    alone would leave the others waiting in the gradient all-reduce for ever. One all-reduce of a flag,
-    then one host sync for both numbers.
+    alone would leave the others waiting in the gradient all-reduce for ever; likewise all ranks must stop at
+    the same optimizer step. One all-reduce of both flags, then one host sync for the three numbers.
     """
     if not _initialized():
         value = loss.item()
-        return value, math.isfinite(value)
+        return value, math.isfinite(value), stop
     bad = (~torch.isfinite(loss.detach())).to(torch.float32).reshape(1)
-    dist.all_reduce(bad)
-    value, n_bad = torch.cat([loss.detach().to(torch.float32).reshape(1), bad]).tolist()
-    return value, n_bad == 0
+    flags = torch.cat([bad, torch.full((1,), float(stop), device=bad.device)])
+    dist.all_reduce(flags)
+    value, n_bad, n_stop = torch.cat([loss.detach().to(torch.float32).reshape(1), flags]).tolist()
+    return value, n_bad == 0, n_stop > 0
+
+
+def any_rank(flag: bool, device: torch.device | str = "cpu") -> bool:
+    """Whether ``flag`` is true on any rank (one all-reduce; the flag itself outside DDP)."""
+    if not _initialized():
+        return flag
+    box = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(box)
+    return bool(box.item() > 0)
 
 
 def sync_accumulated_gradients(model: torch.nn.Module) -> None:

@@ -5,12 +5,14 @@
             at the end of each accumulation group: clip -> step -> lr step
         validate: confusion matrix on the device over the whole split -> Dice/IoU
         record: history.csv, the trackers (TensorBoard, MLflow, W&B), metrics.json; checkpoints last.pt (+ best.pt)
+    after an optimizer step, mid-epoch: last.pt at that exact position every trainer.checkpoint_every_minutes
+    (or _n_steps), and on a stop request (a preemption signal, on any rank): last.pt, metrics.json, return
 
 No callbacks or hooks: what happens at each step is written out below. A non-finite loss raises, or with
 trainer.on_nan=skip drops that micro-batch alone (the rest of its accumulation group still steps). Under
 DDP, ranks decide to skip together, and gradients are all-reduced once per accumulation group (no_sync).
 What shapes the loop (TrainerConfig, device, precision) is in config.py; the rest stays in this one file
-(about 450 lines) on purpose: the loop, what a checkpoint holds and restores (``_state``/``resume_from``)
+(about 550 lines) on purpose: the loop, what a checkpoint holds and restores (``_state``/``resume_from``)
 and what metrics.json says (``_summary``) all read and write the same trainer attributes, and splitting
 them would spread one object's state over several modules.
 """
@@ -22,7 +24,7 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,7 @@ from tqdm import tqdm
 
 from segtrain.checkpoint import CheckpointWriter, load_checkpoint, rng_state, set_rng_state
 from segtrain.engine.config import TrainerConfig, resolve_device, resolve_precision
-from segtrain.engine.distributed import loss_value_and_finite_everywhere, sync_accumulated_gradients
+from segtrain.engine.distributed import any_rank, loss_value_and_finite_everywhere, sync_accumulated_gradients
 from segtrain.engine.records import HistoryCSV, write_json
 from segtrain.metrics import EMPTY_CLASS_POLICY, SegMetrics
 from segtrain.modes import BINARY, MULTICLASS
@@ -121,6 +123,12 @@ class Trainer:
         self.nan_skips = 0
         self.train_seconds = 0.0
         self.val_data_wait = 0.0  # seconds the last validate() spent blocked on the next batch
+        # a preemption signal arrived (set by the job layer, segtrain.job.signals); checked after optimizer steps
+        self.should_stop: Callable[[], bool] = lambda: False
+        self.preempted_at: dict[str, int] | None = None  # where the last fit() stopped on should_stop
+        self.resumed_at: dict[str, int] | None = None  # where the last resume continued (metrics.json says so)
+        self._resume_position: dict[str, Any] | None = None  # a mid-epoch checkpoint's position, for train_epoch
+        self._epoch_seconds_before = 0.0  # the resumed epoch's seconds before its checkpoint
 
     # ------------------------------------------------------------------ helpers
     def _n_train_batches(self) -> int:
@@ -151,9 +159,13 @@ class Trainer:
             return True
         return value > self.best_value if self.cfg.monitor_mode == "max" else value < self.best_value
 
-    def _state(self) -> dict[str, Any]:
+    def _loader_generator(self) -> torch.Generator | None:
+        """The generator the train loader draws each epoch's shuffle (and its workers' base seed) from."""
         sampler = getattr(self.train_loader, "sampler", None)
-        generator = getattr(sampler, "generator", None) or getattr(self.train_loader, "generator", None)
+        return getattr(sampler, "generator", None) or getattr(self.train_loader, "generator", None)
+
+    def _state(self) -> dict[str, Any]:
+        generator = self._loader_generator()
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -195,14 +207,25 @@ class Trainer:
         self.epochs_since_best = int(state.get("epochs_since_best", 0))
         self.train_seconds = float(state.get("train_seconds", 0.0))
         set_rng_state(state["rng"])
-        sampler = getattr(self.train_loader, "sampler", None)
-        generator = getattr(sampler, "generator", None) or getattr(self.train_loader, "generator", None)
+        generator = self._loader_generator()
         if generator is not None and state.get("loader_rng") is not None:
             generator.set_state(state["loader_rng"].cpu())
-        log.info("resumed from %s at epoch %d (step %d)", path, self.epoch, self.step)
+        middle = state.get("mid_epoch")
+        # a mid-epoch checkpoint: train_epoch skips the batches done, then restores the RNG state saved after them
+        self._resume_position = {**middle, "rng": state["rng"]} if middle else None
+        batch = int(middle["batch"]) if middle else 0
+        self.resumed_at = {"epoch": self.epoch, "step": self.step, "batch": batch}
+        log.info(
+            "resumed from %s at epoch %d (step %d); continuing at batch %d of epoch %d",
+            path,
+            self.epoch,
+            self.step,
+            batch,
+            self.epoch + 1,
+        )
 
     # ------------------------------------------------------------------ the loop
-    def fit(self, until_epoch: int | None = None) -> dict[str, Any]:
+    def fit(self, until_epoch: int | None = None, should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
         """Train up to ``max_epochs``, or to ``until_epoch`` when it comes first (resuming from last.pt with
         ``resume``; the LR schedule and loss ramps always span ``max_epochs``, so a later call continues as
         one uninterrupted run would); returns metrics.json's content.
@@ -211,11 +234,16 @@ class Trainer:
         (evaluation, ``completed``, ``paused``) is the job layer's (segtrain.job), so a job killed before its
         evaluation is on disk is not taken for finished. ``stopped_early`` tells an early stop apart. A run
         resumed with no epoch left returns its summary again (from the checkpoint's last row) without
-        training.
+        training. ``should_stop`` (a preemption signal arrived) is asked after every optimizer step: when it
+        says so on any rank, last.pt is written at that position, metrics.json says ``preempted`` and where
+        (``preempted_at``), and fit returns; a resume continues from that very batch.
         """
         cfg = self.cfg
         main = self.is_main
         ckpt_dir = self.run_dir / "checkpoints"
+        if should_stop is not None:
+            self.should_stop = should_stop
+        self.preempted_at = None
         if cfg.resume:
             path = ckpt_dir / "last.pt" if cfg.resume == "auto" else Path(cfg.resume)
             if path.exists() or cfg.resume != "auto":
@@ -242,11 +270,13 @@ class Trainer:
         try:
             while self.epoch < end:
                 epoch_start = time.perf_counter()
-                train_loss, data_wait = self.train_epoch()
+                train_loss, data_wait = self.train_epoch(writer if main and cfg.checkpoint else None)
+                if self.preempted_at is not None:
+                    break
                 val = self.validate()
                 data_wait += self.val_data_wait  # the epoch's time blocked on the next batch, both loaders
                 self.epoch += 1
-                seconds = time.perf_counter() - epoch_start
+                seconds = time.perf_counter() - epoch_start + self._epoch_seconds_before
                 self.train_seconds += seconds
                 row = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"], "train/loss": train_loss}
                 row.update({f"val/{k}": v for k, v in val.items() if k != "vis"})
@@ -288,11 +318,23 @@ class Trainer:
                     log.info("early stopping: %s did not improve for %d epochs", cfg.monitor, self.epochs_since_best)
                     self.stopped_early = True
                     break
-            status = "trained"
+                if self.epoch < end and any_rank(self.should_stop(), self.device):  # during validation: last.pt is here
+                    self.preempted_at = {"epoch": self.epoch, "step": self.step, "batch": 0}
+                    break
+            status = "trained" if self.preempted_at is None else "preempted"
         finally:
             self.trackers.flush()
             writer.wait()
-        if main and self.last_row:
+        if self.preempted_at is not None:
+            where = self.preempted_at
+            log.warning(
+                "stopped on a preemption signal after optimizer step %d (epoch %d, batch %d); last.pt holds that "
+                "position, a re-run with trainer.resume=auto continues from it",
+                where["step"],
+                where["epoch"] + 1,
+                where["batch"],
+            )
+        if main and (self.last_row or self.preempted_at is not None):
             result = self._summary(self.last_row, status, time.perf_counter() - start)
             write_json(self.run_dir / "metrics.json", result)
         return result
@@ -303,8 +345,10 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         return int(state["epoch"])
 
-    def train_epoch(self) -> tuple[float, float]:
-        """One pass over the training data. Returns (mean loss, seconds spent waiting for data)."""
+    def train_epoch(self, writer: CheckpointWriter | None = None) -> tuple[float, float]:
+        """One pass over the training data (the rest of it, after a mid-epoch resume). Returns (mean loss,
+        seconds spent waiting for data). With ``writer`` (rank 0 with trainer.checkpoint), mid-epoch last.pt
+        files are written; on a stop request it returns early with ``preempted_at`` set."""
         cfg, model = self.cfg, self.model
         model.train()
         sampler = getattr(self.train_loader, "sampler", None)
@@ -313,9 +357,21 @@ class Trainer:
         if hasattr(self.loss_fn, "set_epoch"):
             self.loss_fn.set_epoch(self.epoch, cfg.max_epochs)
         n_batches = self._n_train_batches()
-        loss_sum, counted, data_wait = 0.0, 0, 0.0
+        # the state this epoch's shuffle and worker seeds are drawn from, before iter() draws them: a mid-epoch
+        # checkpoint stores it, so that its resume draws the same ones
+        generator = self._loader_generator()
+        epoch_rng = generator.get_state() if generator is not None else None
+        resumed, self._resume_position = self._resume_position, None
+        first = int(resumed["batch"]) if resumed else 0
+        loss_sum, counted, data_wait = (
+            (resumed["loss_sum"], resumed["counted"], resumed["data_wait"]) if resumed else (0.0, 0, 0.0)
+        )
+        self._epoch_seconds_before = float(resumed["seconds"]) if resumed else 0.0
+        epoch_start = time.perf_counter()
+        last_save = time.monotonic()
         bar = tqdm(
             total=n_batches,
+            initial=first,
             desc=f"epoch {self.epoch + 1}/{cfg.max_epochs}",
             leave=False,
             disable=not (cfg.progress_bar and self.is_main),
@@ -323,8 +379,10 @@ class Trainer:
         )
         self.optimizer.zero_grad(set_to_none=True)
         kept = 0  # micro-batches of the current accumulation group whose gradients are accumulated
-        it = iter(self.train_loader)
-        for i in range(n_batches):
+        it = self._train_iterator(first)
+        if resumed:  # after the skip, whose loading drew from the global generators: they continue as saved
+            set_rng_state(resumed["rng"])
+        for i in range(first, n_batches):
             t0 = time.perf_counter()
             batch = next(it)
             x, y = self._to_device(batch)
@@ -339,7 +397,7 @@ class Trainer:
                     loss = self.loss_fn(logits, y, **aux)
                 # the one host sync per step: a non-finite loss must stop or skip before it reaches the weights;
                 # under DDP all ranks decide together (a rank skipping alone would hang the others' backward)
-                loss_value, finite = loss_value_and_finite_everywhere(loss)
+                loss_value, finite, stop = loss_value_and_finite_everywhere(loss, self.should_stop())
                 if finite:
                     self.scaler.scale(loss / cfg.accumulate_grad_batches).backward()
                     loss_sum += loss_value
@@ -360,13 +418,48 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 self.step += 1
                 self.nan_skips = 0
-            if last_of_group:
-                kept = 0
             bar.update(1)
             if (i + 1) % cfg.log_every_n_steps == 0 and self.is_main:
                 bar.set_postfix(loss=f"{loss_value:.4f}")
+            if not last_of_group:
+                continue
+            kept = 0
+            if self.world_size == 1:  # a signal during this step's backward stops now, not after the next step
+                stop = stop or self.should_stop()
+            # only between accumulation groups: no partial gradients to save. `stop` is every rank's (all-reduced
+            # with the loss); the periodic save is rank 0's alone, as epoch-end saves are
+            due = i + 1 < n_batches and (
+                (cfg.checkpoint_every_n_steps and self.step % cfg.checkpoint_every_n_steps == 0)
+                or (cfg.checkpoint_every_minutes and time.monotonic() - last_save >= 60 * cfg.checkpoint_every_minutes)
+            )
+            if stop or (due and writer is not None):
+                position = {"batch": i + 1, "loss_sum": loss_sum, "counted": counted, "data_wait": data_wait}
+                position["seconds"] = self._epoch_seconds_before + time.perf_counter() - epoch_start
+                if writer is not None:
+                    state = {**self._state(), "loader_rng": epoch_rng, "mid_epoch": position}
+                    writer.save(state, self.run_dir / "checkpoints" / "last.pt")
+                    last_save = time.monotonic()
+                if stop:
+                    if writer is not None:
+                        writer.wait()  # on disk before the job exits
+                    self.preempted_at = {"epoch": self.epoch, "step": self.step, "batch": i + 1}
+                    break
         bar.close()
         return (loss_sum / counted if counted else math.nan), data_wait
+
+    def _train_iterator(self, skip: int) -> Iterator[dict]:
+        """An iterator over the train loader from its ``skip``-th batch on, with this epoch's order and
+        augmentations. A sampler that hands out per-sample seeds (segtrain.data.sample_seeds) starts later, so
+        the skipped batches are not loaded; otherwise they are loaded and dropped, because the augmentations
+        of the rest draw from generators (the workers', torch's) that loading them advances."""
+        sampler = getattr(self.train_loader, "sampler", None)
+        if skip and hasattr(sampler, "start_next_iteration_at"):
+            sampler.start_next_iteration_at(skip * self.train_loader.batch_size)
+            return iter(self.train_loader)
+        it = iter(self.train_loader)
+        for _ in range(skip):
+            next(it)
+        return it
 
     def _grad_sync(self, sync: bool) -> contextlib.AbstractContextManager:
         """DDP's ``no_sync`` unless ``sync``: gradients accumulate locally until the group's last backward."""
@@ -459,5 +552,8 @@ class Trainer:
                 "s_per_epoch": round(self.train_seconds / max(self.epoch, 1), 3),
             },
             "config": self.config_dict,  # the CLI compares it before skipping a re-run as completed
+            # where a preemption signal stopped it, and where this run continued from (epoch, step, batch)
+            "preempted_at": self.preempted_at,
+            "resumed_at": self.resumed_at,
             **({"tracking": self.trackers.record()} if self.trackers else {}),
         }

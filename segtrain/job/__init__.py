@@ -4,6 +4,7 @@
     final_eval.py  the selected checkpoint (trainer.select) scored case by case, the threshold tuned on val
     status.py      whether the run directory already holds this job, completed
     process.py     seeds, threads, glibc's reuse of freed memory
+    signals.py     preemption signals: a flag the loop asks after each step, then exit 75 or submitit's requeue
 
 Imports run one way: job -> engine, inference, checkpoint; nothing below imports the job layer.
 """

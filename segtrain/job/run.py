@@ -24,6 +24,7 @@ from segtrain.build import (
 from segtrain.config_checks import check_config
 from segtrain.job.devices import sweep_device
 from segtrain.job.process import configure_process, seed_everything
+from segtrain.job.signals import PreemptionSignals, signal_number
 
 log = logging.getLogger("segtrain")
 
@@ -74,6 +75,8 @@ def build_job(
     recorded = copy.deepcopy(config)  # metrics.json's config, as resolved (the builders below read copies)
     check_config(config)
     tcfg = trainer_config(config["trainer"])
+    for name in tcfg.preempt_signals:  # a misspelt signal stops here, before the data sets are built
+        signal_number(name)
     if process_settings:
         configure_process(tcfg)
     rank, world_size, local_rank = init_distributed()
@@ -148,7 +151,8 @@ def run_job(
     try:
         result = _train_and_evaluate(job, config)
     except BaseException:
-        job.trackers.finish("failed")
+        if job.trainer.preempted_at is None:  # a preempted job ended its runs as preempted, to be continued
+            job.trackers.finish("failed")
         raise
     finally:  # joblib's workers run job after job: the GPU goes back now, not when the worker exits
         if job.device_lease is not None:
@@ -180,10 +184,16 @@ def _train_and_evaluate(job: Job, config: dict[str, Any]) -> dict[str, Any]:
     trainer = job.trainer
     tcfg = trainer.cfg
     try:
-        result = trainer.fit(until_epoch=tcfg.stop_at_epoch)
+        # a preemption signal stops the loop after an optimizer step, with last.pt at that position
+        with PreemptionSignals(tcfg.preempt_signals) as signals:
+            result = trainer.fit(until_epoch=tcfg.stop_at_epoch, should_stop=signals.received)
     finally:
         if job.world_size > 1:
             torch.distributed.destroy_process_group()
+    if trainer.preempted_at is not None:  # metrics.json says "preempted"; a re-run resumes from last.pt
+        if job.rank == 0 and job.trackers:  # before hand_over, which ends the process: the re-run continues them
+            job.trackers.finish("preempted")
+        signals.hand_over()
     if job.rank != 0 or not result:  # under DDP rank 0 alone evaluates, on the whole of each split
         return result
     # stopped at trainer.stop_at_epoch (a successive-halving rung): paused, and a later run continues; else

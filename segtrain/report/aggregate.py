@@ -81,7 +81,7 @@ class ConfigSummary:
         if done == len(self.runs):
             return "done"
         text = f"{done} of {len(self.runs)} done"
-        extra = [f"{counts[s]} {s}" for s in ("running", "failed", "incomplete") if counts.get(s)]
+        extra = [f"{counts[s]} {s}" for s in ("running", "preempted", "failed", "incomplete") if counts.get(s)]
         return f"{text} ({', '.join(extra)})" if extra else text
 
 

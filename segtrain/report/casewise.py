@@ -110,6 +110,7 @@ def case_report(
         if r.status != "completed":
             why = {
                 "running": "still running (per_case.csv is written at the end)",
+                "preempted": "preempted: a signal stopped it mid-run (re-run the sweep: it continues from last.pt)",
                 "paused": "paused by trainer.stop_at_epoch (a successive-halving rung that stopped it)",
                 "trained": "trained but not evaluated (stopped before per_case.csv: re-run it to evaluate)",
                 "evaluating": "trained, its evaluation not finished (stopped during it: re-run it to evaluate)",

@@ -103,7 +103,7 @@ def sweep_header(runs: list[RunRecord], rows: list[ConfigSummary], roots: Sequen
     """The sweep paths, the job counts by status and the overrides common to every job."""
     counts = Counter(r.status for r in runs)
     status_text = ", ".join(
-        f"{counts[s]} {s}" for s in ("completed", "running", "failed", "incomplete") if counts.get(s)
+        f"{counts[s]} {s}" for s in ("completed", "running", "preempted", "failed", "incomplete") if counts.get(s)
     )
     common = common_overrides(runs)
     lines = [
@@ -162,6 +162,13 @@ def job_sections(runs: list[RunRecord], metric: str, *, case_level: bool = False
         f"Running jobs ({counted})",
         runs,
         "running",
+        ["epochs", "current best"],
+        lambda r: [_epochs(r), _fmt(r.best_value(metric))],
+    )
+    lines += _jobs_section(
+        f"Preempted jobs (a signal stopped them; re-running the sweep continues them; {counted})",
+        runs,
+        "preempted",
         ["epochs", "current best"],
         lambda r: [_epochs(r), _fmt(r.best_value(metric))],
     )

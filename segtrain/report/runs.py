@@ -41,7 +41,7 @@ DEFAULT_MONITOR = "val/dice"
 class RunRecord:
     """One job directory of a sweep, as read from disk.
 
-    `status` is the trainer's ("completed", "running", "failed") or "incomplete" when there is no readable
+    `status` is the trainer's ("completed", "running", "preempted", "failed") or "incomplete" when there is no readable
     metrics.json. `metrics` is the parsed metrics.json ({} when incomplete).
     """
 
@@ -80,8 +80,9 @@ class RunRecord:
 
     @property
     def has_values(self) -> bool:
-        """Whether the job counts in the configuration's statistics (completed or running with a best)."""
-        return self.status in ("completed", "running") and bool(self.best)
+        """Whether the job counts in the configuration's statistics (completed, or unfinished with a best:
+        running, or preempted until its re-run continues it)."""
+        return self.status in ("completed", "running", "preempted") and bool(self.best)
 
     def best_value(self, metric: str) -> float | None:
         """The job's value of `metric` at its best epoch (NaN and missing -> None).

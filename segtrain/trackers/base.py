@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 log = logging.getLogger("segtrain")
 
 # a job's final status -> what a tracker is told at the end (``Tracker.finish``)
-STATUSES = ("completed", "paused", "failed")
+STATUSES = ("completed", "paused", "preempted", "failed")  # preempted: a re-run resumes the same run
 
 
 class Tracker(Protocol):
@@ -147,7 +147,7 @@ class Trackers:
         self._each("buffered events", "flush", "flush")
 
     def finish(self, status: str) -> dict[str, Any]:
-        """End every run with the job's ``status`` (completed, paused, failed); returns ``record()``."""
+        """End every run with the job's ``status`` (completed, paused, preempted, failed); returns ``record()``."""
         if status not in STATUSES:
             raise ValueError(f"status={status!r}; expected one of {', '.join(STATUSES)}")
         self._each(f"end of run ({status})", "finish", "finish", status)

@@ -26,7 +26,7 @@ RUN_ID_FILE = "mlflow_run.json"
 REPORT_RUN_FILE = "mlflow_report_run.json"
 # MLflow statuses for the job's: a paused job (a successive-halving rung) may never continue, so it ends as
 # FINISHED (tag segtrain.status says paused); a resumed one is set RUNNING again
-RUN_STATUS = {"completed": "FINISHED", "paused": "FINISHED", "failed": "FAILED"}
+RUN_STATUS = {"completed": "FINISHED", "paused": "FINISHED", "preempted": "KILLED", "failed": "FAILED"}
 
 
 @dataclass
