@@ -455,7 +455,7 @@ def startup(repeats: int, device: str, tiny: bool = False) -> dict[str, Any]:
             "trainer.limit_train_batches=1",
             "trainer.limit_val_batches=1",
             "trainer.progress_bar=false",
-            "trainer.skip_completed=false",
+            "job.skip_completed=false",
             f"hydra.run.dir={Path(tmp) / 'run'}",
         ]
         if tiny:

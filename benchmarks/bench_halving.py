@@ -16,7 +16,7 @@ halving's pick and the test winner (what choosing by halving costs against choos
 Re-running into the same --out continues both sweeps (crash recovery).
 
 ``--stages`` (the halving rungs but the last, e.g. 3,9 for rungs 3, 9, 27) trains the full grid in stages:
-every job pauses at each stage (``trainer.stop_at_epoch``) and its per_case.csv is kept under
+every job pauses at each stage (``job.stop_at_epoch``) and its per_case.csv is kept under
 <out>/full_stages/<epochs>/. Resume is bit-identical, so this is the same full grid (the pauses add one
 evaluation each to the wall time, no epochs). The halving rules are then replayed on the full grid's records
 at every rung (segtrain.halving.replay): the rule the sweeper runs (which must reproduce the real halving
@@ -99,7 +99,7 @@ def run_full(app: Path, out: Path, grid: list[str], stages: list[int]) -> float:
         if (dest / ".done").is_file():
             print(f"stage {epochs}: kept from an earlier run ({dest})", flush=True)
             continue
-        seconds += run_sweep(app, out / "full", [*grid, f"trainer.stop_at_epoch={epochs}"])
+        seconds += run_sweep(app, out / "full", [*grid, f"job.stop_at_epoch={epochs}"])
         snapshot(out / "full", dest)
     return seconds + run_sweep(app, out / "full", grid)
 

@@ -32,13 +32,13 @@ from segtrain.report.runs import collect_runs
 from segtrain.verdict import sentence, summarize
 from segtrain.verdict.stats import holm
 
-SAME_TRAINING = ("experiment=", "trainer.num_threads=")
+SAME_TRAINING = ("experiment=", "job.num_threads=")
 
 
 def overrides(run) -> frozenset[str]:
     """A job's configuration as its overrides, less those that train the same models: ``experiment=`` (the
     ready experiments only set the grid, so ``experiment=loss_sweep loss=dice`` and ``loss=dice`` train the
-    same configuration) and ``trainer.num_threads=``."""
+    same configuration) and ``job.num_threads=``."""
     return frozenset(o for o in run.config_overrides if not o.startswith(SAME_TRAINING))
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from torch.utils.data import DataLoader, Dataset
 
-    from segtrain.engine import TrainerConfig
+    from segtrain.schemas import JobConfig, TrainerConfig
 
 DEFAULT_BATCH_SIZE = 8
 # dataset.test_split: "auto" evaluates the "test" split at the end of a job where the data set has one
@@ -118,11 +118,15 @@ def build_eval_loader(
 
 
 def trainer_config(trainer: Mapping[str, Any]) -> TrainerConfig:
-    """The ``trainer`` section as a TrainerConfig; an unknown key is an error listing the accepted ones."""
-    from segtrain.engine import TrainerConfig
+    """The ``trainer`` section as a TrainerConfig; an unknown key is an error listing the accepted ones (a
+    composed config has none: Hydra checks the section against the schema, segtrain/schemas.py)."""
+    from segtrain.schemas import TrainerConfig, build
 
-    try:
-        return TrainerConfig(**trainer)
-    except TypeError as err:
-        fields = list(TrainerConfig.__dataclass_fields__)
-        raise TypeError(f"bad trainer config ({err}); accepted keys: {', '.join(fields)}") from err
+    return build(TrainerConfig, dict(trainer), "trainer")
+
+
+def job_config(job: Mapping[str, Any] | None) -> JobConfig:
+    """The ``job`` section as a JobConfig (defaults where the config has none)."""
+    from segtrain.schemas import JobConfig, build
+
+    return build(JobConfig, dict(job or {}), "job")

@@ -100,9 +100,9 @@ def hydra_main(cfg: DictConfig) -> float | None:
     from segtrain.config_checks import check_config_types
     from segtrain.job import completed_result
 
-    # a value of the wrong type (optimizer.lr=abc) stops here with its key named
+    # a value of the wrong type (optimizer.lr=abc) stops here with its key named (trainer and job: Hydra did)
     check_config_types(
-        *(OmegaConf.to_container(cfg[g], resolve=True) for g in ("trainer", "optimizer", "scheduler")),
+        *(OmegaConf.to_container(cfg[g], resolve=True) for g in ("optimizer", "scheduler")),
         metrics=OmegaConf.to_container(cfg.metrics, resolve=True) if "metrics" in cfg else None,
     )
     run_dir = Path(HydraConfig.get().runtime.output_dir)

@@ -1,11 +1,12 @@
-"""The config checks, in one place: the start-up type check of the groups whose keys are fixed (trainer,
-optimizer, scheduler, metrics, logger) and the consistency across groups that no single group can check (model
-against data set, loss mode, threshold tuning).
+"""The config checks, in one place: the start-up type check of the groups whose keys depend on the option
+chosen (optimizer, scheduler: against the constructor's signature), the ``metrics`` section, and the consistency
+across groups that no single group can check (model against data set, loss mode, threshold tuning, trackers).
 
-The expected type of each key is read from the code that takes it (``TrainerConfig``'s fields, the
-optimizer's constructor, the scheduler function), so a wrong value (``optimizer.lr=abc``) stops before
-any training with the key named, instead of a TypeError from deep inside the optimizer. Unknown keys are
-left to the constructors, which list the accepted ones.
+The groups whose keys are fixed (``trainer``, ``job``) are typed by their schemas (segtrain/schemas.py), which
+Hydra checks as it composes the config. For optimizer and scheduler the expected type of each key is read from
+the code that takes it (the optimizer's constructor, the scheduler function), so a wrong value
+(``optimizer.lr=abc``) stops before any training with the key named, instead of a TypeError from deep inside
+the optimizer. Unknown keys are left to the constructors, which list the accepted ones.
 """
 
 from __future__ import annotations
@@ -99,16 +100,11 @@ def check_metrics_config(metrics: Mapping[str, Any] | None) -> float:
 
 
 def check_config_types(
-    trainer: Mapping[str, Any],
-    optimizer: Mapping[str, Any],
-    scheduler: Mapping[str, Any],
-    metrics: Mapping[str, Any] | None = None,
+    optimizer: Mapping[str, Any], scheduler: Mapping[str, Any], metrics: Mapping[str, Any] | None = None
 ) -> None:
-    """Type-check the plain (resolved) trainer, optimizer and scheduler groups, and ``metrics`` when given."""
-    from segtrain.engine.config import TrainerConfig
+    """Type-check the plain (resolved) optimizer and scheduler groups, and ``metrics`` when given."""
     from segtrain.optim import OPTIMIZERS, SCHEDULERS
 
-    check_types("trainer", trainer, _hints(TrainerConfig))
     for group, registry, values in (("optimizer", OPTIMIZERS, optimizer), ("scheduler", SCHEDULERS, scheduler)):
         name = values.get("name")
         if not isinstance(name, str):
@@ -136,8 +132,8 @@ def check_model_fits_dataset(model: Mapping[str, Any], dataset: Mapping[str, Any
 
 
 def check_config(cfg: Mapping[str, Any]) -> None:
-    """Cross-group consistency of a training config (``model``, ``dataset``, ``loss``) that no single group
-    can check, and the ``logger`` section's trackers."""
+    """Cross-group consistency of a training config (``model``, ``dataset``, ``loss``, ``job``, ``trainer``)
+    that no single group can check, and the ``logger`` section's trackers."""
     ds = cfg["dataset"]
     check_model_fits_dataset(
         cfg["model"], ds, "leave model.classes/in_channels at ${dataset.num_classes}/${dataset.in_channels} "
@@ -147,11 +143,14 @@ def check_config(cfg: Mapping[str, Any]) -> None:
     loss_mode = (cfg.get("loss") or {}).get("mode")
     if loss_mode not in (None, ds["mode"]):
         raise ValueError(f"loss.mode={loss_mode} but dataset.mode={ds['mode']}; they must agree")
-    if (cfg.get("trainer") or {}).get("tune_threshold") and ds["mode"] == MULTICLASS:
+    job = cfg.get("job") or {}
+    if job.get("tune_threshold") and ds["mode"] == MULTICLASS:
         raise ValueError(
-            "trainer.tune_threshold=true but dataset.mode=multiclass: a probability threshold applies to "
+            "job.tune_threshold=true but dataset.mode=multiclass: a probability threshold applies to "
             "sigmoid outputs (binary, multilabel); multiclass predictions are argmax. Set it to false"
         )
+    if job.get("select") == "best" and not (cfg.get("trainer") or {}).get("checkpoint", True):
+        raise ValueError("job.select=best loads checkpoints/best.pt, so it needs trainer.checkpoint=true")
 
 
 def check_logger_config(logger: Mapping[str, Any] | None) -> None:

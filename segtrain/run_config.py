@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-# dotted keys (and everything under them) that do not change the trained model or its metrics
+from segtrain.schemas import EVALUATION, OPERATIONAL, RENAMED, added_keys, keys_of_kind
+
+# dotted keys (and everything under them) that do not change the trained model or its metrics: the groups
+# without a schema listed here, the schema'd ones (trainer, job) marked ``operational`` in segtrain/schemas.py
 OPERATIONAL_KEYS = (
     "paths",
     "logger",
@@ -21,27 +24,16 @@ OPERATIONAL_KEYS = (
     "dataset.loader.pin_memory",
     "dataset.loader.persistent_workers",
     "dataset.loader.prefetch_factor",
-    "trainer.resume",
-    "trainer.stop_at_epoch",  # where a run pauses, not what it trains: the schedule spans max_epochs
-    "trainer.skip_completed",
-    "trainer.num_threads",
-    "trainer.keep_freed_memory",
-    "trainer.progress_bar",
-    "trainer.log_every_n_steps",
-    "trainer.num_vis",
-    "trainer.checkpoint",
-    "trainer.checkpoint_every_minutes",  # when last.pt is written, not what is trained (resumes are bit-identical)
-    "trainer.checkpoint_every_n_steps",
-    "trainer.preempt_signals",
+    *keys_of_kind(OPERATIONAL),
 )
 # keys that leave the trained model alone but change the end-of-job evaluation (per_case.csv, metrics.json
 # val/test): a completed job re-run with another value is refused like any other difference (its records
 # would be stale), while an unfinished job may resume with them changed (resume_ignored_keys)
-EVALUATION_KEYS = ("trainer.select", "trainer.tune_threshold", "metrics", "dataset.test_split")
+EVALUATION_KEYS = (*keys_of_kind(EVALUATION), "metrics", "dataset.test_split")
 ABSENT = "<absent>"
 # keys added after records were first written, with the value that does what the code did before them: a
 # stored config that lacks one is read with that value, so that re-running an older sweep is not refused
-ADDED_KEYS: dict[str, Any] = {"trainer.tune_threshold": False, "dataset.background_index": 0}
+ADDED_KEYS: dict[str, Any] = {**added_keys(), "dataset.background_index": 0}
 
 
 def resume_ignored_keys() -> tuple[str, ...]:
@@ -71,7 +63,8 @@ def config_differences(
 ) -> list[tuple[str, Any, Any]]:
     """(key, stored value, current value) for every result-changing key on which the two configs differ."""
     skip = (*OPERATIONAL_KEYS, *ignore)
-    old = {k: v for k, v in flatten(stored).items() if not _ignored(k, skip)}
+    stored = {RENAMED.get(k, k): v for k, v in flatten(stored).items()}  # recorded before a key moved group
+    old = {k: v for k, v in stored.items() if not _ignored(k, skip)}
     new = {k: v for k, v in flatten(current).items() if not _ignored(k, skip)}
     old.update({k: v for k, v in ADDED_KEYS.items() if k in new and k not in old})
     keys = sorted(set(old) | set(new))

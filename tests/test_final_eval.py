@@ -11,7 +11,7 @@ from conftest import TINY, run_train
 from torch import nn
 
 from segtrain.build import build_eval_loader, build_split, resolve_test_split
-from segtrain.config_checks import check_metrics_config
+from segtrain.config_checks import check_config, check_metrics_config
 from segtrain.data import build_dataset, build_loader
 from segtrain.engine import Trainer, TrainerConfig
 from segtrain.inference import evaluate_cases, model_from_checkpoint
@@ -21,10 +21,18 @@ from segtrain.metrics.empty_rules import EMPTY_RULES
 from segtrain.metrics.per_case import COLUMNS
 from segtrain.optim import build_scheduler
 from segtrain.run_config import config_differences, resume_ignored_keys
+from segtrain.schemas import JobConfig
+
+# the groups check_config compares, as a composed config holds them
+CONFIG = {
+    "dataset": {"name": "shapes", "mode": "multiclass", "num_classes": 4, "in_channels": 3},
+    "model": {"classes": 4, "in_channels": 3},
+    "logger": {"tensorboard": False},
+}
 
 NAMES = ["background", "ellipse", "rectangle", "triangle"]
 # monitor the val loss at its *highest*: best.pt is then an early epoch (the loss falls), not the last one
-BEST_ARGS = [*TINY, "dataset.length.test=8", "trainer.max_epochs=3", "trainer.select=best",
+BEST_ARGS = [*TINY, "dataset.length.test=8", "trainer.max_epochs=3", "job.select=best",
              "trainer.monitor=val/loss", "trainer.monitor_mode=max", "logger=none"]  # fmt: skip
 
 
@@ -197,12 +205,16 @@ def test_metrics_section_and_evaluation_keys():
         check_metrics_config({"nsd_tolerance": -1})
     with pytest.raises(ValueError, match="unknown key.*metrics.tolerance"):
         check_metrics_config({"tolerance": 1})
-    with pytest.raises(ValueError, match="trainer.select must be 'last' or 'best'"):
-        TrainerConfig(select="first")
-    with pytest.raises(ValueError, match="trainer.select=best .* trainer.checkpoint=true"):
-        TrainerConfig(select="best", checkpoint=False)
+    with pytest.raises(ValueError, match="job.select must be 'last' or 'best'"):
+        JobConfig(select="first")
+    with pytest.raises(ValueError, match="job.select=best .* trainer.checkpoint=true"):
+        check_config({**CONFIG, "job": {"select": "best"}, "trainer": {"checkpoint": False}})
     # resuming may change what is evaluated at the end; a completed job's re-run compares them
-    a = {"metrics": {"nsd_tolerance": 2}, "trainer": {"select": "last"}, "dataset": {"test_split": "auto"}}
-    b = {"metrics": {"nsd_tolerance": 1}, "trainer": {"select": "best"}, "dataset": {"test_split": None}}
+    a = {"metrics": {"nsd_tolerance": 2}, "job": {"select": "last"}, "dataset": {"test_split": "auto"}}
+    b = {"metrics": {"nsd_tolerance": 1}, "job": {"select": "best"}, "dataset": {"test_split": None}}
     assert config_differences(a, b, ignore=resume_ignored_keys()) == []
     assert len(config_differences(a, b)) == 3
+    # a run recorded before select moved from trainer to job is the same configuration
+    old = {"metrics": {"nsd_tolerance": 2}, "trainer": {"select": "last"}, "dataset": {"test_split": "auto"}}
+    assert config_differences(old, a) == []
+    assert config_differences(old, b, ignore=resume_ignored_keys()) == []

@@ -286,7 +286,7 @@ def test_halving_sweep_with_max_share_stays_within_it_and_continues_a_sweep_of_t
         (["loss=a,b", "seed=0,1", "hydra.sweeper.max_share=1.5"], "max_share must be null or a share in (0, 1]"),
         (["loss=a,b,c,d", "seed=0,1", "hydra.sweeper.max_share=0.2"], "max_share=0.2 is below the cheapest halving"),
         (["loss=a", "seed=0,1,2"], "needs at least two configurations"),
-        (["loss=a,b", "trainer.stop_at_epoch=3"], "do not set trainer.stop_at_epoch"),
+        (["loss=a,b", "job.stop_at_epoch=3"], "do not set job.stop_at_epoch"),
         (["loss=a,b", "trainer.max_epochs=3,9"], "do not sweep trainer.max_epochs"),
     ],
 )

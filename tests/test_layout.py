@@ -78,3 +78,22 @@ def test_the_tools_are_installed_commands():
     for tool in tools:  # python scripts/<tool>.py keeps working: a shim around the same entry point
         shim = (PACKAGE.parent / "scripts" / f"{tool.replace('-', '_')}.py").read_text()
         assert f"from segtrain.tools.{tool.replace('-', '_')} import" in shim
+
+
+def test_the_config_schemas_are_a_leaf_that_hydra_loads_without_torch():
+    """segtrain/schemas.py imports nothing of segtrain, and the plugin that registers it (scanned by Hydra at
+    every start-up) loads neither torch nor the rest of the package."""
+    import subprocess
+    import sys
+
+    tree = ast.parse((PACKAGE / "schemas.py").read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m.startswith("segtrain")}, imported
+    code = (
+        "import sys, hydra_plugins.segtrain_schemas.schemas; "
+        "print(sorted(k for k in ('torch', 'segtrain.engine', 'segtrain.job') if k in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
+                         cwd=PACKAGE.parent)  # fmt: skip
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

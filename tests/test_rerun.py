@@ -36,7 +36,7 @@ def completed_job(run_dir: Path, overrides: list[str]) -> dict:
 def test_same_experiment_is_skipped_even_when_operational_keys_differ(tmp_path):
     stored = completed_job(tmp_path, TINY)
     assert completed_result(tmp_path, compose(TINY)) == stored
-    again = [*TINY, "trainer.progress_bar=true", "trainer.num_threads=2", "dataset.loader.num_workers=1", "logger=none"]
+    again = [*TINY, "trainer.progress_bar=true", "job.num_threads=2", "dataset.loader.num_workers=1", "logger=none"]
     assert completed_result(tmp_path, compose(again)) == stored
 
 

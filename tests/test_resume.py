@@ -124,20 +124,20 @@ def test_checkpoint_gets_the_usual_file_mode_not_mkstemps_0600(tmp_path):
 
 
 def test_paused_at_stop_at_epoch_and_resumed_is_bit_identical_to_an_uninterrupted_run(tmp_path):
-    """trainer.stop_at_epoch (a successive-halving rung): the LR schedule and loss ramps span max_epochs, so
+    """job.stop_at_epoch (a successive-halving rung): the LR schedule and loss ramps span max_epochs, so
     pausing at epoch 2 and continuing to 4 ends where the straight run ends."""
     straight = tmp_path / "straight"
     run_train([*ARGS, f"hydra.run.dir={straight}"], tmp_path)
     paused = tmp_path / "paused"
-    run_train([*ARGS, "trainer.stop_at_epoch=2", f"hydra.run.dir={paused}"], tmp_path)
+    run_train([*ARGS, "job.stop_at_epoch=2", f"hydra.run.dir={paused}"], tmp_path)
     first = json.loads((paused / "metrics.json").read_text())
     assert first["status"] == "paused" and first["epochs_completed"] == 2 and first["max_epochs"] == 4
     assert load_checkpoint(paused / "checkpoints" / "last.pt")["epoch"] == 2
 
     # the same stop again is a no-op (a re-run of a finished rung); a later stop continues from last.pt
-    run_train([*ARGS, "trainer.stop_at_epoch=2", f"hydra.run.dir={paused}"], tmp_path)
+    run_train([*ARGS, "job.stop_at_epoch=2", f"hydra.run.dir={paused}"], tmp_path)
     assert json.loads((paused / "metrics.json").read_text())["epochs_completed"] == 2
-    run_train([*ARGS, "trainer.stop_at_epoch=4", f"hydra.run.dir={paused}"], tmp_path)
+    run_train([*ARGS, "job.stop_at_epoch=4", f"hydra.run.dir={paused}"], tmp_path)
     assert "resumed from" in (paused / "train.log").read_text()
     a = load_checkpoint(straight / "checkpoints" / "last.pt")
     b = load_checkpoint(paused / "checkpoints" / "last.pt")
@@ -173,7 +173,7 @@ def test_paused_and_resumed_with_persistent_loader_workers_is_bit_identical(tmp_
     ]
     straight, paused = tmp_path / "straight", tmp_path / "paused"
     run_train([*args, f"hydra.run.dir={straight}"], tmp_path)
-    run_train([*args, "trainer.stop_at_epoch=1", f"hydra.run.dir={paused}"], tmp_path)
+    run_train([*args, "job.stop_at_epoch=1", f"hydra.run.dir={paused}"], tmp_path)
     run_train([*args, f"hydra.run.dir={paused}"], tmp_path)
     a = load_checkpoint(straight / "checkpoints" / "last.pt")
     b = load_checkpoint(paused / "checkpoints" / "last.pt")

@@ -162,10 +162,10 @@ def test_tune_threshold_is_refused_in_multiclass_mode_and_must_be_a_bool():
     cfg = {"model": {"classes": 4, "in_channels": 3}, "loss": {"mode": "multiclass"},
            "dataset": {"mode": "multiclass", "num_classes": 4, "in_channels": 3},
            "trainer": {"tune_threshold": True}}  # fmt: skip
-    with pytest.raises(ValueError, match="trainer.tune_threshold=true but dataset.mode=multiclass"):
+    with pytest.raises(ValueError, match="job.tune_threshold=true but dataset.mode=multiclass"):
         check_config(cfg)
     check_config({**cfg, "trainer": {"tune_threshold": False}})
-    with pytest.raises(TypeError, match="trainer.tune_threshold='yes' is a str; it must be true or false"):
+    with pytest.raises(TypeError, match="job.tune_threshold='yes' is a str; it must be true or false"):
         check_config_types({"tune_threshold": "yes"}, {"name": "adam"}, {"name": "constant"})
 
 
@@ -175,10 +175,10 @@ def test_a_stored_config_from_before_the_key_equals_the_default():
     assert config_differences(old, {"trainer": {"select": "last", "tune_threshold": True}}) != []
 
 
-# ---- a real binary job with trainer.tune_threshold=true --------------------------------------------------
+# ---- a real binary job with job.tune_threshold=true --------------------------------------------------
 
 BINARY_ARGS = [*TINY, "dataset=shapes_binary", "loss=bce", "dataset.length.test=8", "logger=none",
-               "trainer.tune_threshold=true"]  # fmt: skip
+               "job.tune_threshold=true"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -299,7 +299,7 @@ def test_multilabel_job_tunes_one_threshold_per_channel_and_predict_uses_them(tm
     run = tmp_path / "run"
     run_train([*TINY, "dataset.mode=multilabel", "dataset.num_classes=3", "dataset.length.test=8",
                "dataset.class_names=[ellipse,rectangle,triangle]", "loss=bce", "logger=none",
-               "trainer.tune_threshold=true", f"hydra.run.dir={run}"], tmp_path)  # fmt: skip
+               "job.tune_threshold=true", f"hydra.run.dir={run}"], tmp_path)  # fmt: skip
     t = json.loads((run / "metrics.json").read_text())["threshold"]
     assert len(t["value"]) == 3 and all(v in GRID for v in t["value"])
     assert t["channels"] == ["ellipse", "rectangle", "triangle"]

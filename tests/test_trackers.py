@@ -190,7 +190,7 @@ def test_a_resumed_job_continues_its_mlflow_run(tmp_path):
     pytest.importorskip("mlflow")
     run = tmp_path / "run"
     first = [*TINY, "logger=mlflow", f"hydra.run.dir={run}"]
-    run_train([*first, "trainer.stop_at_epoch=1"], tmp_path)
+    run_train([*first, "job.stop_at_epoch=1"], tmp_path)
     client = mlflow_client(tmp_path)
     (paused,) = client.search_runs([client.get_experiment_by_name("segtrain").experiment_id])
     assert paused.data.tags["segtrain.status"] == "paused"

@@ -24,7 +24,7 @@ class HalvingSweeperConf:
     replicate_keys: List[str] = field(default_factory=lambda: ["seed", "dataset.fold"])  # noqa: UP006
     fold_key: str = "dataset.fold"  # of the replicate keys, the k-fold CV fold (pooled, not a seed)
     epochs_key: str = "trainer.max_epochs"  # the full budget, read from each job's config
-    stop_key: str = "trainer.stop_at_epoch"  # set per rung; must be left out of the job directory name
+    stop_key: str = "job.stop_at_epoch"  # set per rung; must be left out of the job directory name
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="halving", node=HalvingSweeperConf, provider="segtrain")
@@ -45,7 +45,7 @@ class FairSweeperConf:
     replicate_keys: List[str] = field(default_factory=lambda: ["seed", "dataset.fold"])  # noqa: UP006
     fold_key: str = "dataset.fold"
     epochs_key: str = "trainer.max_epochs"
-    stop_key: str = "trainer.stop_at_epoch"
+    stop_key: str = "job.stop_at_epoch"
     group_key: str = "loss"  # what is compared; each of its options brings its own search space
     space_key: str = "search"  # under group_key: the option's space (segtrain.losses.search)
     # knobs every loss is tuned over besides its own, as sweeps: {optimizer.lr: "1e-3,3e-3,1e-2"}

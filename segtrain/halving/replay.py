@@ -1,7 +1,7 @@
 """Successive halving replayed on a full grid's records: which configurations each rung would stop, and
 what that would cost, without training anything.
 
-A full grid trained in stages (``trainer.stop_at_epoch`` at each rung's epochs, then to the end; resume is
+A full grid trained in stages (``job.stop_at_epoch`` at each rung's epochs, then to the end; resume is
 bit-identical, so it is the same grid) leaves every configuration's per-case validation records at every rung.
 Halving's decisions depend only on those records, so replaying them gives exactly the survivors a real halving
 sweep would keep (``benchmarks/bench_halving.py`` checks the two agree), and lets several cut rules be compared on

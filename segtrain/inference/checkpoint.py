@@ -111,7 +111,7 @@ def resolve_threshold(
     checkpoint, and a line saying where they come from.
 
     ``auto``: the checkpoint's tuned threshold (``state["threshold"]["value"]``, written by a job with
-    ``trainer.tune_threshold: true``), else 0.5; a number (every channel) or a list (one per channel) in
+    ``job.tune_threshold: true``), else 0.5; a number (every channel) or a list (one per channel) in
     (0, 1) overrides it. Multiclass models take no threshold: ``auto`` gives None (argmax), anything else
     is an error.
     """
@@ -127,7 +127,7 @@ def resolve_threshold(
             values = check_thresholds(stored["value"], num_channels, f"checkpoint {source}: threshold.value")
             return values, f"threshold {_show(values)}: tuned on {stored.get('tuned_on')} (from the checkpoint)"
         return [DEFAULT] * num_channels, (
-            f"threshold 0.5: checkpoint {source} holds no tuned threshold (trained without trainer.tune_threshold)"
+            f"threshold 0.5: checkpoint {source} holds no tuned threshold (trained without job.tune_threshold)"
         )
     if isinstance(setting, str) or setting is None:
         raise ValueError(f"threshold={setting!r}: expected auto, a number in (0, 1) or a list of them per channel")

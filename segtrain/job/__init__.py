@@ -1,7 +1,7 @@
 """The job layer, above the training loop and inference: one training job from a plain config.
 
     run.py         build_job (config -> trainer and the evaluation's splits), run_job (train, then evaluate)
-    final_eval.py  the selected checkpoint (trainer.select) scored case by case, the threshold tuned on val
+    final_eval.py  the selected checkpoint (job.select) scored case by case, the threshold tuned on val
     status.py      whether the run directory already holds this job, completed
     process.py     seeds, threads, glibc's reuse of freed memory
     signals.py     preemption signals: a flag the loop asks after each step, then exit 75 or submitit's requeue

@@ -18,13 +18,15 @@ def final_evaluation(
     loaders: dict[str, Any],
     nsd_tolerance: float,
     run_dir: Path,
+    select: str = "last",
+    tune_threshold: bool = False,
 ) -> dict[str, Any]:
-    """The selected checkpoint (``trainer.select``: the last epoch's weights, or best.pt's) evaluated case
+    """The selected checkpoint (``select``, job.select: the last epoch's weights, or best.pt's) evaluated case
     by case on ``splits`` (``{"val": (split, data set), "test": (...)}``) -> per_case.csv; then metrics.json
     with the aggregates and status ``completed`` (only now: a job killed before this redoes it on re-run).
 
-    Binary and multilabel jobs with ``trainer.tune_threshold`` first pick each channel's Dice-best threshold
-    on val (``segtrain.metrics.threshold``), evaluate both splits with it, store it in the selected
+    Binary and multilabel jobs with ``tune_threshold`` (job.tune_threshold) first pick each channel's
+    Dice-best threshold on val (``segtrain.metrics.threshold``), evaluate both splits with it, store it in the selected
     checkpoint and write metrics.json ``threshold``; without it they cut at 0.5, which ``threshold`` says.
     ``trainer.limit_val_batches`` limits these passes too, so that a debug run stays quick. ``loaders`` holds
     an unshuffled loader per key of ``splits``.
@@ -38,19 +40,18 @@ def final_evaluation(
     from segtrain.modes import BINARY, MULTICLASS
 
     start = time.perf_counter()
-    # a job paused at trainer.stop_at_epoch (a successive-halving rung) is scored on val alone, stays paused,
+    # a job paused at job.stop_at_epoch (a successive-halving rung) is scored on val alone, stays paused,
     # and is evaluated again (per_case.csv rewritten) each time it stops
     paused = result.get("status") == "paused"
     if paused:
         splits = {"val": splits["val"]}
-    select = trainer.cfg.select
     epoch = trainer.load_weights(run_dir / "checkpoints" / "best.pt") if select == "best" else trainer.epoch
     val_data = splits["val"][1]
     mode, device, limit = val_data.mode, trainer.device, trainer.cfg.limit_val_batches
     channels = 1 if mode == BINARY else val_data.num_classes
     thresholds: list[float] | None = None
     sweeps: dict[str, ThresholdSweep] = {}
-    if mode != MULTICLASS and trainer.cfg.tune_threshold:
+    if mode != MULTICLASS and tune_threshold:
         sweeps["val"] = threshold_sweep(
             trainer.model, loaders["val"], mode=mode, num_channels=channels, ignore_index=val_data.ignore_index,
             device=device, amp_dtype=trainer.amp_dtype, limit_batches=limit,

@@ -24,14 +24,14 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def configure_process(tcfg: Any) -> None:
-    """Process-wide settings of a training job (``tcfg``: its TrainerConfig), before anything large is
+def configure_process(jcfg: Any) -> None:
+    """Process-wide settings of a training job (``jcfg``: its JobConfig), before anything large is
     allocated and before loader workers fork: torch's thread count and glibc's reuse of freed memory."""
     import torch
 
     from segtrain.cpu import keep_freed_memory
 
-    if tcfg.num_threads:  # parallel sweep jobs: cores / jobs each (docs/sweeps.md)
-        torch.set_num_threads(int(tcfg.num_threads))
-    if tcfg.keep_freed_memory:
-        log.info("memory: %s (trainer.keep_freed_memory)", keep_freed_memory())
+    if jcfg.num_threads:  # parallel sweep jobs: cores / jobs each (docs/sweeps.md)
+        torch.set_num_threads(int(jcfg.num_threads))
+    if jcfg.keep_freed_memory:
+        log.info("memory: %s (job.keep_freed_memory)", keep_freed_memory())

@@ -18,6 +18,7 @@ from segtrain.build import (
     build_eval_loader,
     build_loaders,
     build_split,
+    job_config,
     resolve_test_split,
     trainer_config,
 )
@@ -36,6 +37,7 @@ class Job:
     process's place in a DDP group."""
 
     trainer: Any
+    settings: Any  # the job section (segtrain.schemas.JobConfig)
     final_splits: dict[str, tuple[str, Any]]
     nsd_tolerance: float
     run_dir: Path
@@ -75,10 +77,11 @@ def build_job(
     recorded = copy.deepcopy(config)  # metrics.json's config, as resolved (the builders below read copies)
     check_config(config)
     tcfg = trainer_config(config["trainer"])
-    for name in tcfg.preempt_signals:  # a misspelt signal stops here, before the data sets are built
+    jcfg = job_config(config.get("job"))
+    for name in jcfg.preempt_signals:  # a misspelt signal stops here, before the data sets are built
         signal_number(name)
     if process_settings:
-        configure_process(tcfg)
+        configure_process(jcfg)
     rank, world_size, local_rank = init_distributed()
     run_dir = Path(broadcast_object(str(output_dir)))
     # a run is named after its job directory, a sweep's runs are grouped under the sweep's folder name; built
@@ -135,7 +138,7 @@ def build_job(
         rank=rank,
         world_size=world_size,
     )
-    return Job(trainer, final_splits, nsd_tolerance, run_dir, rank, world_size, lease, trackers)
+    return Job(trainer, jcfg, final_splits, nsd_tolerance, run_dir, rank, world_size, lease, trackers)
 
 
 def run_job(
@@ -182,11 +185,11 @@ def _train_and_evaluate(job: Job, config: dict[str, Any]) -> dict[str, Any]:
     from segtrain.job.final_eval import final_evaluation
 
     trainer = job.trainer
-    tcfg = trainer.cfg
+    tcfg, jcfg = trainer.cfg, job.settings
     try:
         # a preemption signal stops the loop after an optimizer step, with last.pt at that position
-        with PreemptionSignals(tcfg.preempt_signals) as signals:
-            result = trainer.fit(until_epoch=tcfg.stop_at_epoch, should_stop=signals.received)
+        with PreemptionSignals(jcfg.preempt_signals) as signals:
+            result = trainer.fit(until_epoch=jcfg.stop_at_epoch, should_stop=signals.received)
     finally:
         if job.world_size > 1:
             torch.distributed.destroy_process_group()
@@ -196,11 +199,11 @@ def _train_and_evaluate(job: Job, config: dict[str, Any]) -> dict[str, Any]:
         signals.hand_over()
     if job.rank != 0 or not result:  # under DDP rank 0 alone evaluates, on the whole of each split
         return result
-    # stopped at trainer.stop_at_epoch (a successive-halving rung): paused, and a later run continues; else
+    # stopped at job.stop_at_epoch (a successive-halving rung): paused, and a later run continues; else
     # "evaluating" until the end-of-job evaluation is on disk, so that a job killed during it is redone
     paused = trainer.epoch < tcfg.max_epochs and not trainer.stopped_early
     if paused:
-        log.info("paused after epoch %d of %d (trainer.stop_at_epoch)", trainer.epoch, tcfg.max_epochs)
+        log.info("paused after epoch %d of %d (job.stop_at_epoch)", trainer.epoch, tcfg.max_epochs)
     result = {**result, "status": "paused" if paused else "evaluating"}
     write_json(job.run_dir / "metrics.json", result)
     # one process, no extra loss inputs: the trainer's val loader (workers already running) is the same loader
@@ -210,4 +213,6 @@ def _train_and_evaluate(job: Job, config: dict[str, Any]) -> dict[str, Any]:
     loaders = {
         k: reuse.get(k) or build_eval_loader(config["dataset"], data) for k, (_, data) in job.final_splits.items()
     }
-    return final_evaluation(trainer, result, job.final_splits, loaders, job.nsd_tolerance, job.run_dir)
+    return final_evaluation(
+        trainer, result, job.final_splits, loaders, job.nsd_tolerance, job.run_dir, jcfg.select, jcfg.tune_threshold
+    )

@@ -39,7 +39,7 @@ def signal_number(name: str) -> signal.Signals:
         return signal.Signals[text if text.startswith("SIG") else f"SIG{text}"]
     except KeyError:
         raise ValueError(
-            f"trainer.preempt_signals: unknown signal {name!r}; expected names such as SIGTERM, SIGUSR1, SIGUSR2"
+            f"job.preempt_signals: unknown signal {name!r}; expected names such as SIGTERM, SIGUSR1, SIGUSR2"
         ) from None
 
 
@@ -66,7 +66,7 @@ class PreemptionSignals:
 
     def __enter__(self) -> PreemptionSignals:
         if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
-            log.warning("not in the main thread: preemption signals are not handled (trainer.preempt_signals)")
+            log.warning("not in the main thread: preemption signals are not handled (job.preempt_signals)")
             return self
         for sig in self.signals:
             self.previous[sig] = signal.signal(sig, self._handler)

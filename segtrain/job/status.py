@@ -19,7 +19,7 @@ def completed_result(run_dir: Path, config: dict[str, Any]) -> dict[str, Any] | 
     from segtrain.run_config import config_differences, describe_differences
 
     path = run_dir / "metrics.json"
-    if not config["trainer"].get("skip_completed", True) or not path.exists():
+    if not (config.get("job") or {}).get("skip_completed", True) or not path.exists():
         return None
     try:
         previous = json.loads(path.read_text())

@@ -100,7 +100,7 @@ def case_report(
     """
     if metric not in CASE_METRICS:
         raise ValueError(f"per-case metric must be one of {CASE_METRICS}, got {metric!r}")
-    # a paused job was stopped on purpose (trainer.stop_at_epoch: a successive-halving rung): listed as left
+    # a paused job was stopped on purpose (job.stop_at_epoch: a successive-halving rung): listed as left
     # out, but its configuration is not ranked, nor counted as failed (summary.md's halving section has it)
     configs = list(dict.fromkeys(r.config for r in runs if r.status != "paused"))
     left_out: list[LeftOut] = []
@@ -111,7 +111,7 @@ def case_report(
             why = {
                 "running": "still running (per_case.csv is written at the end)",
                 "preempted": "preempted: a signal stopped it mid-run (re-run the sweep: it continues from last.pt)",
-                "paused": "paused by trainer.stop_at_epoch (a successive-halving rung that stopped it)",
+                "paused": "paused by job.stop_at_epoch (a successive-halving rung that stopped it)",
                 "trained": "trained but not evaluated (stopped before per_case.csv: re-run it to evaluate)",
                 "evaluating": "trained, its evaluation not finished (stopped during it: re-run it to evaluate)",
             }.get(r.status, r.status)

@@ -247,7 +247,7 @@ def verdict_json(report: CaseReport) -> dict[str, Any]:
 
 THRESHOLD_NOTE = (
     " *threshold*: the sigmoid cut each job's hard predictions used (one per channel in multilabel mode, "
-    "mean and range over the seeds; * = tuned on val by trainer.tune_threshold, else the fixed 0.5)."
+    "mean and range over the seeds; * = tuned on val by job.tune_threshold, else the fixed 0.5)."
 )
 
 

@@ -27,9 +27,9 @@ HISTORY_FILE = "history.csv"
 # Override keys that never change what is trained: a resumed run is the same experiment, Hydra's own
 # settings only move files, paths and loggers only change where things are written.
 # `dataset.fold` is part of the job, not of the configuration: k-fold CV scores every case once per seed.
-# `trainer.stop_at_epoch` is where a successive-halving rung paused the job, not what it trains.
+# `job.stop_at_epoch` is where a successive-halving rung paused the job, not what it trains.
 NON_EXPERIMENT_KEYS = frozenset(
-    {"seed", "dataset.fold", "trainer.resume", "trainer.stop_at_epoch", "resume", "ckpt_path", "trainer.ckpt_path"}
+    {"seed", "dataset.fold", "trainer.resume", "job.stop_at_epoch", "resume", "ckpt_path", "trainer.ckpt_path"}
 )
 FOLD_KEY = "dataset.fold"
 NON_EXPERIMENT_PREFIXES = ("hydra.", "paths.", "logger.")

@@ -37,7 +37,7 @@ class MLflowSettings:
     tracking_uri: str | None = None  # null: $MLFLOW_TRACKING_URI, else sqlite:///<store_dir>/mlflow.db
     artifact_location: str | None = None  # a new experiment's artifact root (null: see artifact_root)
     experiment: str | None = None  # null: the sweep's folder under paths.output_dir, or "segtrain"
-    log_checkpoint: bool = False  # also upload the selected checkpoint (trainer.select)
+    log_checkpoint: bool = False  # also upload the selected checkpoint (job.select)
 
     def uri(self) -> str:
         return self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or self.local_uri()

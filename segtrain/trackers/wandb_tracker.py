@@ -31,7 +31,7 @@ class WandbSettings:
     mode: str = "offline"  # offline, online or disabled; $WANDB_MODE wins
     group: str | None = None  # null: the sweep's folder under paths.output_dir (W&B groups its jobs)
     tags: list[str] = field(default_factory=list)
-    log_checkpoint: bool = False  # also save the selected checkpoint (trainer.select)
+    log_checkpoint: bool = False  # also save the selected checkpoint (job.select)
 
     def resolved_mode(self) -> str:
         mode = os.environ.get("WANDB_MODE") or self.mode

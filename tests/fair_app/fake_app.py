@@ -1,7 +1,7 @@
 """A stand-in for train.py in the fair-sweep tests: a Hydra app that "trains" in no time.
 
 Like tests/halving_app/fake_app.py (resumes from metrics.json's epochs_completed, pauses at
-trainer.stop_at_epoch, writes per_case.csv and appends "<job dir> <from> <to>" to <sweep dir>/trained.log),
+job.stop_at_epoch, writes per_case.csv and appends "<job dir> <from> <to>" to <sweep dir>/trained.log),
 but its loss is a config group whose options carry a search space (conf/loss/*.yaml ``search``). A case's
 Dice is quality(loss, knob, lr) * ramp(epoch) + case difficulty + noise(config, seed, case), with
 n_test_cases held-out cases scored the same way. Every read of a per_case.csv is not the app's business: the
@@ -50,7 +50,7 @@ def main(cfg: DictConfig) -> float:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     metrics_path = run_dir / "metrics.json"
     start = json.loads(metrics_path.read_text())["epochs_completed"] if metrics_path.exists() else 0
-    end = min(cfg.trainer.max_epochs, cfg.trainer.stop_at_epoch or cfg.trainer.max_epochs)
+    end = min(cfg.trainer.max_epochs, cfg.job.stop_at_epoch or cfg.trainer.max_epochs)
     if start >= end:
         return 0.0
     done = end >= cfg.trainer.max_epochs

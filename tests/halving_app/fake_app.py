@@ -1,7 +1,7 @@
 """A stand-in for train.py in the successive-halving tests: a Hydra app that "trains" in no time.
 
 Like the real trainer it resumes from what its directory holds (metrics.json's epochs_completed, for
-last.pt), trains to trainer.stop_at_epoch (status paused) or trainer.max_epochs (completed), and writes
+last.pt), trains to job.stop_at_epoch (status paused) or trainer.max_epochs (completed), and writes
 per_case.csv with the val split's per-case scores at the epoch reached (and n_test_cases test rows). A case's Dice is
 quality(loss) * ramp(epoch) + case difficulty + noise(loss, seed, case): deterministic, paired across
 configurations. Every invocation that trains appends "<job dir> <from> <to>" to <sweep dir>/trained.log.
@@ -47,7 +47,7 @@ def main(cfg: DictConfig) -> float:
         raise RuntimeError("this loss always fails")
     metrics_path = run_dir / "metrics.json"
     start = json.loads(metrics_path.read_text())["epochs_completed"] if metrics_path.exists() else 0
-    end = min(cfg.trainer.max_epochs, cfg.trainer.stop_at_epoch or cfg.trainer.max_epochs)
+    end = min(cfg.trainer.max_epochs, cfg.job.stop_at_epoch or cfg.trainer.max_epochs)
     if start >= end:
         return 0.0
     die = os.environ.get("FAKE_APP_DIE_AT", "")
