@@ -5,13 +5,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, run_train
+from conftest import ROOT, TINY, run_train
 from PIL import Image
 from test_report_verdict import base_cases, by_config, make_job, shifted, tables
 
 from segtrain.build import build_eval_loader, build_split
 from segtrain.checkpoint import annotate_checkpoint, load_checkpoint
-from segtrain.config_checks import check_config, check_config_types
+from segtrain.config_checks import check_config
 from segtrain.inference import evaluate_cases, model_from_checkpoint, resolve_threshold
 from segtrain.metrics.threshold import (
     GRID_SPEC,
@@ -158,21 +158,29 @@ def test_resolve_threshold_auto_number_and_multiclass():
         resolve_threshold(1.2, {}, "binary", 1)
 
 
+def compose_train(overrides: list[str]):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        return compose(config_name="train", overrides=overrides)
+
+
 def test_tune_threshold_is_refused_in_multiclass_mode_and_must_be_a_bool():
     cfg = {"model": {"classes": 4, "in_channels": 3}, "loss": {"mode": "multiclass"},
            "dataset": {"mode": "multiclass", "num_classes": 4, "in_channels": 3},
-           "trainer": {"tune_threshold": True}}  # fmt: skip
+           "job": {"tune_threshold": True}}  # fmt: skip
     with pytest.raises(ValueError, match="job.tune_threshold=true but dataset.mode=multiclass"):
         check_config(cfg)
-    check_config({**cfg, "trainer": {"tune_threshold": False}})
-    with pytest.raises(TypeError, match="job.tune_threshold='yes' is a str; it must be true or false"):
-        check_config_types({"tune_threshold": "yes"}, {"name": "adam"}, {"name": "constant"})
+    check_config({**cfg, "job": {"tune_threshold": False}})
+    with pytest.raises(Exception, match="job.tune_threshold=sometimes") as err:  # Hydra, against JobConfig
+        compose_train(["job.tune_threshold=sometimes"])
+    assert "Value 'sometimes' is not a valid bool" in str(err.value.__cause__)
 
 
 def test_a_stored_config_from_before_the_key_equals_the_default():
-    old = {"trainer": {"select": "last"}}
-    assert config_differences(old, {"trainer": {"select": "last", "tune_threshold": False}}) == []
-    assert config_differences(old, {"trainer": {"select": "last", "tune_threshold": True}}) != []
+    old = {"trainer": {"select": "last"}}  # before tune_threshold existed, and before the job group
+    assert config_differences(old, {"job": {"select": "last", "tune_threshold": False}}) == []
+    assert config_differences(old, {"job": {"select": "last", "tune_threshold": True}}) != []
 
 
 # ---- a real binary job with job.tune_threshold=true --------------------------------------------------

@@ -84,7 +84,7 @@ def test_multirun_names_job_directories_after_their_overrides(tmp_path):
     ("args", "message"),
     [
         (["loss=nosuch"], "Could not find 'loss/nosuch'"),
-        (["trainer.nosuch=1"], "Key 'nosuch' is not in struct"),
+        (["trainer.nosuch=1"], "Key 'nosuch' not in 'TrainerConfig'"),
         (["model.classes=3"], "model.classes=3 but dataset 'shapes' has num_classes=4"),
         (["loss.mode=binary"], "loss.mode=binary but dataset.mode=multiclass"),
         (["trainer.precision=64"], "trainer.precision must be auto, 32, 16-mixed or bf16-mixed"),
