@@ -13,6 +13,7 @@ from segtrain.build import build_eval_loader, build_split
 from segtrain.checkpoint import annotate_checkpoint, load_checkpoint
 from segtrain.config_checks import check_config
 from segtrain.inference import evaluate_cases, model_from_checkpoint, resolve_threshold
+from segtrain.inference.evaluation import LogitCache, threshold_sweep
 from segtrain.metrics.threshold import (
     GRID_SPEC,
     ThresholdSweep,
@@ -156,6 +157,38 @@ def test_resolve_threshold_auto_number_and_multiclass():
         resolve_threshold("high", {}, "binary", 1)
     with pytest.raises(ValueError, match="strictly between"):
         resolve_threshold(1.2, {}, "binary", 1)
+
+
+def test_tuning_then_scoring_val_predicts_it_once_with_the_same_rows(monkeypatch):
+    """The end of a job with job.tune_threshold: the pass that tunes the threshold keeps val's logits
+    (LogitCache), the pass that scores val with it reads them: one forward pass per batch, not two, and the
+    per-case rows are those of predicting again (also what a cache past its limit falls back to)."""
+    import segtrain.inference.evaluation as evaluation
+
+    torch.manual_seed(0)
+    model = torch.nn.Conv2d(3, 1, 3, padding=1).eval()
+    batches = [
+        {"image": torch.randn(2, 3, 16, 16), "mask": (torch.rand(2, 16, 16) < 0.3).long(), "id": [f"c{i}a", f"c{i}b"]}
+        for i in range(3)
+    ]
+    calls = []
+    real = evaluation.predict_logits
+    monkeypatch.setattr(evaluation, "predict_logits", lambda m, x, **kw: calls.append(x.shape[0]) or real(m, x, **kw))
+    kw = dict(mode="binary", num_classes=1, class_names=["fg"], nsd_tolerance=2.0, split="val")
+
+    kept = LogitCache(1 << 20)
+    sweep = threshold_sweep(model, batches, mode="binary", num_channels=1, keep=kept)
+    thresholds = choose_thresholds(sweep.dice(), sweep.grid, sweep.positives())
+    once = evaluate_cases(model, batches, threshold=thresholds, batches=kept.batches(), **kw)
+    assert kept.complete and len(calls) == 3  # val read once
+    twice = evaluate_cases(model, batches, threshold=thresholds, **kw)
+    assert len(calls) == 6 and once == twice
+
+    small = LogitCache(100)  # past its limit: holds nothing, and the scoring pass predicts again
+    threshold_sweep(model, batches, mode="binary", num_channels=1, keep=small)
+    assert not small.complete
+    with pytest.raises(RuntimeError, match="went past its limit"):
+        small.batches()
 
 
 def compose_train(overrides: list[str]):

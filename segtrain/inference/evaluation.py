@@ -67,6 +67,33 @@ def _check_threshold_mode(threshold: Sequence[float] | None, mode: str) -> None:
         )
 
 
+class LogitCache:
+    """A split's logits, targets and case ids kept on the CPU while one pass runs, so that the next pass over
+    the same split reads them instead of predicting again (the end of a job with job.tune_threshold: the
+    threshold is chosen on val, then val is scored with it). Past ``limit_bytes`` it drops what it holds
+    (``complete`` turns false) and the second pass predicts again: the same numbers, more time."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit_bytes = limit_bytes
+        self.nbytes = 0
+        self.complete = True
+        self._batches: list[tuple[torch.Tensor, torch.Tensor, list[str]]] = []
+
+    def add(self, logits: torch.Tensor, target: torch.Tensor, ids: list[str]) -> None:
+        if not self.complete:
+            return
+        self.nbytes += logits.numel() * logits.element_size() + target.numel() * target.element_size()
+        if self.nbytes > self.limit_bytes:
+            self.complete, self._batches = False, []
+            return
+        self._batches.append((logits.detach().cpu(), target.detach().cpu(), list(ids)))
+
+    def batches(self) -> list[tuple[torch.Tensor, torch.Tensor, list[str]]]:
+        if not self.complete:
+            raise RuntimeError("LogitCache.batches: the cache went past its limit and holds nothing")
+        return self._batches
+
+
 @torch.no_grad()
 def threshold_sweep(
     model: nn.Module,
@@ -82,9 +109,11 @@ def threshold_sweep(
     window: int | None = None,
     overlap: float = 0.5,
     blend: str = "gaussian",
+    keep: LogitCache | None = None,
 ) -> ThresholdSweep:
     """One pass over ``loader`` (logits as ``evaluate_cases`` makes them) into a ``ThresholdSweep``: each
-    channel's TP/FP/FN at every grid threshold over the whole split, from which a threshold is chosen."""
+    channel's TP/FP/FN at every grid threshold over the whole split, from which a threshold is chosen.
+    ``keep`` collects each batch's logits, target and ids for ``evaluate_cases(batches=...)``."""
     device = torch.device(device)
     model = model.to(device).eval()
     sweep = ThresholdSweep(mode, num_channels, ignore_index)
@@ -94,7 +123,12 @@ def threshold_sweep(
         x, y = batch["image"].to(device), batch["mask"].to(device)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = predict_logits(model, x, tta=tta, window=window, overlap=overlap, blend=blend)
-        sweep.update(logits.float(), y)
+        logits = logits.float()
+        sweep.update(logits, y)
+        if keep is not None and "id" in batch:
+            keep.add(logits, y, [str(c) for c in batch["id"]])
+        elif keep is not None:  # no case ids: evaluate_cases reads the loader again (and says what it lacks)
+            keep.complete = False
     sweep.counts()  # an empty loader is an error here, not a 0.5 chosen from nothing
     return sweep
 
@@ -120,6 +154,7 @@ def evaluate_cases(
     workers: int = 2,
     on_logits: Callable[[torch.Tensor, torch.Tensor, list[str]], None] | None = None,
     threshold: Sequence[float] | None = None,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor, list[str]]] | None = None,
 ) -> list[dict[str, Any]]:
     """``per_case_rows`` of every image of ``loader`` (batches of ``{"image", "mask", "id"}``): one row per
     image x class (``segtrain.metrics.per_case.COLUMNS``), ``case`` = the item's id, in loader order.
@@ -132,7 +167,8 @@ def evaluate_cases(
     main cost, runs outside the GIL, and so does the forward pass); rows come back in loader order.
     ``limit_batches`` stops after that many batches (the trainer's ``limit_val_batches``).
     ``on_logits(logits, target, ids)`` sees every batch's raw logits (``evaluate`` adds its confusion-matrix
-    metrics there, so one forward pass serves both).
+    metrics there, so one forward pass serves both). ``batches``: (logits, target, ids) a previous pass over
+    the same split kept (``LogitCache``), scored instead of predicting again; ``loader`` is then not read.
     """
     _check_threshold_mode(threshold, mode)
     if workers < 1:
@@ -142,16 +178,9 @@ def evaluate_cases(
     pending: list[Future] = []
     n_images = 0
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="per-case") as pool:
-        for i, batch in enumerate(loader):
-            if limit_batches and i >= limit_batches:
-                break
-            if "id" not in batch:
-                raise ValueError(f"evaluate_cases: batch {i} has no 'id' (keys: {sorted(batch)}); expected case ids")
-            ids = [str(c) for c in batch["id"]]
-            x, y = batch["image"].to(device), batch["mask"].to(device)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                logits = predict_logits(model, x, tta=tta, window=window, overlap=overlap, blend=blend)
-            logits = logits.float()
+        predicted = _predicted(model, loader, device, amp_dtype, limit_batches, tta, window, overlap, blend)
+        for logits, y, ids in batches if batches is not None else predicted:
+            logits, y = logits.to(device), y.to(device)
             if on_logits is not None:
                 on_logits(logits, y, ids)
             pred, tgt = hard_predictions(logits, y, mode, threshold)
@@ -176,6 +205,19 @@ def evaluate_cases(
     if not n_images:
         raise ValueError(f"evaluate_cases: the loader of split '{split}' yielded no images (empty split?)")
     return rows
+
+
+def _predicted(model, loader, device, amp_dtype, limit_batches, tta, window, overlap, blend):
+    """(float32 logits, target, ids) per batch of ``loader``, as ``evaluate_cases`` scores them."""
+    for i, batch in enumerate(loader):
+        if limit_batches and i >= limit_batches:
+            break
+        if "id" not in batch:
+            raise ValueError(f"evaluate_cases: batch {i} has no 'id' (keys: {sorted(batch)}); expected case ids")
+        x, y = batch["image"].to(device), batch["mask"].to(device)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = predict_logits(model, x, tta=tta, window=window, overlap=overlap, blend=blend)
+        yield logits.float(), y, [str(c) for c in batch["id"]]
 
 
 def case_summary(rows: Sequence[Mapping[str, Any]], split: str) -> dict[str, Any]:

@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("segtrain")
+# job.tune_threshold: val's logits (float32) and masks up to this size are kept from the pass that tunes the
+# threshold for the pass that scores val with it; a larger val split is predicted twice (the same numbers)
+KEEP_LOGITS_BYTES = 1 << 30
 
 
 def final_evaluation(
@@ -26,14 +29,15 @@ def final_evaluation(
     with the aggregates and status ``completed`` (only now: a job killed before this redoes it on re-run).
 
     Binary and multilabel jobs with ``tune_threshold`` (job.tune_threshold) first pick each channel's
-    Dice-best threshold on val (``segtrain.metrics.threshold``), evaluate both splits with it, store it in the selected
-    checkpoint and write metrics.json ``threshold``; without it they cut at 0.5, which ``threshold`` says.
+    Dice-best threshold on val (``segtrain.metrics.threshold``; that pass keeps val's logits, ``LogitCache``, so
+    that val is predicted once), evaluate both splits with it, store it in the selected checkpoint and write
+    metrics.json ``threshold``; without it they cut at 0.5, which ``threshold`` says.
     ``trainer.limit_val_batches`` limits these passes too, so that a debug run stays quick. ``loaders`` holds
     an unshuffled loader per key of ``splits``.
     """
     from segtrain.checkpoint import annotate_checkpoint
     from segtrain.engine.records import write_json
-    from segtrain.inference.evaluation import case_summary, evaluate_cases, threshold_sweep
+    from segtrain.inference.evaluation import LogitCache, case_summary, evaluate_cases, threshold_sweep
     from segtrain.metrics.empty_rules import EMPTY_RULES
     from segtrain.metrics.per_case import write_per_case_csv
     from segtrain.metrics.threshold import DEFAULT, GRID_SPEC, ThresholdSweep, choose_thresholds
@@ -51,12 +55,17 @@ def final_evaluation(
     channels = 1 if mode == BINARY else val_data.num_classes
     thresholds: list[float] | None = None
     sweeps: dict[str, ThresholdSweep] = {}
+    kept: LogitCache | None = None
     if mode != MULTICLASS and tune_threshold:
+        # val is predicted once: the pass that tunes the threshold keeps its logits for the pass that scores
+        kept = LogitCache(KEEP_LOGITS_BYTES)
         sweeps["val"] = threshold_sweep(
             trainer.model, loaders["val"], mode=mode, num_channels=channels, ignore_index=val_data.ignore_index,
-            device=device, amp_dtype=trainer.amp_dtype, limit_batches=limit,
+            device=device, amp_dtype=trainer.amp_dtype, limit_batches=limit, keep=kept,
         )  # fmt: skip
         thresholds = choose_thresholds(sweeps["val"].dice(), sweeps["val"].grid, sweeps["val"].positives())
+        if not kept.complete:
+            log.info("val's logits exceed %d MiB: predicting val again to score it", KEEP_LOGITS_BYTES >> 20)
     rows: list[dict[str, Any]] = []
     sections: dict[str, Any] = {}
     for key, (split, data) in splits.items():
@@ -67,6 +76,7 @@ def final_evaluation(
             class_names=data.class_names, ignore_index=data.ignore_index, nsd_tolerance=nsd_tolerance,
             split=split, device=device, amp_dtype=trainer.amp_dtype, limit_batches=limit, threshold=thresholds,
             on_logits=(lambda lg, y, _ids, s=sweeps[key]: s.update(lg, y)) if key in sweeps and key != "val" else None,
+            batches=kept.batches() if key == "val" and kept is not None and kept.complete else None,
         )  # fmt: skip
         rows += split_rows
         sections[key] = case_summary(split_rows, split)
