@@ -23,6 +23,7 @@ from segtrain.verdict.result import _json
 
 from .cases import LOWER_IS_BETTER, METRIC_NAMES, read_job_cases
 from .casewise import DEFAULT_ROPES
+from .halving import read_sweeper_state
 from .runs import read_run
 
 FAIR_FILE = "fair.json"
@@ -31,16 +32,7 @@ HELD_OUT = "test"
 
 def read_fair(root: Path) -> dict[str, Any] | None:
     """fair.json of the sweep at ``root``, or None when it is not a fair sweep; ValueError if unreadable."""
-    path = Path(root) / FAIR_FILE
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except ValueError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("tuning"), dict):
-        raise ValueError(f"{path}: expected an object with a 'tuning' mapping (written by hydra/sweeper=fair)")
-    return data
+    return read_sweeper_state(Path(root) / FAIR_FILE, "tuning", dict, "hydra/sweeper=fair")
 
 
 def job_records(

@@ -26,15 +26,20 @@ REASONS = {
 
 def read_halving(root: Path) -> dict[str, Any] | None:
     """halving.json of the sweep at `root`, or None when it is not a halving sweep. ValueError if unreadable."""
-    path = Path(root) / HALVING_FILE
+    return read_sweeper_state(Path(root) / HALVING_FILE, "rungs", list, "hydra/sweeper=halving")
+
+
+def read_sweeper_state(path: Path, key: str, kind: type, sweeper: str) -> dict[str, Any] | None:
+    """The JSON state a sweeper keeps in the sweep directory (None when absent): an object whose ``key`` holds
+    a ``kind``; ValueError naming the file and what was expected otherwise."""
     if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text())
     except ValueError as exc:
         raise ValueError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("rungs"), list):
-        raise ValueError(f"{path}: expected an object with a 'rungs' list (written by hydra/sweeper=halving)")
+    if not isinstance(data, dict) or not isinstance(data.get(key), kind):
+        raise ValueError(f"{path}: expected an object with a {key!r} {kind.__name__} (written by {sweeper})")
     return data
 
 

@@ -158,20 +158,14 @@ def job_sections(runs: list[RunRecord], metric: str, *, case_level: bool = False
     if len(policies) == 1:
         lines += ["", f"Empty-class policy: {policies.pop()}"]
     counted = "not in the case-level verdict yet" if case_level else "counted with their current best"
-    lines += _jobs_section(
-        f"Running jobs ({counted})",
-        runs,
-        "running",
-        ["epochs", "current best"],
-        lambda r: [_epochs(r), _fmt(r.best_value(metric))],
-    )
-    lines += _jobs_section(
-        f"Preempted jobs (a signal stopped them; re-running the sweep continues them; {counted})",
-        runs,
-        "preempted",
-        ["epochs", "current best"],
-        lambda r: [_epochs(r), _fmt(r.best_value(metric))],
-    )
+    unfinished = {
+        "running": f"Running jobs ({counted})",
+        "preempted": f"Preempted jobs (a signal stopped them; re-running the sweep continues them; {counted})",
+    }
+    for status, title in unfinished.items():
+        lines += _jobs_section(
+            title, runs, status, ["epochs", "current best"], lambda r: [_epochs(r), _fmt(r.best_value(metric))]
+        )
     lines += _jobs_section(
         "Failed jobs", runs, "failed", ["epochs", "error"], lambda r: [_epochs(r), _md(r.error or "no error recorded")]
     )
