@@ -342,3 +342,14 @@ def test_fair_loss_sweep_on_shapes_selects_on_val_scores_on_test_and_reruns_exac
     rerun = tmp_path / "rerun"
     run_train([*job["overrides"], f"hydra.run.dir={rerun}"], tmp_path)
     assert (rerun / "per_case.csv").read_text() == (sweep / job["dir"] / "per_case.csv").read_text()
+
+
+def test_the_fair_sweep_runs_on_the_joblib_launcher_and_a_rerun_trains_nothing(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["loss=one,three", "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    run_app(sweep, *args)
+    state = json.loads((sweep / "fair.json").read_text())
+    assert state["status"] == "completed" and state["tuning"]["three"]["selected"] == "loss=three,loss.knob=3"
+    log = (sweep / "trained.log").read_text()
+    run_app(sweep, *args)  # the same command into the same directory: every rung replayed, nothing trained
+    assert (sweep / "trained.log").read_text() == log
