@@ -115,7 +115,7 @@ def fair_report(
     if tuned:
         lines += ["", _means_line(tuned, tuning, name)]
     lines += ["", "## What tuning did", ""]
-    lines += _tuning_table(losses, tuning, halving, tuned, defaults, name)
+    lines += _tuning_table(losses, tuning, halving, tuned, defaults, name, split)
     if defaults is not None:
         lines += ["", "## Verdict at the defaults (the same sweep's runs)", ""]
         lines.append(_sentence(defaults, split, metric))
@@ -174,10 +174,10 @@ def _read_halving(root: Path, rel: str | None) -> dict[str, Any] | None:
         return None
 
 
-def _tuning_table(losses, tuning, halving, tuned, defaults, name) -> list[str]:
+def _tuning_table(losses, tuning, halving, tuned, defaults, name, split) -> list[str]:
     lines = [
         f"| loss | settings | budget / spent (epochs) | val {name} across its space at rung 0 | chosen among, at "
-        f"| selected setting | held-out tuned | held-out defaults | gain |",
+        f"| selected setting | {split} tuned | {split} defaults | gain |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for loss in losses:
@@ -206,7 +206,7 @@ def _tuning_table(losses, tuning, halving, tuned, defaults, name) -> list[str]:
         "space*: the lowest and highest mean validation score of its settings after the first rung, where all had "
         "trained equally long (– when nothing was halved). *chosen among, at*: the last rung that ranked two or "
         "more of its settings on val, how many and after how many epochs: the budget decides how late that is "
-        "(a larger `budget` keeps more settings to later rungs). *gain*: held-out tuned minus defaults (mean per "
+        f"(a larger `budget` keeps more settings to later rungs). *gain*: {split} tuned minus defaults (mean per "
         "case and seed).",
     ]
     return lines
