@@ -48,6 +48,23 @@ from segtrain.models import build_model  # noqa: E402
 N_IMAGES, HEIGHT, WIDTH, PADDED_HEIGHT = 101, 360, 480, 384
 
 
+def side_by_side(base, other, rounds: int) -> tuple[list[float], list[float], list[float], object]:
+    """One warm-up of each, then ``rounds`` of ``base`` and ``other`` in turn: their times (s), the ratio
+    other / base per round, and ``other``'s last result."""
+    base()
+    other()
+    t_base, t_other, ratios, out = [], [], [], None
+    for _ in range(rounds):
+        start = time.perf_counter()
+        base()
+        t_base.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        out = other()
+        t_other.append(time.perf_counter() - start)
+        ratios.append(t_other[-1] / t_base[-1])
+    return t_base, t_other, ratios, out
+
+
 def load_masks(rng: np.random.Generator) -> tuple[np.ndarray, int, int | None, str]:
     """(N x H x W int64 masks, num_classes, ignore_index, description)."""
     root = os.environ.get("SEGTRAIN_DATA")
@@ -123,17 +140,7 @@ def bench_job(rounds: int, checkpoint: str | None, overrides: list[str]) -> None
         reuse = {"val": val_loader}
         return final_evaluation(trainer, {"timing": {}}, splits, reuse, tolerance, run_dir)
 
-    validate()  # warm-up (loader workers, allocator)
-    result = evaluate()
-    t_val, t_eval, ratios = [], [], []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        validate()
-        t_val.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        result = evaluate()
-        t_eval.append(time.perf_counter() - start)
-        ratios.append(t_eval[-1] / t_val[-1])
+    t_val, t_eval, ratios, result = side_by_side(validate, evaluate, rounds)  # warm-up: loader workers, allocator
     v = result["val"]
     print(f"per-case means: dice {v['dice']:.3f}, hd95 {v['hd95']:.2f} px, nsd {v['nsd']:.3f} ({v['num_cases']} cases)")
     print(f"trainer.validate() (s), per round: {' '.join(f'{t:.2f}' for t in t_val)}")
@@ -189,17 +196,7 @@ def main() -> None:
         return rows
 
     print(f"data: {source}; predictions: {args.pred}; batch {args.batch}; torch threads {torch.get_num_threads()}")
-    forward()  # warm-up
-    metrics()
-    t_fwd, t_met, ratios = [], [], []
-    for _ in range(args.rounds):
-        start = time.perf_counter()
-        forward()
-        t_fwd.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        rows = metrics()
-        t_met.append(time.perf_counter() - start)
-        ratios.append(t_met[-1] / t_fwd[-1])
+    t_fwd, t_met, ratios, rows = side_by_side(forward, metrics, args.rounds)
     summary = aggregate_cases(rows)["mean"]
     print(f"rows: {len(rows)}; mean dice {summary['dice']['mean']:.3f}, hd95 {summary['hd95']['mean']:.2f} px, "
           f"nsd {summary['nsd']['mean']:.3f}")  # fmt: skip

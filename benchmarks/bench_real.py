@@ -22,7 +22,6 @@ per-round paired ratios. benchmarks/_bench_real.py holds the arms; docs/performa
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -34,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 for _path in (ROOT, ROOT / "benchmarks"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
-from benchmark import cpu_name  # noqa: E402
+from benchmark import cpu_name, write_results  # noqa: E402
 
 TARGET = 1.05
 
@@ -218,11 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "wall_s": round(time.perf_counter() - start, 1),
     }
-    (args.out / "benchmark.json").write_text(json.dumps(result, indent=2) + "\n")
-    table = markdown(result)
-    (args.out / "benchmark.md").write_text(table)
-    print("\n" + table)
-    print(f"wrote {args.out / 'benchmark.json'} and {args.out / 'benchmark.md'}")
+    write_results(args.out, result, markdown(result))
     return 0
 
 

@@ -239,12 +239,16 @@ def main(argv: list[str] | None = None) -> int:
         "command": command.strip(),
         "wall_s": round(time.perf_counter() - t0, 1),
     }
-    (args.out / "benchmark.json").write_text(json.dumps(result, indent=2) + "\n")
-    table = markdown(result)
-    (args.out / "benchmark.md").write_text(table)
-    print("\n" + table)
-    print(f"wrote {args.out / 'benchmark.json'} and {args.out / 'benchmark.md'}")
+    write_results(args.out, result, markdown(result))
     return 0
+
+
+def write_results(out: Path, result: dict, table: str) -> None:
+    """``out``/benchmark.json (the figures) and benchmark.md (``table``), and the table printed."""
+    (out / "benchmark.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "benchmark.md").write_text(table)
+    print("\n" + table)
+    print(f"wrote {out / 'benchmark.json'} and {out / 'benchmark.md'}")
 
 
 def cpu_name() -> str:
